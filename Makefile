@@ -1,0 +1,84 @@
+# ftpsd — FTP over TLS server. `make`, `make check`, `make demo`, `make install`.
+VERSION    = 0.1.0
+PREFIX    ?= /usr/local
+sbindir   ?= $(PREFIX)/sbin
+sysconfdir ?= /etc
+datadir   ?= $(PREFIX)/share
+mandir    ?= $(datadir)/man
+DESTDIR   ?=
+
+CC        ?= cc
+CFLAGS    ?= -O2 -g
+# snprintf into fixed buffers truncates on purpose (bounded log and reply text).
+WARN       = -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-format-truncation
+HARDEN     = -fstack-protector-strong -fstack-clash-protection -fcf-protection -fPIE
+ALL_CFLAGS = -std=gnu11 $(WARN) $(HARDEN) $(CFLAGS)
+ALL_CPPFLAGS = -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -DFTPSD_VERSION='"$(VERSION)"' \
+	-DFTPSD_CONFIG_FILE='"$(sysconfdir)/ftpsd.conf"' $(CPPFLAGS)
+ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack -Wl,--as-needed $(LDFLAGS)
+LIBS       = -lssl -lcrypto -lpam -lcap-ng -lseccomp
+
+SRCS = $(wildcard src/*.c)
+OBJS = $(SRCS:src/%.c=build/%.o)
+# Everything but main.c, for the unit tests.
+LIBOBJS = $(filter-out build/main.o,$(OBJS))
+
+UNIT_SRCS = $(wildcard tests/unit/*_test.c)
+UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
+
+all: ftpsd
+
+ftpsd: $(OBJS)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $(OBJS) $(LIBS)
+
+build/%.o: src/%.c | build
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+build:
+	mkdir -p build build/tests
+
+build/tests/%: tests/unit/%.c $(LIBOBJS) tests/unit/unit.h | build
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -Isrc $(ALL_LDFLAGS) -o $@ $< $(LIBOBJS) $(LIBS)
+
+-include $(OBJS:.o=.d)
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do ./$$t; done
+
+deps:
+	@sh tests/lib/install-deps.sh
+
+check: deps all unit
+	@./tests/run-integration.sh
+
+demo: all
+	@sh contrib/demo.sh
+
+install: ftpsd
+	install -d $(DESTDIR)$(sbindir) $(DESTDIR)$(sysconfdir) $(DESTDIR)$(sysconfdir)/pam.d \
+		$(DESTDIR)$(sysconfdir)/xinetd.d $(DESTDIR)$(mandir)/man8 $(DESTDIR)$(mandir)/man5 \
+		$(DESTDIR)$(datadir)/ftpsd/empty $(DESTDIR)$(PREFIX)/lib/systemd/system
+	install -m 0755 ftpsd $(DESTDIR)$(sbindir)/ftpsd
+	install -m 0644 contrib/ftpsd.conf.example $(DESTDIR)$(sysconfdir)/ftpsd.conf
+	install -m 0644 pam.d/ftpsd $(DESTDIR)$(sysconfdir)/pam.d/ftpsd
+	install -m 0644 xinetd.d/ftpsd $(DESTDIR)$(sysconfdir)/xinetd.d/ftpsd
+	install -m 0644 systemd/ftpsd.socket systemd/ftpsd@.service \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system/
+	install -m 0644 man/ftpsd.8 $(DESTDIR)$(mandir)/man8/ftpsd.8
+	install -m 0644 man/ftpsd.conf.5 $(DESTDIR)$(mandir)/man5/ftpsd.conf.5
+
+uninstall:
+	rm -f $(DESTDIR)$(sbindir)/ftpsd $(DESTDIR)$(sysconfdir)/pam.d/ftpsd \
+		$(DESTDIR)$(sysconfdir)/xinetd.d/ftpsd \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system/ftpsd.socket \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system/ftpsd@.service \
+		$(DESTDIR)$(mandir)/man8/ftpsd.8 $(DESTDIR)$(mandir)/man5/ftpsd.conf.5
+	-rmdir $(DESTDIR)$(datadir)/ftpsd/empty $(DESTDIR)$(datadir)/ftpsd
+
+format:
+	clang-format -i src/*.c src/*.h tests/unit/*.c tests/unit/*.h
+
+clean:
+	rm -rf build ftpsd
+
+.PHONY: all unit deps check demo install uninstall format clean

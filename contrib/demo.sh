@@ -1,0 +1,59 @@
+#!/bin/sh
+# make demo: a throwaway certificate and account, and ftpsd serving FTPS on 127.0.0.1:2121.
+set -e
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then
+    echo "make demo needs root: ftpsd changes to the logged-in user and chroots per session." >&2
+    exit 1
+fi
+sh tests/lib/install-deps.sh
+DEMO="$(pwd)/demo"
+PORT="${DEMO_PORT:-2121}"
+USER_NAME=ftpsdemo
+mkdir -p "$DEMO/empty"
+chmod 755 "$DEMO" "$DEMO/empty"
+if [ ! -f "$DEMO/cert.pem" ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+        -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+        -keyout "$DEMO/key.pem" -out "$DEMO/cert.pem" 2>/dev/null
+    chmod 600 "$DEMO/key.pem"
+fi
+getent passwd ftpsd-nopriv >/dev/null ||
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin ftpsd-nopriv
+if ! getent passwd "$USER_NAME" >/dev/null; then
+    useradd --create-home --shell /bin/bash "$USER_NAME"
+fi
+PASS="demo-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+echo "$USER_NAME:$PASS" | chpasswd
+echo "hello from ftpsd" > "$(getent passwd $USER_NAME | cut -d: -f6)/hello.txt"
+chown "$USER_NAME:" "$(getent passwd $USER_NAME | cut -d: -f6)/hello.txt"
+if [ ! -f /etc/pam.d/ftpsd ]; then
+    install -m 0644 pam.d/ftpsd /etc/pam.d/ftpsd
+fi
+cat > "$DEMO/ftpsd.conf" <<CONF
+tls_cert_file = $DEMO/cert.pem
+tls_key_file = $DEMO/key.pem
+nopriv_user = ftpsd-nopriv
+empty_dir = $DEMO/empty
+write_enable = yes
+pasv_min_port = 50000
+pasv_max_port = 50100
+CONF
+./ftpsd -t -f "$DEMO/ftpsd.conf"
+cat <<INFO
+
+ftpsd demo: FTPS (explicit TLS) on 127.0.0.1:$PORT
+  user:     $USER_NAME
+  password: $PASS
+  CA/cert:  $DEMO/cert.pem
+
+Try, from another terminal:
+  curl --ssl-reqd --cacert $DEMO/cert.pem -u '$USER_NAME:$PASS' ftp://localhost:$PORT/
+  curl --ssl-reqd --cacert $DEMO/cert.pem -u '$USER_NAME:$PASS' ftp://localhost:$PORT/hello.txt
+  curl --ssl-reqd --cacert $DEMO/cert.pem -u '$USER_NAME:$PASS' -T /etc/os-release ftp://localhost:$PORT/
+  lftp -e 'set ftp:ssl-force true; set ssl:ca-file $DEMO/cert.pem; ls; get hello.txt; bye' \\
+       -u '$USER_NAME,$PASS' -p $PORT localhost
+
+Logs go to syslog (journalctl -t ftpsd). Press Ctrl-C to stop; 'userdel -r $USER_NAME' removes the account.
+INFO
+exec systemd-socket-activate --accept --inetd -l "127.0.0.1:$PORT" ./ftpsd -f "$DEMO/ftpsd.conf"

@@ -1,0 +1,204 @@
+/* PWD, CWD, CDUP, MKD, RMD, DELE, RNFR/RNTO, SIZE, MDTM in the user process. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "listing.h"
+#include "reply.h"
+#include "session.h"
+#include "uops.h"
+
+static bool may_write(struct usess *s, struct uresp *r)
+{
+    if (s->cfg->write_enable)
+        return true;
+    uresp_set(r, 550, "Permission denied (this server is read-only).");
+    return false;
+}
+
+void cmd_pwd(struct usess *s, const struct ureq *q, struct uresp *r)
+{
+    (void)q;
+    struct sbuf b;
+    sbuf_init(&b);
+    reply_quote_path(&b, s->cwd);
+    uresp_set(r, 257, "%s is the current directory.", b.data);
+    sbuf_free(&b);
+}
+
+static void change_dir(struct usess *s, const char *arg, struct uresp *r)
+{
+    char vp[VPATH_MAX];
+    if (sess_vpath(s, arg, vp, r) < 0)
+        return;
+    int fd = path_open(s->rootfd, vp, O_PATH | O_DIRECTORY, 0);
+    if (fd < 0) {
+        uresp_errno(r, errno, arg);
+        return;
+    }
+    close(fd);
+    snprintf(s->cwd, sizeof s->cwd, "%s", vp);
+    uresp_set(r, 250, "Directory successfully changed.");
+}
+
+void cmd_cwd(struct usess *s, const struct ureq *q, struct uresp *r)
+{
+    change_dir(s, q->arg, r);
+}
+
+void cmd_cdup(struct usess *s, const struct ureq *q, struct uresp *r)
+{
+    (void)q;
+    change_dir(s, "..", r);
+}
+
+/* Opens the directory that holds vpath's last component; reply set on failure. */
+static int parent_of(struct usess *s, const char *vp, const char *arg, const char **base,
+                     struct uresp *r)
+{
+    int dfd = path_open_parent(s->rootfd, vp, base);
+    if (dfd < 0)
+        uresp_errno(r, errno, arg);
+    return dfd;
+}
+
+void cmd_mkd(struct usess *s, const struct ureq *q, struct uresp *r)
+{
+    char vp[VPATH_MAX];
+    const char *base;
+    if (!may_write(s, r) || sess_vpath(s, q->arg, vp, r) < 0)
+        return;
+    int dfd = parent_of(s, vp, q->arg, &base, r);
+    if (dfd < 0)
+        return;
+    if (mkdirat(dfd, base, 0777) < 0) {
+        uresp_errno(r, errno, q->arg);
+    } else {
+        struct sbuf b;
+        sbuf_init(&b);
+        reply_quote_path(&b, vp);
+        uresp_set(r, 257, "%s created.", b.data);
+        sbuf_free(&b);
+    }
+    close(dfd);
+}
+
+static void remove_name(struct usess *s, const struct ureq *q, struct uresp *r, int flags)
+{
+    char vp[VPATH_MAX];
+    const char *base;
+    if (!may_write(s, r) || sess_vpath(s, q->arg, vp, r) < 0)
+        return;
+    int dfd = parent_of(s, vp, q->arg, &base, r);
+    if (dfd < 0)
+        return;
+    if (unlinkat(dfd, base, flags) < 0)
+        uresp_errno(r, errno, q->arg);
+    else
+        uresp_set(r, 250, flags ? "Directory removed." : "File deleted.");
+    close(dfd);
+}
+
+void cmd_rmd(struct usess *s, const struct ureq *q, struct uresp *r)
+{
+    remove_name(s, q, r, AT_REMOVEDIR);
+}
+
+void cmd_dele(struct usess *s, const struct ureq *q, struct uresp *r)
+{
+    remove_name(s, q, r, 0);
+}
+
+void cmd_rnfr(struct usess *s, const struct ureq *q, struct uresp *r)
+{
+    char vp[VPATH_MAX];
+    const char *base;
+    struct stat st;
+    if (!may_write(s, r) || sess_vpath(s, q->arg, vp, r) < 0)
+        return;
+    int dfd = parent_of(s, vp, q->arg, &base, r);
+    if (dfd < 0)
+        return;
+    if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        uresp_errno(r, errno, q->arg);
+    } else {
+        snprintf(r->name, sizeof r->name, "%s", vp);
+        uresp_set(r, 350, "Ready for RNTO.");
+    }
+    close(dfd);
+}
+
+void cmd_rnto(struct usess *s, const struct ureq *q, struct uresp *r)
+{
+    char to[VPATH_MAX];
+    const char *from_base, *to_base;
+    if (!may_write(s, r) || sess_vpath(s, q->arg, to, r) < 0)
+        return;
+    int fdir = path_open_parent(s->rootfd, q->arg2, &from_base);
+    if (fdir < 0) {
+        uresp_errno(r, errno, q->arg2);
+        return;
+    }
+    int tdir = path_open_parent(s->rootfd, to, &to_base);
+    if (tdir < 0) {
+        uresp_set(r, 553, "%s: %s.", q->arg, strerror(errno));
+    } else if (renameat(fdir, from_base, tdir, to_base) < 0) {
+        int e = errno;
+        if (e == EINVAL || e == ENAMETOOLONG || e == EISDIR || e == ENOTDIR || e == EEXIST ||
+            e == ENOTEMPTY)
+            uresp_set(r, 553, "Cannot rename to %s: %s.", q->arg, strerror(e));
+        else
+            uresp_errno(r, e, q->arg);
+    } else {
+        uresp_set(r, 250, "Rename successful.");
+    }
+    if (tdir >= 0)
+        close(tdir);
+    close(fdir);
+}
+
+static int stat_path(struct usess *s, const char *arg, struct stat *st, struct uresp *r)
+{
+    char vp[VPATH_MAX];
+    if (sess_vpath(s, arg, vp, r) < 0)
+        return -1;
+    int fd = path_open(s->rootfd, vp, O_PATH, 0);
+    if (fd < 0 || fstat(fd, st) < 0) {
+        uresp_errno(r, errno, arg);
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+void cmd_size(struct usess *s, const struct ureq *q, struct uresp *r)
+{
+    struct stat st;
+    if (stat_path(s, q->arg, &st, r) < 0)
+        return;
+    if (!S_ISREG(st.st_mode)) {
+        uresp_set(r, 550, "%s: Not a regular file.", q->arg);
+        return;
+    }
+    /* The size in TYPE A would depend on line-end conversion; RFC 3659 §4 lets us decline. */
+    if (q->flags & UF_ASCII) {
+        uresp_set(r, 550, "SIZE is not available in ASCII mode; use TYPE I.");
+        return;
+    }
+    uresp_set(r, 213, "%llu", (unsigned long long)st.st_size);
+}
+
+void cmd_mdtm(struct usess *s, const struct ureq *q, struct uresp *r)
+{
+    struct stat st;
+    if (stat_path(s, q->arg, &st, r) < 0)
+        return;
+    char t[20];
+    format_mdtm(t, sizeof t, st.st_mtime);
+    uresp_set(r, 213, "%s", t);
+}

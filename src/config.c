@@ -1,0 +1,348 @@
+#include "config.h"
+
+#include <openssl/ssl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "util.h"
+
+enum ktype { K_STR, K_PATH, K_OPTPATH, K_BOOL, K_UINT, K_OCTAL, K_TLSVER, K_LOGLEVEL, K_FACILITY };
+
+struct key {
+    const char *name;
+    enum ktype type;
+    size_t off;
+    unsigned min, max; /* K_UINT, K_OCTAL */
+    const char *def;
+};
+
+#define O(f) offsetof(struct config, f)
+
+/* The defaults are the safe ones: TLS for login and data, session reuse, TLS >= 1.2. */
+static const struct key keys[] = {
+    {"tls_cert_file", K_PATH, O(tls_cert_file), 0, 0, "/etc/ssl/certs/ssl-cert-snakeoil.pem"},
+    {"tls_key_file", K_PATH, O(tls_key_file), 0, 0, "/etc/ssl/private/ssl-cert-snakeoil.key"},
+    {"tls_min_version", K_TLSVER, O(tls_min_version), 0, 0, "1.2"},
+    {"tls_ciphers", K_STR, O(tls_ciphers), 0, 0,
+     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"},
+    {"tls_ciphersuites", K_STR, O(tls_ciphersuites), 0, 0,
+     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"},
+    {"require_tls_login", K_BOOL, O(require_tls_login), 0, 0, "yes"},
+    {"require_prot_p", K_BOOL, O(require_prot_p), 0, 0, "yes"},
+    {"require_session_reuse", K_BOOL, O(require_session_reuse), 0, 0, "yes"},
+    {"implicit_tls", K_BOOL, O(implicit_tls), 0, 0, "no"},
+    {"upload_require_close_notify", K_BOOL, O(upload_require_close_notify), 0, 0, "yes"},
+    {"pam_service", K_STR, O(pam_service), 0, 0, "ftpsd"},
+    {"chroot", K_BOOL, O(chroot), 0, 0, "yes"},
+    {"root_dir", K_OPTPATH, O(root_dir), 0, 0, ""},
+    {"nopriv_user", K_STR, O(nopriv_user), 0, 0, "ftpsd"},
+    {"empty_dir", K_PATH, O(empty_dir), 0, 0, "/usr/share/ftpsd/empty"},
+    {"pasv_min_port", K_UINT, O(pasv_min_port), 1024, 65535, "49152"},
+    {"pasv_max_port", K_UINT, O(pasv_max_port), 1024, 65535, "65534"},
+    {"pasv_address", K_STR, O(pasv_address), 0, 0, ""},
+    {"write_enable", K_BOOL, O(write_enable), 0, 0, "no"},
+    {"umask", K_OCTAL, O(umask), 0, 0777, "022"},
+    {"idle_timeout", K_UINT, O(idle_timeout), 1, 86400, "300"},
+    {"data_timeout", K_UINT, O(data_timeout), 1, 86400, "60"},
+    {"login_timeout", K_UINT, O(login_timeout), 1, 3600, "60"},
+    {"max_login_failures", K_UINT, O(max_login_failures), 1, 100, "3"},
+    {"fail_delay_ms", K_UINT, O(fail_delay_ms), 0, 60000, "3000"},
+    {"max_line_length", K_UINT, O(max_line_length), 512, 65536, "4096"},
+    {"banner", K_STR, O(banner), 0, 0, "ftpsd FTPS server ready."},
+    {"log_level", K_LOGLEVEL, O(log_level), 0, 0, "info"},
+    {"log_facility", K_FACILITY, O(log_facility), 0, 0, "ftp"},
+};
+
+_Static_assert(ARRAY_LEN(keys) <= ARRAY_LEN(((struct config *)0)->line_of), "line_of too small");
+
+static const char *key_names[ARRAY_LEN(keys) + 1];
+
+const char *const *config_key_names(void)
+{
+    for (size_t i = 0; i < ARRAY_LEN(keys); i++)
+        key_names[i] = keys[i].name;
+    key_names[ARRAY_LEN(keys)] = NULL;
+    return key_names;
+}
+
+int config_key_index(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_LEN(keys); i++)
+        if (strcmp(keys[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+unsigned config_line(const struct config *c, const char *key)
+{
+    int i = config_key_index(key);
+    return i < 0 ? 0 : c->line_of[i];
+}
+
+static void report(void (*errfn)(const char *), const char *file, unsigned line, const char *fmt,
+                   ...) __attribute__((format(printf, 4, 5)));
+static void report(void (*errfn)(const char *), const char *file, unsigned line, const char *fmt,
+                   ...)
+{
+    char msg[1024], full[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(full, sizeof full, "%s:%u: %s", file, line, msg);
+    if (errfn)
+        errfn(full);
+}
+
+static const struct {
+    const char *name;
+    int value;
+} loglevels[] = {{"error", LOG_ERR},   {"warning", LOG_WARNING}, {"notice", LOG_NOTICE},
+                 {"info", LOG_INFO},   {"debug", LOG_DEBUG}},
+  facilities[] = {{"ftp", LOG_FTP},       {"daemon", LOG_DAEMON}, {"auth", LOG_AUTH},
+                  {"authpriv", LOG_AUTHPRIV}, {"local0", LOG_LOCAL0}, {"local1", LOG_LOCAL1},
+                  {"local2", LOG_LOCAL2}, {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4},
+                  {"local5", LOG_LOCAL5}, {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7}};
+
+/* Returns NULL on success or a description of what is wrong with the value. */
+static const char *set_value(struct config *c, const struct key *k, const char *v, char *why,
+                             size_t whylen)
+{
+    void *field = (char *)c + k->off;
+    switch (k->type) {
+    case K_PATH:
+        if (v[0] != '/')
+            return "must be an absolute path";
+        /* fall through */
+    case K_OPTPATH:
+        if (v[0] && v[0] != '/')
+            return "must be an absolute path";
+        /* fall through */
+    case K_STR:
+        free(*(char **)field);
+        *(char **)field = xstrdup(v);
+        return NULL;
+    case K_BOOL:
+        if (str_ieq(v, "yes") || str_ieq(v, "true") || str_ieq(v, "on") || strcmp(v, "1") == 0)
+            *(bool *)field = true;
+        else if (str_ieq(v, "no") || str_ieq(v, "false") || str_ieq(v, "off") ||
+                 strcmp(v, "0") == 0)
+            *(bool *)field = false;
+        else
+            return "must be yes or no";
+        return NULL;
+    case K_UINT: {
+        unsigned u;
+        if (!parse_uint(v, k->max, &u) || u < k->min) {
+            snprintf(why, whylen, "must be a whole number from %u to %u", k->min, k->max);
+            return why;
+        }
+        *(unsigned *)field = u;
+        return NULL;
+    }
+    case K_OCTAL: {
+        char *end;
+        unsigned long u = strtoul(v, &end, 8);
+        if (!*v || *end || v[0] == '-' || v[0] == '+' || u > k->max)
+            return "must be an octal number such as 022";
+        *(unsigned *)field = (unsigned)u;
+        return NULL;
+    }
+    case K_TLSVER:
+        if (strcmp(v, "1.2") == 0)
+            *(int *)field = TLS1_2_VERSION;
+        else if (strcmp(v, "1.3") == 0)
+            *(int *)field = TLS1_3_VERSION;
+        else
+            return "must be 1.2 or 1.3 (TLS 1.0 and 1.1 are not allowed, RFC 8996)";
+        return NULL;
+    case K_LOGLEVEL:
+        for (size_t i = 0; i < ARRAY_LEN(loglevels); i++)
+            if (str_ieq(v, loglevels[i].name)) {
+                *(int *)field = loglevels[i].value;
+                return NULL;
+            }
+        return "must be one of error, warning, notice, info, debug";
+    case K_FACILITY:
+        for (size_t i = 0; i < ARRAY_LEN(facilities); i++)
+            if (str_ieq(v, facilities[i].name)) {
+                *(int *)field = facilities[i].value;
+                return NULL;
+            }
+        return "must be ftp, daemon, auth, authpriv or local0 to local7";
+    }
+    return "unknown type";
+}
+
+void config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->path = "(defaults)";
+    char why[128];
+    for (size_t i = 0; i < ARRAY_LEN(keys); i++)
+        if (set_value(c, &keys[i], keys[i].def, why, sizeof why))
+            die("bad built-in default for %s", keys[i].name);
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+        *--e = '\0';
+    return s;
+}
+
+int config_parse_text(struct config *c, const char *name, const char *text,
+                      void (*errfn)(const char *msg))
+{
+    int errors = 0;
+    unsigned lineno = 0;
+    c->path = name;
+    unsigned seen[ARRAY_LEN(keys)] = {0};
+    const char *p = text;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        lineno++;
+        char *line = xmalloc(n + 1);
+        memcpy(line, p, n);
+        line[n] = '\0';
+        p += n + (nl ? 1 : 0);
+
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#') {
+            /* blank or comment */
+        } else {
+            char *eq = strchr(s, '=');
+            if (!eq) {
+                report(errfn, name, lineno, "expected 'key = value'");
+                errors++;
+            } else {
+                *eq = '\0';
+                char *key = trim(s), *val = trim(eq + 1);
+                int idx = config_key_index(key);
+                char why[128];
+                const char *err;
+                if (idx < 0) {
+                    report(errfn, name, lineno, "unknown key '%s'", key);
+                    errors++;
+                } else if (seen[idx]) {
+                    report(errfn, name, lineno, "'%s' is already set on line %u", key,
+                           seen[idx]);
+                    errors++;
+                } else if ((err = set_value(c, &keys[idx], val, why, sizeof why))) {
+                    report(errfn, name, lineno, "%s: '%s' %s", key, val, err);
+                    errors++;
+                } else {
+                    seen[idx] = lineno;
+                    c->line_of[idx] = lineno;
+                }
+            }
+        }
+        free(line);
+    }
+    return errors ? -1 : 0;
+}
+
+int config_validate(struct config *c, void (*errfn)(const char *msg))
+{
+    int errors = 0;
+    if (c->pasv_min_port > c->pasv_max_port) {
+        report(errfn, c->path, config_line(c, "pasv_max_port"),
+               "pasv_max_port (%u) is below pasv_min_port (%u)", c->pasv_max_port,
+               c->pasv_min_port);
+        errors++;
+    }
+    if (c->pasv_address[0]) {
+        unsigned a[4];
+        char extra;
+        if (sscanf(c->pasv_address, "%u.%u.%u.%u%c", &a[0], &a[1], &a[2], &a[3], &extra) != 4 ||
+            a[0] > 255 || a[1] > 255 || a[2] > 255 || a[3] > 255) {
+            report(errfn, c->path, config_line(c, "pasv_address"),
+                   "pasv_address: '%s' is not an IPv4 address", c->pasv_address);
+            errors++;
+        }
+    }
+    if (strlen(c->banner) > 400 || strpbrk(c->banner, "\r\n")) {
+        report(errfn, c->path, config_line(c, "banner"), "banner: must be one line of at most 400 characters");
+        errors++;
+    }
+    if (c->root_dir[0] && strstr(c->root_dir, "..")) {
+        report(errfn, c->path, config_line(c, "root_dir"), "root_dir: must not contain '..'");
+        errors++;
+    }
+    for (const char *p = c->root_dir; (p = strchr(p, '%')); p += 2) {
+        if (p[1] != 'u' && p[1] != '%') {
+            report(errfn, c->path, config_line(c, "root_dir"),
+                   "root_dir: only %%u (user name) and %%%% may follow %%");
+            errors++;
+            break;
+        }
+    }
+    return errors ? -1 : 0;
+}
+
+int config_load(struct config *c, const char *path, void (*errfn)(const char *msg))
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s: cannot open: %m", path);
+        if (errfn)
+            errfn(msg);
+        return -1;
+    }
+    struct sbuf b;
+    sbuf_init(&b);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        sbuf_add(&b, chunk, n);
+        if (b.len > 1 << 20)
+            break;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err || b.len > 1 << 20) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s: %s", path, err ? "read error" : "file is larger than 1 MiB");
+        if (errfn)
+            errfn(msg);
+        sbuf_free(&b);
+        return -1;
+    }
+    c->path = path;
+    int rc = 0;
+    if (memchr(b.data ? b.data : "", '\0', b.len)) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s: file contains NUL bytes", path);
+        if (errfn)
+            errfn(msg);
+        rc = -1;
+    } else {
+        rc = config_parse_text(c, path, b.data ? b.data : "", errfn);
+    }
+    sbuf_free(&b);
+    if (rc == 0)
+        rc = config_validate(c, errfn);
+    return rc;
+}
+
+void config_free(struct config *c)
+{
+    for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+        enum ktype t = keys[i].type;
+        if (t == K_STR || t == K_PATH || t == K_OPTPATH) {
+            char **f = (char **)((char *)c + keys[i].off);
+            free(*f);
+            *f = NULL;
+        }
+    }
+}

@@ -1,0 +1,71 @@
+/* ftpsd.conf: keys, defaults and parsing. Every key is documented in ftpsd.conf(5). */
+#ifndef FTPSD_CONFIG_H
+#define FTPSD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifndef FTPSD_CONFIG_FILE
+#define FTPSD_CONFIG_FILE "/etc/ftpsd.conf"
+#endif
+
+struct config {
+    const char *path; /* the file read, for messages */
+
+    char *tls_cert_file;
+    char *tls_key_file;
+    int tls_min_version; /* OpenSSL version constant */
+    char *tls_ciphers;
+    char *tls_ciphersuites;
+    bool require_tls_login;
+    bool require_prot_p;
+    bool require_session_reuse;
+    bool implicit_tls;
+    bool upload_require_close_notify;
+
+    char *pam_service;
+    bool chroot;
+    char *root_dir;
+    char *nopriv_user;
+    char *empty_dir;
+
+    unsigned pasv_min_port;
+    unsigned pasv_max_port;
+    char *pasv_address;
+
+    bool write_enable;
+    unsigned umask;
+
+    unsigned idle_timeout;
+    unsigned data_timeout;
+    unsigned login_timeout;
+    unsigned max_login_failures;
+    unsigned fail_delay_ms;
+    unsigned max_line_length;
+
+    char *banner;
+    int log_level;
+    int log_facility;
+
+    /* Line on which each key was set (0: default), so -t can point at it. */
+    unsigned line_of[64];
+};
+
+/* Index of a key in the table, for config_line(). */
+int config_key_index(const char *name);
+unsigned config_line(const struct config *c, const char *key);
+
+void config_defaults(struct config *c);
+/* Parses the file; on error prints "file:line: what is wrong" through errfn and returns -1. */
+int config_load(struct config *c, const char *path, void (*errfn)(const char *msg));
+/* Parses configuration text (used by config_load and the unit tests). */
+int config_parse_text(struct config *c, const char *name, const char *text,
+                      void (*errfn)(const char *msg));
+/* Checks relations between keys (port range, ...). */
+int config_validate(struct config *c, void (*errfn)(const char *msg));
+void config_free(struct config *c);
+
+/* Names of all keys, NULL-terminated (for the man page test and -t listing). */
+const char *const *config_key_names(void);
+
+#endif

@@ -1,0 +1,31 @@
+/* Passive data connections: a listening socket on a random port of the configured range, bound
+ * to the control connection's local address, that accepts only the control peer's address. */
+#ifndef FTPSD_DATACHAN_H
+#define FTPSD_DATACHAN_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+struct datachan {
+    int listen_fd;  /* -1 when no PASV/EPSV is pending */
+    pid_t worker;   /* worker carrying the accepted connection, or 0 */
+    int worker_fd;  /* its channel */
+    bool worker_tls; /* it began the TLS handshake at accept time */
+};
+
+void dc_init(struct datachan *dc);
+bool dc_active(const struct datachan *dc);
+/* Opens a new listener (closing any previous one). 0 with *port, or -1 with why. */
+int dc_listen(struct datachan *dc, const struct sockaddr_storage *local, unsigned min_port,
+              unsigned max_port, unsigned *port, char *why, size_t whylen);
+/*
+ * Accepts what is pending on the listener without blocking. Returns the connected socket when
+ * it comes from the control peer (and closes the listener); connections from other addresses
+ * are closed and logged (port stealing). -1 when nothing acceptable is there.
+ */
+int dc_accept(struct datachan *dc, const struct sockaddr_storage *peer);
+/* Closes the listener and kills any worker. */
+void dc_reset(struct datachan *dc);
+
+#endif

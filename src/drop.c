@@ -1,0 +1,58 @@
+#include "drop.h"
+
+#include <cap-ng.h>
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+int drop_privileges(const struct identity *id, const char *chroot_dir, char *why, size_t whylen)
+{
+    if (id->uid == 0) {
+        snprintf(why, whylen, "refusing to run a session process as root");
+        return -1;
+    }
+    if (chroot_dir) {
+        if (chdir(chroot_dir) < 0 || chroot(".") < 0 || chdir("/") < 0) {
+            snprintf(why, whylen, "chroot %s: %s", chroot_dir, strerror(errno));
+            return -1;
+        }
+    }
+    if (setgroups((size_t)id->ngroups, id->groups) < 0) {
+        snprintf(why, whylen, "setgroups: %s", strerror(errno));
+        return -1;
+    }
+    capng_clear(CAPNG_SELECT_ALL);
+    int rc = capng_change_id((int)id->uid, (int)id->gid,
+                             CAPNG_CLEAR_BOUNDING | CAPNG_CLEAR_AMBIENT);
+    if (rc < 0) {
+        snprintf(why, whylen, "capng_change_id(%u, %u) failed (%d): %s", (unsigned)id->uid,
+                 (unsigned)id->gid, rc, strerror(errno));
+        return -1;
+    }
+    uid_t ru, eu, su;
+    gid_t rg, eg, sg;
+    if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0 || ru != id->uid ||
+        eu != id->uid || su != id->uid || rg != id->gid || eg != id->gid || sg != id->gid) {
+        snprintf(why, whylen, "uid/gid change did not take effect");
+        return -1;
+    }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+        snprintf(why, whylen, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+        return -1;
+    }
+    capng_get_caps_process();
+    if (capng_have_capabilities(CAPNG_SELECT_CAPS) != CAPNG_NONE ||
+        capng_have_capabilities(CAPNG_SELECT_BOUNDS) != CAPNG_NONE) {
+        snprintf(why, whylen, "capabilities are still held after the drop");
+        return -1;
+    }
+    struct rlimit nocore = {0, 0};
+    setrlimit(RLIMIT_CORE, &nocore);
+    /* Not dumpable: other processes of the same uid (other sessions) cannot ptrace this one. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    return 0;
+}

@@ -1,0 +1,275 @@
+#include "front.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "drop.h"
+#include "listing.h"
+#include "log.h"
+#include "reply.h"
+#include "uops.h"
+
+#define WRITE_TIMEOUT_MS 30000
+
+void front_exit(struct front *f, int status)
+{
+    dc_reset(&f->dc);
+    ctl_tls_close(&f->ctl, 2000);
+    shutdown(f->ctl.fd, SHUT_RDWR);
+    close(f->ctl.fd);
+    exit(status);
+}
+
+static void send_buf(struct front *f, const struct sbuf *b)
+{
+    if (ctl_write(&f->ctl, b->data, b->len, WRITE_TIMEOUT_MS) < 0) {
+        log_msg(LOG_INFO, "control connection lost while writing a reply");
+        dc_reset(&f->dc);
+        exit(0);
+    }
+}
+
+void front_reply(struct front *f, int code, const char *fmt, ...)
+{
+    char text[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    struct sbuf b;
+    sbuf_init(&b);
+    reply_one(&b, code, text);
+    send_buf(f, &b);
+    sbuf_free(&b);
+}
+
+void front_reply_multi(struct front *f, int code, const char *text)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    reply_multi(&b, code, text);
+    send_buf(f, &b);
+    sbuf_free(&b);
+}
+
+void front_reply_dashed(struct front *f, int code, const char *text)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    reply_dashed(&b, code, text);
+    send_buf(f, &b);
+    sbuf_free(&b);
+}
+
+void ureply_init(struct ureply *r)
+{
+    r->code = 0;
+    sbuf_init(&r->text);
+    r->value = 0;
+    r->name[0] = '\0';
+    r->fd = -1;
+}
+
+void ureply_free(struct ureply *r)
+{
+    sbuf_free(&r->text);
+    if (r->fd >= 0)
+        close(r->fd);
+    r->fd = -1;
+}
+
+void front_user_request(struct front *f, uint32_t op, uint32_t flags, uint64_t offset,
+                        const char *arg, const char *arg2, struct ureply *out)
+{
+    struct msg *m = f->m;
+    msg_init(m, MSG_REQ);
+    msg_put_u32(m, op);
+    msg_put_u32(m, flags | (f->type == 'A' ? UF_ASCII : 0));
+    msg_put_u32(m, f->mlst_facts);
+    msg_put_u64(m, offset);
+    msg_put_str(m, arg ? arg : "");
+    msg_put_str(m, arg2 ? arg2 : "");
+    ureply_init(out);
+    if (msg_send(f->user_fd, m) < 0 || msg_recv(f->user_fd, m) < 0 || m->type != MSG_REPLY)
+        goto broken;
+    out->code = (int)msg_get_u32(m);
+    char *text = xmalloc(MSG_MAX);
+    msg_get_str(m, text, MSG_MAX);
+    sbuf_adds(&out->text, text);
+    free(text);
+    out->value = msg_get_u64(m);
+    msg_get_str(m, out->name, sizeof out->name);
+    out->fd = m->fd;
+    m->fd = -1;
+    if (!msg_ok_end(m) || out->code < 100 || out->code > 599)
+        goto broken;
+    return;
+broken:
+    log_msg(LOG_ERR, "the user process stopped answering; ending the session");
+    front_reply(f, 421, "Service not available: internal error, closing connection.");
+    front_exit(f, 1);
+}
+
+void front_relay_reply(struct front *f, const struct ureply *r)
+{
+    front_reply_multi(f, r->code, r->text.data ? r->text.data : "");
+}
+
+static void setup_tls_and_drop(struct front *f)
+{
+    const struct config *cfg = f->cfg;
+    char err[512];
+    f->ctx = tls_server_ctx(cfg, err, sizeof err);
+    if (!f->ctx) {
+        snprintf(f->ctx_err, sizeof f->ctx_err, "%s", err);
+        log_msg(LOG_ERR, "TLS is not available: %s", err);
+    }
+    /* Binds data connections to this control connection (see tls_check_data_session). */
+    random_bytes(f->sid_ctx, sizeof f->sid_ctx);
+    struct identity id = {.uid = f->si->nopriv_uid, .gid = f->si->nopriv_gid, .ngroups = 0};
+    char why[512];
+    if (drop_privileges(&id, cfg->empty_dir, why, sizeof why) < 0) {
+        log_msg(LOG_ERR, "front: %s", why);
+        if (!cfg->implicit_tls)
+            front_reply(f, 421, "Service not available (server configuration error).");
+        exit(1);
+    }
+}
+
+static void start_control(struct front *f)
+{
+    int one = 1;
+    setsockopt(f->ctl.fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof one);
+    setsockopt(f->ctl.fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    fcntl(f->ctl.fd, F_SETFL, fcntl(f->ctl.fd, F_GETFL) | O_NONBLOCK);
+    if (f->cfg->implicit_tls) {
+        char err[256];
+        if (!f->ctx) {
+            front_exit(f, 1);
+        }
+        SSL *ssl = SSL_new(f->ctx);
+        SSL_set_session_id_context(ssl, f->sid_ctx, sizeof f->sid_ctx);
+        if (!ssl || ctl_starttls(&f->ctl, ssl, (int)f->cfg->login_timeout * 1000, false, err,
+                                 sizeof err) < 0) {
+            log_msg(LOG_INFO, "implicit TLS handshake failed: %s", err);
+            exit(0);
+        }
+        f->tls = true;
+        /* Implicit FTPS protects data by default (PBSZ 0 / PROT P implied). */
+        f->pbsz = true;
+        f->prot_p = true;
+        char d[128];
+        tls_describe(ssl, d, sizeof d);
+        log_msg(LOG_INFO, "implicit TLS established: %s", d);
+    }
+    front_reply(f, 220, "%s", f->cfg->banner);
+}
+
+static int front_poll(struct front *f, int timeout_ms)
+{
+    struct pollfd p[2];
+    int n = 0;
+    p[n++] = (struct pollfd){.fd = f->ctl.fd, .events = POLLIN};
+    if (f->dc.listen_fd >= 0)
+        p[n++] = (struct pollfd){.fd = f->dc.listen_fd, .events = POLLIN};
+    int r = poll(p, (nfds_t)n, timeout_ms);
+    if (r < 0)
+        return errno == EINTR ? 0 : -1;
+    if (n > 1 && (p[1].revents & POLLIN))
+        xfer_accept_ready(f);
+    if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+        if (ctl_fill(&f->ctl) < 0)
+            return -1;
+    }
+    return r;
+}
+
+static void run_queue(struct front *f)
+{
+    while (f->queued > 0) {
+        char *l = f->queue[0];
+        size_t n = f->queue_len[0];
+        memmove(f->queue, f->queue + 1, (size_t)(f->queued - 1) * sizeof f->queue[0]);
+        memmove(f->queue_len, f->queue_len + 1, (size_t)(f->queued - 1) * sizeof f->queue_len[0]);
+        f->queued--;
+        f->last_command = now_ms();
+        front_dispatch(f, l, n);
+        explicit_bzero(l, n);
+        free(l);
+    }
+}
+
+static void command_loop(struct front *f)
+{
+    for (;;) {
+        run_queue(f);
+        size_t n = 0;
+        int r = ctl_next_line(&f->ctl, f->line, f->line_cap, &n);
+        if (r == CTL_LINE) {
+            f->last_command = now_ms();
+            front_dispatch(f, f->line, n);
+            explicit_bzero(f->line, n);
+            continue;
+        }
+        if (r == CTL_TOOLONG) {
+            f->last_command = now_ms();
+            front_reply(f, 500, "Command line too long (at most %u bytes).",
+                        f->cfg->max_line_length);
+            continue;
+        }
+        if (f->ctl.ssl && SSL_pending(f->ctl.ssl) > 0) {
+            if (ctl_fill(&f->ctl) < 0)
+                break;
+            continue;
+        }
+        int64_t now = now_ms();
+        int64_t deadline = f->last_command + (int64_t)f->cfg->idle_timeout * 1000;
+        bool login_limit = !f->logged_in && f->login_deadline < deadline;
+        if (login_limit)
+            deadline = f->login_deadline;
+        if (now >= deadline) {
+            log_msg(LOG_INFO, "%s timeout; closing", login_limit ? "login" : "idle");
+            front_reply(f, 421, "%s", login_limit ? "Login timeout: closing control connection."
+                                                  : "Idle timeout: closing control connection.");
+            front_exit(f, 0);
+        }
+        if (front_poll(f, (int)(deadline - now)) < 0)
+            break;
+    }
+    log_msg(LOG_INFO, "client closed the control connection");
+    front_exit(f, 0);
+}
+
+void front_main(const struct session_info *si, int mon_fd)
+{
+    struct front *f = xcalloc(1, sizeof *f);
+    f->si = si;
+    f->cfg = si->cfg;
+    f->mon_fd = mon_fd;
+    f->user_fd = -1;
+    f->type = 'A';
+    f->mlst_facts = FACT_DEFAULT;
+    dc_init(&f->dc);
+    f->m = msg_new();
+    f->line_cap = si->cfg->max_line_length + 1;
+    f->line = xmalloc(f->line_cap);
+    ctl_init(&f->ctl, 0, si->cfg->max_line_length);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGURG, SIG_IGN);
+    setup_tls_and_drop(f);
+    f->last_command = now_ms();
+    f->login_deadline = f->last_command + (int64_t)f->cfg->login_timeout * 1000;
+    start_control(f);
+    command_loop(f);
+    front_exit(f, 0);
+}

@@ -1,0 +1,99 @@
+/*
+ * The front: the only process that talks to the client. Unprivileged, chrooted to an empty
+ * directory, it owns the control connection's TLS state and the server key, answers the
+ * pre-login commands itself, and after login relays file commands to the user process.
+ * Data connections are carried by workers it forks (worker.c), so they inherit its TLS context
+ * and can resume the control session.
+ */
+#ifndef FTPSD_FRONT_H
+#define FTPSD_FRONT_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ctlio.h"
+#include "datachan.h"
+#include "path.h"
+#include "privsep.h"
+#include "session_info.h"
+#include "tls.h"
+#include "util.h"
+
+#define FRONT_QUEUE_MAX 32
+
+struct front {
+    const struct session_info *si;
+    const struct config *cfg;
+    struct ctlio ctl;
+    SSL_CTX *ctx; /* NULL when the certificate could not be loaded: AUTH answers 431 */
+    char ctx_err[256];
+    unsigned char sid_ctx[TLS_SID_CTX_LEN];
+    int mon_fd;
+    int user_fd;
+
+    bool tls;
+    bool pbsz;
+    bool prot_p;
+    bool logged_in;
+    bool have_user;
+    char user[256];
+    char type; /* 'A' or 'I' */
+    uint64_t rest;
+    bool rnfr_ok;
+    char rnfr[VPATH_MAX];
+    unsigned mlst_facts;
+    bool epsv_all;
+    struct datachan dc;
+
+    int64_t login_deadline;
+    int64_t last_command;
+    struct msg *m;
+    char *line;
+    size_t line_cap;
+
+    /* Commands read while a transfer runs, answered after it (ABOR and STAT are not queued). */
+    char *queue[FRONT_QUEUE_MAX];
+    size_t queue_len[FRONT_QUEUE_MAX];
+    int queued;
+};
+
+_Noreturn void front_main(const struct session_info *si, int mon_fd);
+
+/* Reply helpers: a failed write to the client ends the session. */
+void front_reply(struct front *f, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void front_reply_multi(struct front *f, int code, const char *text);
+void front_reply_dashed(struct front *f, int code, const char *text);
+_Noreturn void front_exit(struct front *f, int status);
+
+/* Runs one command line (verb and argument). */
+void front_dispatch(struct front *f, char *line, size_t len);
+
+/* A reply from the user process. */
+struct ureply {
+    int code;
+    struct sbuf text;
+    uint64_t value;
+    char name[VPATH_MAX];
+    int fd;
+};
+void ureply_init(struct ureply *r);
+void ureply_free(struct ureply *r);
+/* Sends one request to the user process and waits for its reply; ends the session if the user
+ * process is gone. */
+void front_user_request(struct front *f, uint32_t op, uint32_t flags, uint64_t offset,
+                        const char *arg, const char *arg2, struct ureply *out);
+/* Sends the user process's reply text to the client. */
+void front_relay_reply(struct front *f, const struct ureply *r);
+
+/* Transfers (xfer.c). */
+enum xfer_kind { XK_RETR, XK_STOR, XK_APPE, XK_LIST, XK_NLST, XK_MLSD };
+void xfer_run(struct front *f, enum xfer_kind kind, const char *arg);
+/* Accepts a pending data connection and starts its worker (called from the idle loop). */
+void xfer_accept_ready(struct front *f);
+/* Handles one line read while a transfer is running: 1 if it was ABOR. */
+int xfer_handle_async_line(struct front *f, char *line, size_t len, const char *what);
+
+#endif

@@ -1,0 +1,629 @@
+/* The front's command table: what each command needs (login, argument) and who answers it. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "front.h"
+#include "listing.h"
+#include "log.h"
+#include "reply.h"
+#include "uops.h"
+
+enum {
+    F_PRE = 1u << 0,   /* allowed before login */
+    F_ARG = 1u << 1,   /* an argument is required */
+    F_NOARG = 1u << 2, /* no argument is allowed */
+};
+
+struct fcmd {
+    const char *name;
+    void (*fn)(struct front *f, const char *name, char *arg);
+    unsigned flags;
+    uint32_t op; /* for commands answered by the user process */
+    const char *syntax;
+};
+
+static void c_user(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    if (f->logged_in) {
+        front_reply(f, 530, "Already logged in; cannot change to another user.");
+        return;
+    }
+    if (f->cfg->require_tls_login && !f->tls) {
+        front_reply(f, 530, "TLS required: send AUTH TLS before logging in.");
+        return;
+    }
+    if (strlen(arg) >= sizeof f->user) {
+        front_reply(f, 501, "User name too long.");
+        return;
+    }
+    snprintf(f->user, sizeof f->user, "%s", arg);
+    f->have_user = true;
+    front_reply(f, 331, "Please specify the password.");
+}
+
+static void c_pass(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    if (f->logged_in) {
+        front_reply(f, 230, "Already logged in.");
+        return;
+    }
+    if (!f->have_user) {
+        front_reply(f, 503, "Login with USER first.");
+        return;
+    }
+    if (f->cfg->require_tls_login && !f->tls) {
+        front_reply(f, 530, "TLS required: send AUTH TLS before logging in.");
+        return;
+    }
+    struct msg *m = f->m;
+    msg_init(m, MSG_LOGIN);
+    msg_put_str(m, f->user);
+    /* An over-long password cannot be right; send one that fails, so the delay still applies. */
+    msg_put_str(m, strlen(arg) < 1024 ? arg : "");
+    int rc = msg_send(f->mon_fd, m);
+    explicit_bzero(m->data, m->len);
+    if (rc < 0 || msg_recv(f->mon_fd, m) < 0 || m->type != MSG_LOGIN_RESULT) {
+        front_reply(f, 421, "Service not available: internal error, closing connection.");
+        front_exit(f, 1);
+    }
+    uint32_t ok = msg_get_u32(m), code = msg_get_u32(m), close_after = msg_get_u32(m);
+    char *lines = xmalloc(MSG_MAX);
+    msg_get_str(m, lines, MSG_MAX);
+    int fd = m->fd;
+    m->fd = -1;
+    if (!msg_ok_end(m) || (ok && fd < 0)) {
+        front_reply(f, 421, "Service not available: internal error, closing connection.");
+        front_exit(f, 1);
+    }
+    f->have_user = false;
+    if (ok) {
+        f->logged_in = true;
+        f->user_fd = fd;
+        log_set_user(f->user);
+    }
+    front_reply_dashed(f, (int)code, lines);
+    free(lines);
+    if (close_after)
+        front_exit(f, 0);
+}
+
+static void c_quit(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    (void)arg;
+    front_reply(f, 221, "Goodbye.");
+    front_exit(f, 0);
+}
+
+static void c_noop(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    (void)arg;
+    front_reply(f, 200, "NOOP ok.");
+}
+
+static void c_syst(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    (void)arg;
+    front_reply(f, 215, "UNIX Type: L8");
+}
+
+static void c_feat(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    (void)arg;
+    struct sbuf t;
+    sbuf_init(&t);
+    sbuf_adds(&t, "Features:\n AUTH TLS\n PBSZ\n PROT\n EPSV\n MDTM\n MLST ");
+    mlst_feat_line(&t, f->mlst_facts);
+    sbuf_adds(&t, "\n REST STREAM\n SIZE\n TVFS\n UTF8\nEnd");
+    front_reply_multi(f, 211, t.data);
+    sbuf_free(&t);
+}
+
+static void c_opts(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    char *sp = strchr(arg, ' ');
+    char *val = sp ? sp + 1 : NULL;
+    if (sp)
+        *sp = '\0';
+    if (str_ieq(arg, "UTF8")) {
+        if (val && str_ieq(val, "ON"))
+            front_reply(f, 200, "Always in UTF8 mode.");
+        else if (val && str_ieq(val, "OFF"))
+            front_reply(f, 504, "UTF8 mode cannot be turned off.");
+        else
+            front_reply(f, 501, "Use OPTS UTF8 ON.");
+        return;
+    }
+    if (str_ieq(arg, "MLST")) {
+        unsigned facts;
+        if (mlst_parse_facts(val ? val : "", &facts) < 0) {
+            front_reply(f, 501, "Invalid MLST fact list.");
+            return;
+        }
+        f->mlst_facts = facts;
+        struct sbuf t;
+        sbuf_init(&t);
+        sbuf_adds(&t, "MLST OPTS");
+        if (facts) {
+            sbuf_addc(&t, ' ');
+            mlst_selected(&t, facts);
+        }
+        front_reply(f, 200, "%s", t.data);
+        sbuf_free(&t);
+        return;
+    }
+    front_reply(f, 501, "Option not understood.");
+}
+
+static void c_auth(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    if (f->tls) {
+        front_reply(f, 503, "Already using TLS.");
+        return;
+    }
+    if (f->logged_in) {
+        front_reply(f, 534, "AUTH is refused after login.");
+        return;
+    }
+    bool tls = str_ieq(arg, "TLS") || str_ieq(arg, "TLS-C");
+    bool ssl = str_ieq(arg, "SSL") || str_ieq(arg, "TLS-P");
+    if (!tls && !ssl) {
+        front_reply(f, 504, "AUTH mechanism not supported; use AUTH TLS.");
+        return;
+    }
+    if (!f->ctx) {
+        front_reply(f, 431, "TLS is not available: the server has no usable certificate.");
+        return;
+    }
+    SSL *s = SSL_new(f->ctx);
+    if (!s) {
+        front_reply(f, 431, "TLS is not available now.");
+        return;
+    }
+    SSL_set_session_id_context(s, f->sid_ctx, sizeof f->sid_ctx);
+    front_reply(f, 234, "Proceed with negotiation.");
+    char err[256];
+    if (ctl_starttls(&f->ctl, s, (int)f->cfg->login_timeout * 1000, true, err, sizeof err) < 0) {
+        log_msg(LOG_INFO, "control TLS handshake failed: %s", err);
+        SSL_free(s);
+        f->ctl.ssl = NULL;
+        front_exit(f, 0);
+    }
+    f->tls = true;
+    char d[128];
+    tls_describe(s, d, sizeof d);
+    log_msg(LOG_INFO, "control connection protected: %s", d);
+    /* RFC 4217 §4.2: AUTH resets the session almost as REIN would. */
+    f->have_user = false;
+    f->type = 'A';
+    f->rest = 0;
+    f->rnfr_ok = false;
+    dc_reset(&f->dc);
+    f->pbsz = ssl;
+    f->prot_p = ssl; /* AUTH SSL / TLS-P imply protected data, as vsftpd and ProFTPD do */
+}
+
+static void c_pbsz(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    uint64_t v;
+    if (!f->tls) {
+        front_reply(f, 503, "PBSZ needs a protected control connection: send AUTH TLS first.");
+        return;
+    }
+    if (!parse_u64(arg, UINT32_MAX, &v)) {
+        front_reply(f, 501, "PBSZ needs a number from 0 to 4294967295.");
+        return;
+    }
+    f->pbsz = true;
+    front_reply(f, 200, "PBSZ=0");
+}
+
+static void c_prot(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    if (!f->tls) {
+        front_reply(f, 503, "PROT needs a protected control connection: send AUTH TLS first.");
+        return;
+    }
+    if (!f->pbsz) {
+        front_reply(f, 503, "PROT needs PBSZ first.");
+        return;
+    }
+    if (str_ieq(arg, "C")) {
+        f->prot_p = false;
+        front_reply(f, 200, "Protection level set to Clear.");
+    } else if (str_ieq(arg, "P")) {
+        f->prot_p = true;
+        front_reply(f, 200, "Protection level set to Private.");
+    } else if (str_ieq(arg, "S") || str_ieq(arg, "E")) {
+        front_reply(f, 536, "PROT %s is not supported with TLS; use C or P.", arg);
+    } else {
+        front_reply(f, 504, "Unknown protection level; use C or P.");
+    }
+}
+
+static void c_ccc(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    (void)arg;
+    if (!f->tls)
+        front_reply(f, 533, "The control connection is not protected.");
+    else if (!f->logged_in)
+        front_reply(f, 534, "CCC is refused before login.");
+    else
+        front_reply(f, 534, "CCC is refused by policy.");
+}
+
+static void c_not_impl(struct front *f, const char *name, char *arg)
+{
+    (void)arg;
+    front_reply(f, 502, "%s is not implemented.", name);
+}
+
+static void c_sec_data(struct front *f, const char *name, char *arg)
+{
+    (void)arg;
+    front_reply(f, 502, "%s is not used with TLS: the whole connection is protected.", name);
+}
+
+static void c_acct(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    (void)arg;
+    if (f->logged_in)
+        front_reply(f, 202, "ACCT is not needed.");
+    else
+        front_reply(f, 503, "Login with USER and PASS first.");
+}
+
+static void c_allo(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    (void)arg;
+    front_reply(f, 202, "ALLO is not needed.");
+}
+
+static void c_type(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    char t = (char)toupper((unsigned char)arg[0]);
+    const char *rest = arg[0] ? arg + 1 : arg;
+    if (t == 'A' && (!*rest || str_ieq(rest, " N"))) {
+        f->type = 'A';
+        front_reply(f, 200, "Switching to ASCII mode.");
+    } else if ((t == 'I' && !*rest) || (t == 'L' && strcmp(rest, " 8") == 0)) {
+        f->type = 'I';
+        front_reply(f, 200, "Switching to Binary mode.");
+    } else if (t == 'A' || t == 'E' || t == 'I' || t == 'L') {
+        front_reply(f, 504, "TYPE %s is not supported; use A or I.", arg);
+    } else {
+        front_reply(f, 501, "Unknown TYPE.");
+    }
+}
+
+static void c_stru(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    if (str_ieq(arg, "F"))
+        front_reply(f, 200, "Structure set to F.");
+    else if (str_ieq(arg, "R") || str_ieq(arg, "P"))
+        front_reply(f, 504, "Only STRU F is supported.");
+    else
+        front_reply(f, 501, "Unknown structure.");
+}
+
+static void c_mode(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    if (str_ieq(arg, "S"))
+        front_reply(f, 200, "Mode set to S.");
+    else if (str_ieq(arg, "B") || str_ieq(arg, "C") || str_ieq(arg, "Z"))
+        front_reply(f, 504, "Only MODE S is supported.");
+    else
+        front_reply(f, 501, "Unknown mode.");
+}
+
+static void c_rest(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    uint64_t v;
+    if (!parse_u64(arg, INT64_MAX, &v)) {
+        front_reply(f, 501, "REST needs a non-negative byte offset.");
+        return;
+    }
+    f->rest = v;
+    front_reply(f, 350, "Restart position accepted (%llu).", (unsigned long long)v);
+}
+
+static bool local_is_ipv4(const struct sockaddr_storage *ss, struct in_addr *a)
+{
+    if (ss->ss_family == AF_INET) {
+        *a = ((const struct sockaddr_in *)ss)->sin_addr;
+        return true;
+    }
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+    if (ss->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+        memcpy(a, &s6->sin6_addr.s6_addr[12], 4);
+        return true;
+    }
+    return false;
+}
+
+static void c_pasv(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    (void)arg;
+    struct in_addr a;
+    if (f->epsv_all) {
+        front_reply(f, 503, "PASV is not allowed after EPSV ALL.");
+        return;
+    }
+    if (!local_is_ipv4(&f->si->local, &a)) {
+        front_reply(f, 522, "PASV is IPv4-only; use EPSV.");
+        return;
+    }
+    if (f->cfg->pasv_address[0])
+        inet_pton(AF_INET, f->cfg->pasv_address, &a);
+    unsigned port;
+    char why[256];
+    if (dc_listen(&f->dc, &f->si->local, f->cfg->pasv_min_port, f->cfg->pasv_max_port, &port, why,
+                  sizeof why) < 0) {
+        log_msg(LOG_WARNING, "PASV failed: %s", why);
+        front_reply(f, 425, "Cannot open a passive data port: %s.", why);
+        return;
+    }
+    const unsigned char *b = (const unsigned char *)&a;
+    front_reply(f, 227, "Entering Passive Mode (%u,%u,%u,%u,%u,%u).", b[0], b[1], b[2], b[3],
+                port >> 8, port & 255);
+}
+
+static void c_epsv(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    struct in_addr dummy;
+    unsigned mine = local_is_ipv4(&f->si->local, &dummy) ? 1 : 2;
+    if (arg[0]) {
+        unsigned proto;
+        if (str_ieq(arg, "ALL")) {
+            f->epsv_all = true;
+            front_reply(f, 200, "EPSV ALL ok: only EPSV from now on.");
+            return;
+        }
+        if (!parse_uint(arg, 255, &proto)) {
+            front_reply(f, 501, "EPSV takes a network protocol number or ALL.");
+            return;
+        }
+        if (proto != mine) {
+            front_reply(f, 522, "Network protocol not supported, use (%u)", mine);
+            return;
+        }
+    }
+    unsigned port;
+    char why[256];
+    if (dc_listen(&f->dc, &f->si->local, f->cfg->pasv_min_port, f->cfg->pasv_max_port, &port, why,
+                  sizeof why) < 0) {
+        log_msg(LOG_WARNING, "EPSV failed: %s", why);
+        front_reply(f, 425, "Cannot open a passive data port: %s.", why);
+        return;
+    }
+    front_reply(f, 229, "Entering Extended Passive Mode (|||%u|)", port);
+}
+
+static void c_abor(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    (void)arg;
+    if (dc_active(&f->dc)) {
+        dc_reset(&f->dc);
+        front_reply(f, 226, "No transfer to abort; data connection closed.");
+    } else {
+        front_reply(f, 225, "No transfer to abort.");
+    }
+}
+
+static void c_stat(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    if (arg[0]) {
+        front_reply(f, 502, "STAT with a path is not implemented; use LIST.");
+        return;
+    }
+    struct sbuf t;
+    sbuf_init(&t);
+    char d[128] = "plaintext";
+    if (f->ctl.ssl)
+        tls_describe(f->ctl.ssl, d, sizeof d);
+    sbuf_printf(&t, "FTP server status:\n Connected to %s\n Logged in as %s\n"
+                    " TYPE: %s, STRU: File, MODE: Stream\n Control connection: %s\n"
+                    " Data protection: %s\nEnd of status",
+                f->si->peer_str, f->user, f->type == 'A' ? "ASCII" : "Binary", d,
+                f->prot_p ? "Private (TLS)" : "Clear");
+    front_reply_multi(f, 211, t.data);
+    sbuf_free(&t);
+}
+
+static void c_user_op(struct front *f, const struct fcmd *c, char *arg)
+{
+    struct ureply r;
+    front_user_request(f, c->op, 0, 0, arg, NULL, &r);
+    if (c->op == UOP_RNFR && r.code == 350) {
+        f->rnfr_ok = true;
+        snprintf(f->rnfr, sizeof f->rnfr, "%s", r.name);
+    }
+    front_relay_reply(f, &r);
+    ureply_free(&r);
+}
+
+static void c_rnto(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    /* rnfr_ok was armed by the command right before this one (see front_dispatch). */
+    struct ureply r;
+    front_user_request(f, UOP_RNTO, 0, 0, arg, f->rnfr, &r);
+    front_relay_reply(f, &r);
+    ureply_free(&r);
+}
+
+static void c_xfer(struct front *f, const char *name, char *arg)
+{
+    static const struct {
+        const char *name;
+        enum xfer_kind kind;
+    } k[] = {{"RETR", XK_RETR}, {"STOR", XK_STOR}, {"APPE", XK_APPE},
+             {"LIST", XK_LIST}, {"NLST", XK_NLST}, {"MLSD", XK_MLSD}};
+    for (size_t i = 0; i < ARRAY_LEN(k); i++)
+        if (strcmp(k[i].name, name) == 0)
+            xfer_run(f, k[i].kind, arg);
+}
+
+static void c_help(struct front *f, const char *name, char *arg);
+
+#define USEROP NULL
+
+static const struct fcmd cmds[] = {
+    {"ABOR", c_abor, F_PRE | F_NOARG, 0, "ABOR"},
+    {"ACCT", c_acct, F_PRE | F_ARG, 0, "ACCT <account>"},
+    {"ADAT", c_sec_data, F_PRE, 0, "ADAT <base64>"},
+    {"ALLO", c_allo, F_ARG, 0, "ALLO <size>"},
+    {"APPE", c_xfer, F_ARG, 0, "APPE <file>"},
+    {"AUTH", c_auth, F_PRE | F_ARG, 0, "AUTH TLS"},
+    {"CCC", c_ccc, F_PRE | F_NOARG, 0, "CCC"},
+    {"CDUP", USEROP, F_NOARG, UOP_CDUP, "CDUP"},
+    {"CONF", c_sec_data, F_PRE, 0, "CONF <base64>"},
+    {"CWD", USEROP, F_ARG, UOP_CWD, "CWD <directory>"},
+    {"DELE", USEROP, F_ARG, UOP_DELE, "DELE <file>"},
+    {"ENC", c_sec_data, F_PRE, 0, "ENC <base64>"},
+    {"EPRT", c_not_impl, F_ARG, 0, "EPRT |proto|address|port|"},
+    {"EPSV", c_epsv, 0, 0, "EPSV [1|2|ALL]"},
+    {"FEAT", c_feat, F_PRE | F_NOARG, 0, "FEAT"},
+    {"HELP", c_help, F_PRE, 0, "HELP [command]"},
+    {"LIST", c_xfer, 0, 0, "LIST [-a] [path]"},
+    {"MDTM", USEROP, F_ARG, UOP_MDTM, "MDTM <file>"},
+    {"MIC", c_sec_data, F_PRE, 0, "MIC <base64>"},
+    {"MKD", USEROP, F_ARG, UOP_MKD, "MKD <directory>"},
+    {"MLSD", c_xfer, 0, 0, "MLSD [directory]"},
+    {"MLST", USEROP, 0, UOP_MLST, "MLST [path]"},
+    {"MODE", c_mode, F_ARG, 0, "MODE S"},
+    {"NLST", c_xfer, 0, 0, "NLST [path]"},
+    {"NOOP", c_noop, F_PRE | F_NOARG, 0, "NOOP"},
+    {"OPTS", c_opts, F_PRE | F_ARG, 0, "OPTS UTF8 ON | OPTS MLST <facts>"},
+    {"PASS", c_pass, F_PRE, 0, "PASS <password>"},
+    {"PASV", c_pasv, F_NOARG, 0, "PASV"},
+    {"PBSZ", c_pbsz, F_PRE | F_ARG, 0, "PBSZ 0"},
+    {"PORT", c_not_impl, F_ARG, 0, "PORT h1,h2,h3,h4,p1,p2"},
+    {"PROT", c_prot, F_PRE | F_ARG, 0, "PROT C|P"},
+    {"PWD", USEROP, F_NOARG, UOP_PWD, "PWD"},
+    {"QUIT", c_quit, F_PRE | F_NOARG, 0, "QUIT"},
+    {"REIN", c_not_impl, F_PRE | F_NOARG, 0, "REIN"},
+    {"REST", c_rest, F_ARG, 0, "REST <offset>"},
+    {"RETR", c_xfer, F_ARG, 0, "RETR <file>"},
+    {"RMD", USEROP, F_ARG, UOP_RMD, "RMD <directory>"},
+    {"RNFR", USEROP, F_ARG, UOP_RNFR, "RNFR <old name>"},
+    {"RNTO", c_rnto, F_ARG, 0, "RNTO <new name>"},
+    {"SIZE", USEROP, F_ARG, UOP_SIZE, "SIZE <file>"},
+    {"SMNT", c_not_impl, F_ARG, 0, "SMNT <path>"},
+    {"STAT", c_stat, F_PRE, 0, "STAT [path]"},
+    {"STOR", c_xfer, F_ARG, 0, "STOR <file>"},
+    {"STRU", c_stru, F_ARG, 0, "STRU F"},
+    {"SYST", c_syst, F_PRE | F_NOARG, 0, "SYST"},
+    {"TYPE", c_type, F_ARG, 0, "TYPE A|I"},
+    {"USER", c_user, F_PRE | F_ARG, 0, "USER <name>"},
+    {"XCUP", USEROP, F_NOARG, UOP_CDUP, "XCUP"},
+    {"XCWD", USEROP, F_ARG, UOP_CWD, "XCWD <directory>"},
+    {"XMKD", USEROP, F_ARG, UOP_MKD, "XMKD <directory>"},
+    {"XPWD", USEROP, F_NOARG, UOP_PWD, "XPWD"},
+    {"XRMD", USEROP, F_ARG, UOP_RMD, "XRMD <directory>"},
+};
+
+static const struct fcmd *find_cmd(const char *verb)
+{
+    for (size_t i = 0; i < ARRAY_LEN(cmds); i++)
+        if (str_ieq(cmds[i].name, verb))
+            return &cmds[i];
+    return NULL;
+}
+
+static void c_help(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    if (arg[0]) {
+        const struct fcmd *c = find_cmd(arg);
+        if (c)
+            front_reply(f, 214, "Syntax: %s", c->syntax);
+        else
+            front_reply(f, 502, "Unknown command %s.", arg);
+        return;
+    }
+    struct sbuf t;
+    sbuf_init(&t);
+    sbuf_adds(&t, "The following commands are recognized.");
+    for (size_t i = 0; i < ARRAY_LEN(cmds); i++) {
+        sbuf_adds(&t, i % 10 == 0 ? "\n " : " ");
+        sbuf_adds(&t, cmds[i].name);
+    }
+    sbuf_adds(&t, "\nHelp OK.");
+    front_reply_multi(f, 214, t.data);
+    sbuf_free(&t);
+}
+
+void front_dispatch(struct front *f, char *line, size_t len)
+{
+    /* RNFR arms RNTO for exactly the next command. */
+    bool rnfr_armed = f->rnfr_ok;
+    f->rnfr_ok = false;
+
+    char *sp = memchr(line, ' ', len);
+    size_t vlen = sp ? (size_t)(sp - line) : len;
+    char verb[8];
+    if (vlen == 0 || vlen >= sizeof verb) {
+        front_reply(f, 500, "Unknown command.");
+        return;
+    }
+    memcpy(verb, line, vlen);
+    verb[vlen] = '\0';
+    /* Exactly one space separates verb and argument; the rest (spaces too) is the argument. */
+    char *arg = sp ? sp + 1 : line + len;
+    size_t alen = len - (size_t)(arg - line);
+    const struct fcmd *c = find_cmd(verb);
+    if (!c) {
+        front_reply(f, 500, "Unknown command.");
+        return;
+    }
+    if (memchr(arg, '\0', alen)) {
+        front_reply(f, 501, "Invalid character (NUL) in argument.");
+        return;
+    }
+    if (!f->logged_in && !(c->flags & F_PRE)) {
+        front_reply(f, 530, "Please login with USER and PASS.");
+        return;
+    }
+    if ((c->flags & F_ARG) && alen == 0) {
+        front_reply(f, 501, "Syntax: %s", c->syntax);
+        return;
+    }
+    if ((c->flags & F_NOARG) && alen > 0) {
+        front_reply(f, 501, "%s takes no argument.", c->name);
+        return;
+    }
+    if (strcmp(c->name, "RNTO") == 0 && !rnfr_armed) {
+        front_reply(f, 503, "RNFR required first.");
+        return;
+    }
+    if (c->fn)
+        c->fn(f, c->name, arg);
+    else
+        c_user_op(f, c, arg);
+}

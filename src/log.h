@@ -1,0 +1,17 @@
+/* Logging to syslog (journald), every line tagged with the session id and client address. */
+#ifndef FTPSD_LOG_H
+#define FTPSD_LOG_H
+
+#include <syslog.h>
+
+/* Opens the syslog socket now (LOG_NDELAY) so that it survives chroot. */
+void log_open(int facility, int max_level);
+void log_set_session(const char *sid, const char *client);
+void log_set_user(const char *user);
+const char *log_session_id(void);
+void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Text for -t and start-up problems, before a session exists: stderr when it is not the socket. */
+void log_stderr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_stderr_disable(void);
+
+#endif

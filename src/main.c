@@ -1,0 +1,151 @@
+/* ftpsd: command line, configuration check (-t), and the hand-over to the monitor. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "monitor.h"
+#include "tls.h"
+
+#ifndef FTPSD_VERSION
+#define FTPSD_VERSION "0.1.0"
+#endif
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: ftpsd [-f CONFIG] [-t] [-V]\n"
+                 "  -f CONFIG  configuration file (default " FTPSD_CONFIG_FILE ")\n"
+                 "  -t         check the configuration, certificate and key, then exit\n"
+                 "  -V         print the version and exit\n"
+                 "ftpsd serves one FTPS control connection on standard input/output; it is\n"
+                 "started per connection by systemd (ftpsd.socket, Accept=yes) or xinetd.\n");
+}
+
+static void print_err(const char *msg)
+{
+    fprintf(stderr, "%s\n", msg);
+}
+
+static int errors_seen;
+static void log_err(const char *msg)
+{
+    errors_seen++;
+    log_msg(LOG_ERR, "%s", msg);
+    log_stderr("%s", msg);
+}
+
+static int check_config(struct config *cfg)
+{
+    int bad = 0;
+    char err[600];
+    SSL_CTX *ctx = tls_server_ctx(cfg, err, sizeof err);
+    if (!ctx) {
+        fprintf(stderr, "%s:%u: %s\n", cfg->path, config_line(cfg, "tls_cert_file"), err);
+        bad = 1;
+    } else {
+        SSL_CTX_free(ctx);
+    }
+    struct stat st;
+    if (stat(cfg->tls_key_file, &st) == 0 && (st.st_mode & 0077))
+        fprintf(stderr, "%s:%u: warning: tls_key_file %s is readable by others than its owner\n",
+                cfg->path, config_line(cfg, "tls_key_file"), cfg->tls_key_file);
+    struct passwd *pw = getpwnam(cfg->nopriv_user);
+    if (!pw || pw->pw_uid == 0) {
+        fprintf(stderr, "%s:%u: nopriv_user '%s' %s\n", cfg->path,
+                config_line(cfg, "nopriv_user"), cfg->nopriv_user,
+                pw ? "must not be root" : "does not exist");
+        bad = 1;
+    }
+    if (stat(cfg->empty_dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 ||
+        (st.st_mode & 022)) {
+        fprintf(stderr, "%s:%u: empty_dir %s must be an existing directory owned by root and "
+                        "writable by nobody else\n",
+                cfg->path, config_line(cfg, "empty_dir"), cfg->empty_dir);
+        bad = 1;
+    }
+    if (!bad)
+        printf("%s: configuration OK\n", cfg->path);
+    return bad;
+}
+
+/* Under xinetd stderr is the client socket: nothing but replies may go there. */
+static void protect_stderr(void)
+{
+    struct stat s0, s2;
+    if (fstat(0, &s0) == 0 && fstat(2, &s2) == 0 && S_ISSOCK(s2.st_mode) &&
+        s0.st_ino == s2.st_ino && s0.st_dev == s2.st_dev) {
+        int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            close(fd);
+        } else {
+            close(2);
+        }
+        log_stderr_disable();
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = FTPSD_CONFIG_FILE;
+    bool test = false;
+    int opt;
+    while ((opt = getopt(argc, argv, "f:tVh")) != -1) {
+        switch (opt) {
+        case 'f': path = optarg; break;
+        case 't': test = true; break;
+        case 'V': printf("ftpsd %s\n", FTPSD_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    struct config cfg;
+    config_defaults(&cfg);
+    if (test) {
+        if (config_load(&cfg, path, print_err) < 0)
+            return 1;
+        return check_config(&cfg);
+    }
+
+    struct stat st;
+    if (isatty(0) || fstat(0, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+        fprintf(stderr, "ftpsd: standard input is %s, not a network connection.\n"
+                        "ftpsd serves one connection on stdin/stdout: start it from systemd "
+                        "(ftpsd.socket, Accept=yes), xinetd, or\n"
+                        "systemd-socket-activate --inetd. Use -t to check the configuration.\n",
+                isatty(0) ? "a terminal" : "not a socket");
+        return 2;
+    }
+    protect_stderr();
+    log_open(LOG_FTP, LOG_INFO);
+    if (config_load(&cfg, path, log_err) < 0) {
+        static const char msg[] = "421 Service not available (server configuration error).\r\n";
+        (void)!write(1, msg, sizeof msg - 1);
+        return 1;
+    }
+    closelog();
+    log_open(cfg.log_facility, cfg.log_level);
+    if (geteuid() != 0) {
+        log_msg(LOG_ERR, "ftpsd must be started as root (it drops privileges per session)");
+        if (!cfg.implicit_tls) {
+            static const char msg[] = "421 Service not available (server configuration error)."
+                                      "\r\n";
+            (void)!write(1, msg, sizeof msg - 1);
+        }
+        return 1;
+    }
+    monitor_run(&cfg);
+}

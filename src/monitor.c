@@ -1,0 +1,429 @@
+/*
+ * The monitor forks the front (which owns the client connection), answers its login requests
+ * with PAM, forks the user process after a successful login, and at the end closes the PAM
+ * session and reaps everything. What it receives is a fixed-format message over a socketpair.
+ */
+#include "monitor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "drop.h"
+#include "front.h"
+#include "listing.h"
+#include "log.h"
+#include "pamauth.h"
+#include "privsep.h"
+#include "session.h"
+#include "session_info.h"
+#include "util.h"
+
+struct monitor {
+    struct session_info si;
+    int front_fd;
+    pid_t front_pid;
+    pid_t user_pid;
+    unsigned failures;
+    bool logged_in;
+    struct pamauth pam;
+    char user[256];
+    int64_t login_at;
+};
+
+static volatile sig_atomic_t g_term;
+
+static void on_term(int sig)
+{
+    (void)sig;
+    g_term = 1;
+}
+
+static void plain_reply_and_exit(const struct config *cfg, const char *line)
+{
+    /* Only before TLS exists and only in explicit mode is a plaintext reply meaningful. */
+    if (!cfg->implicit_tls)
+        (void)!write(1, line, strlen(line));
+    exit(1);
+}
+
+static void make_session_info(struct monitor *m, const struct config *cfg)
+{
+    struct session_info *si = &m->si;
+    memset(si, 0, sizeof *si);
+    si->cfg = cfg;
+    unsigned char rnd[6];
+    random_bytes(rnd, sizeof rnd);
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(si->sid + 2 * i, 3, "%02x", rnd[i]);
+    socklen_t len = sizeof si->local;
+    getsockname(0, (struct sockaddr *)&si->local, &len);
+    len = sizeof si->peer;
+    getpeername(0, (struct sockaddr *)&si->peer, &len);
+    sockaddr_to_str(&si->local, si->local_str, sizeof si->local_str);
+    sockaddr_to_str(&si->peer, si->peer_str, sizeof si->peer_str);
+    log_set_session(si->sid, si->peer_str);
+}
+
+static int check_empty_dir(const char *dir, char *why, size_t whylen)
+{
+    struct stat st;
+    if (stat(dir, &st) < 0) {
+        snprintf(why, whylen, "empty_dir %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022)) {
+        snprintf(why, whylen, "empty_dir %s must be a directory owned by root and writable by "
+                              "nobody else", dir);
+        return -1;
+    }
+    return 0;
+}
+
+/* Expands root_dir's %u, or picks the home directory; also where the session starts. */
+static int user_root(const struct config *cfg, const struct passwd *pw, char *root, size_t rcap,
+                     char *start, size_t scap)
+{
+    char tmp[PATH_MAX];
+    if (cfg->root_dir[0]) {
+        struct sbuf b;
+        sbuf_init(&b);
+        for (const char *p = cfg->root_dir; *p; p++) {
+            if (p[0] == '%' && p[1] == 'u') {
+                sbuf_adds(&b, pw->pw_name);
+                p++;
+            } else if (p[0] == '%' && p[1] == '%') {
+                sbuf_addc(&b, '%');
+                p++;
+            } else {
+                sbuf_addc(&b, *p);
+            }
+        }
+        snprintf(tmp, sizeof tmp, "%s", b.data);
+        sbuf_free(&b);
+    } else if (cfg->chroot) {
+        snprintf(tmp, sizeof tmp, "%s", pw->pw_dir);
+    } else {
+        snprintf(tmp, sizeof tmp, "/");
+    }
+    if (!realpath(tmp, root) || strlen(root) >= rcap)
+        return -1;
+    char home[PATH_MAX];
+    if (!realpath(pw->pw_dir, home))
+        snprintf(home, sizeof home, "%s", pw->pw_dir);
+    size_t rl = strlen(root);
+    if (strcmp(root, "/") == 0)
+        snprintf(start, scap, "%s", home);
+    else if (strcmp(home, root) == 0)
+        snprintf(start, scap, "/");
+    else if (strncmp(home, root, rl) == 0 && home[rl] == '/')
+        snprintf(start, scap, "%s", home + rl);
+    else
+        snprintf(start, scap, "/");
+    return 0;
+}
+
+static void add_id(struct idname **v, size_t *n, unsigned id, const char *name)
+{
+    for (size_t i = 0; i < *n; i++)
+        if ((*v)[i].id == id)
+            return;
+    *v = xrealloc(*v, (*n + 1) * sizeof **v);
+    (*v)[*n].id = id;
+    snprintf((*v)[*n].name, sizeof(*v)[*n].name, "%s", name);
+    (*n)++;
+}
+
+/* LIST shows names for the user's own uid and groups; everything else stays numeric, because
+ * nothing may be looked up (NSS) once the process is inside the user's root. */
+static void build_idmap(struct idmap *ids, const struct passwd *pw, const gid_t *groups, int ng)
+{
+    memset(ids, 0, sizeof *ids);
+    add_id(&ids->users, &ids->nusers, pw->pw_uid, pw->pw_name);
+    add_id(&ids->users, &ids->nusers, 0, "root");
+    add_id(&ids->groups, &ids->ngroups, 0, "root");
+    for (int i = 0; i < ng; i++) {
+        struct group *g = getgrgid(groups[i]);
+        if (g)
+            add_id(&ids->groups, &ids->ngroups, groups[i], g->gr_name);
+    }
+}
+
+static void send_login_result(struct monitor *m, bool ok, int code, bool close_after,
+                              const struct sbuf *lines, int fd)
+{
+    struct msg *r = msg_new();
+    msg_init(r, MSG_LOGIN_RESULT);
+    msg_put_u32(r, ok);
+    msg_put_u32(r, (uint32_t)code);
+    msg_put_u32(r, close_after);
+    msg_put_str(r, lines->data ? lines->data : "");
+    r->fd = fd;
+    if (msg_send(m->front_fd, r) < 0)
+        log_msg(LOG_ERR, "cannot answer the front: %s", strerror(errno));
+    r->fd = -1;
+    msg_free(r);
+}
+
+static bool valid_user_name(const char *u)
+{
+    size_t n = strlen(u);
+    if (n == 0 || n > 255)
+        return false;
+    for (const char *p = u; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '/' || *p == ':')
+            return false;
+    return strcmp(u, ".") != 0 && strcmp(u, "..") != 0;
+}
+
+static pid_t start_user_process(struct monitor *m, const struct passwd *pw, int *front_end,
+                                char *why, size_t whylen)
+{
+    const struct config *cfg = m->si.cfg;
+    char root[PATH_MAX], start[PATH_MAX];
+    if (user_root(cfg, pw, root, sizeof root, start, sizeof start) < 0) {
+        snprintf(why, whylen, "root directory for %s is not usable: %s", pw->pw_name,
+                 strerror(errno));
+        return -1;
+    }
+    int ng = 64;
+    gid_t *groups = xmalloc(sizeof(gid_t) * (size_t)ng);
+    if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &ng) < 0) {
+        groups = xrealloc(groups, sizeof(gid_t) * (size_t)ng);
+        if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &ng) < 0)
+            ng = 0;
+    }
+    struct idmap ids;
+    build_idmap(&ids, pw, groups, ng);
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        snprintf(why, whylen, "socketpair: %s", strerror(errno));
+        free(groups);
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(why, whylen, "fork: %s", strerror(errno));
+        close(sv[0]);
+        close(sv[1]);
+        free(groups);
+        return -1;
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        close(m->front_fd);
+        struct session_args a = {
+            .si = &m->si,
+            .id = {.uid = pw->pw_uid, .gid = pw->pw_gid, .groups = groups, .ngroups = ng},
+            .user = pw->pw_name,
+            .chan = sv[1],
+            .ids = ids,
+        };
+        snprintf(a.root, sizeof a.root, "%s", root);
+        snprintf(a.start, sizeof a.start, "%s", start);
+        session_main(&a);
+    }
+    close(sv[1]);
+    free(groups);
+    free(ids.users);
+    free(ids.groups);
+    *front_end = sv[0];
+    return pid;
+}
+
+static void handle_login(struct monitor *m, struct msg *req)
+{
+    const struct config *cfg = m->si.cfg;
+    char user[256], pass[1024];
+    msg_get_str(req, user, sizeof user);
+    msg_get_str(req, pass, sizeof pass);
+    struct sbuf lines;
+    sbuf_init(&lines);
+    if (!msg_ok_end(req) || m->logged_in || m->failures >= cfg->max_login_failures) {
+        log_msg(LOG_ERR, "malformed or out-of-order login request from the front; ending");
+        kill(m->front_pid, SIGKILL);
+        explicit_bzero(pass, sizeof pass);
+        return;
+    }
+    char why[512] = "";
+    enum pam_outcome out = PAMAUTH_BAD_LOGIN;
+    struct passwd *pw = valid_user_name(user) ? getpwnam(user) : NULL;
+    if (!valid_user_name(user)) {
+        snprintf(why, sizeof why, "invalid user name");
+    } else if (pw && pw->pw_uid == 0) {
+        snprintf(why, sizeof why, "root may not log in");
+    } else {
+        out = pamauth_login(&m->pam, cfg->pam_service, user, pass, m->si.peer_str, &lines, why,
+                            sizeof why);
+    }
+    explicit_bzero(pass, sizeof pass);
+
+    int front_end = -1;
+    if (out == PAMAUTH_OK) {
+        pw = getpwnam(m->pam.user);
+        if (!pw || pw->pw_uid == 0) {
+            snprintf(why, sizeof why, "%s", pw ? "root may not log in" : "user has no passwd entry");
+            pamauth_close(&m->pam);
+            out = PAMAUTH_BAD_LOGIN;
+        } else if ((m->user_pid = start_user_process(m, pw, &front_end, why, sizeof why)) < 0) {
+            pamauth_close(&m->pam);
+            out = PAMAUTH_ERROR;
+        }
+    }
+    if (out == PAMAUTH_OK) {
+        m->logged_in = true;
+        m->login_at = now_ms();
+        snprintf(m->user, sizeof m->user, "%s", pw->pw_name);
+        log_set_user(m->user);
+        log_msg(LOG_NOTICE, "login ok user=%s method=password", m->user);
+        if (lines.len)
+            sbuf_addc(&lines, '\n');
+        sbuf_adds(&lines, "Login successful.");
+        send_login_result(m, true, 230, false, &lines, front_end);
+        close(front_end);
+        sbuf_free(&lines);
+        return;
+    }
+
+    m->failures++;
+    log_msg(LOG_WARNING, "login failed user=%s method=password: %s (failure %u of %u)", user, why,
+            m->failures, cfg->max_login_failures);
+    /* The delay is the monitor's, so a misbehaving front cannot skip it. */
+    sleep_ms(cfg->fail_delay_ms);
+    if (lines.len)
+        sbuf_addc(&lines, '\n');
+    if (out == PAMAUTH_EXPIRED_PW)
+        sbuf_adds(&lines, "Password has expired; change it before logging in.");
+    else if (out == PAMAUTH_ACCT_DENIED)
+        sbuf_adds(&lines, "Account is not allowed to log in now.");
+    else if (out == PAMAUTH_ERROR)
+        sbuf_adds(&lines, "Login failed (server authentication error).");
+    else
+        sbuf_adds(&lines, "Login incorrect.");
+    bool last = m->failures >= cfg->max_login_failures;
+    if (last) {
+        sbuf_adds(&lines, "\nToo many failed logins; closing the connection.");
+        log_msg(LOG_WARNING, "too many login failures; closing");
+    }
+    send_login_result(m, false, last ? 421 : 530, last, &lines, -1);
+    sbuf_free(&lines);
+}
+
+static void reap(pid_t pid, const char *what, int grace_ms)
+{
+    if (pid <= 0)
+        return;
+    int64_t deadline = now_ms() + grace_ms;
+    int st;
+    for (;;) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid || (r < 0 && errno == ECHILD))
+            break;
+        if (now_ms() >= deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            log_msg(LOG_WARNING, "%s process did not end in time; killed", what);
+            return;
+        }
+        sleep_ms(20);
+    }
+    if (WIFSIGNALED(st) && WTERMSIG(st) != SIGKILL && WTERMSIG(st) != SIGTERM)
+        log_msg(LOG_ERR, "%s process died of signal %d", what, WTERMSIG(st));
+}
+
+void monitor_run(struct config *cfg)
+{
+    struct monitor m;
+    memset(&m, 0, sizeof m);
+    make_session_info(&m, cfg);
+    log_msg(LOG_INFO, "connect to %s", m.si.local_str);
+
+    char why[512];
+    struct passwd *np = getpwnam(cfg->nopriv_user);
+    if (!np || np->pw_uid == 0) {
+        log_msg(LOG_ERR, "nopriv_user '%s' %s", cfg->nopriv_user,
+                np ? "must not be root" : "does not exist");
+        plain_reply_and_exit(cfg, "421 Service not available (server configuration error).\r\n");
+    }
+    m.si.nopriv_uid = np->pw_uid;
+    m.si.nopriv_gid = np->pw_gid;
+    if (check_empty_dir(cfg->empty_dir, why, sizeof why) < 0) {
+        log_msg(LOG_ERR, "%s", why);
+        plain_reply_and_exit(cfg, "421 Service not available (server configuration error).\r\n");
+    }
+
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        die("socketpair: %s", strerror(errno));
+    m.front_pid = fork();
+    if (m.front_pid < 0)
+        die("fork: %s", strerror(errno));
+    if (m.front_pid == 0) {
+        close(sv[0]);
+        front_main(&m.si, sv[1]);
+    }
+    close(sv[1]);
+    m.front_fd = sv[0];
+    /* The monitor holds nothing network-facing. */
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull >= 0) {
+        dup2(devnull, 0);
+        dup2(devnull, 1);
+        close(devnull);
+    } else {
+        close(0);
+        close(1);
+    }
+    struct sigaction sa = {.sa_handler = on_term};
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct msg *req = msg_new();
+    while (!g_term) {
+        struct pollfd p = {.fd = m.front_fd, .events = POLLIN};
+        if (poll(&p, 1, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (msg_recv(m.front_fd, req) < 0)
+            break;
+        if (req->fd >= 0) {
+            close(req->fd);
+            req->fd = -1;
+        }
+        if (req->type == MSG_LOGIN) {
+            handle_login(&m, req);
+        } else {
+            log_msg(LOG_ERR, "unexpected message %u from the front; ending", req->type);
+            break;
+        }
+    }
+    msg_free(req);
+    if (g_term)
+        log_msg(LOG_NOTICE, "terminated by signal");
+    close(m.front_fd);
+    kill(m.front_pid, g_term ? SIGTERM : 0);
+    reap(m.front_pid, "front", 5000);
+    /* The user process ends by itself when the front's channel closes. */
+    reap(m.user_pid, "user", 5000);
+    if (m.logged_in) {
+        pamauth_close(&m.pam);
+        log_msg(LOG_INFO, "disconnect after %lld s", (long long)((now_ms() - m.login_at) / 1000));
+    } else {
+        log_msg(LOG_INFO, "disconnect (not logged in)");
+    }
+    exit(0);
+}

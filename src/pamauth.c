@@ -1,0 +1,163 @@
+#include "pamauth.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct conv_data {
+    const char *user;
+    const char *password;
+    unsigned passwords_given;
+    struct sbuf *msgs;
+};
+
+static void add_msg(struct sbuf *msgs, const char *text)
+{
+    /* One message may hold several lines; each becomes its own reply line. */
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, "\n");
+        if (n > 0) {
+            if (msgs->len)
+                sbuf_addc(msgs, '\n');
+            sbuf_add(msgs, p, n > 400 ? 400 : n);
+        }
+        p += n + (p[n] == '\n');
+    }
+}
+
+static int conversation(int num, const struct pam_message **msg, struct pam_response **resp,
+                        void *appdata)
+{
+    struct conv_data *cd = appdata;
+    if (num <= 0 || num > PAM_MAX_NUM_MSG)
+        return PAM_CONV_ERR;
+    struct pam_response *r = calloc((size_t)num, sizeof *r);
+    if (!r)
+        return PAM_BUF_ERR;
+    for (int i = 0; i < num; i++) {
+        switch (msg[i]->msg_style) {
+        case PAM_PROMPT_ECHO_OFF:
+            /* FTP has one secret per login: the PASS argument answers the first hidden prompt;
+             * a second one (OTP, new password) cannot be asked over FTP. */
+            if (cd->passwords_given++ > 0)
+                goto fail;
+            r[i].resp = strdup(cd->password);
+            break;
+        case PAM_PROMPT_ECHO_ON:
+            r[i].resp = strdup(cd->user);
+            break;
+        case PAM_TEXT_INFO:
+        case PAM_ERROR_MSG:
+            if (msg[i]->msg)
+                add_msg(cd->msgs, msg[i]->msg);
+            break;
+        default:
+            goto fail;
+        }
+        if ((msg[i]->msg_style == PAM_PROMPT_ECHO_OFF || msg[i]->msg_style == PAM_PROMPT_ECHO_ON) &&
+            !r[i].resp)
+            goto fail;
+    }
+    if (resp) {
+        *resp = r;
+    } else {
+        /* Some modules send pure messages with no response pointer. */
+        free(r);
+    }
+    return PAM_SUCCESS;
+fail:
+    for (int i = 0; i < num; i++) {
+        if (r[i].resp) {
+            explicit_bzero(r[i].resp, strlen(r[i].resp));
+            free(r[i].resp);
+        }
+    }
+    free(r);
+    return PAM_CONV_ERR;
+}
+
+/* The delay after a failure is ftpsd's own (fail_delay_ms), so modules' delays are ignored. */
+static void no_fail_delay(int retval, unsigned usec_delay, void *appdata)
+{
+    (void)retval;
+    (void)usec_delay;
+    (void)appdata;
+}
+
+enum pam_outcome pamauth_login(struct pamauth *pa, const char *service, const char *user,
+                               const char *password, const char *rhost, struct sbuf *msgs,
+                               char *why, size_t whylen)
+{
+    struct conv_data cd = {.user = user, .password = password, .msgs = msgs};
+    struct pam_conv conv = {conversation, &cd};
+    memset(pa, 0, sizeof *pa);
+    int rc = pam_start(service, user, &conv, &pa->pamh);
+    if (rc != PAM_SUCCESS) {
+        snprintf(why, whylen, "pam_start(%s): %s", service, pam_strerror(NULL, rc));
+        pa->pamh = NULL;
+        return PAMAUTH_ERROR;
+    }
+    pam_set_item(pa->pamh, PAM_RHOST, rhost);
+    pam_set_item(pa->pamh, PAM_RUSER, user);
+    pam_set_item(pa->pamh, PAM_TTY, "ftp");
+    pam_set_item(pa->pamh, PAM_FAIL_DELAY, (const void *)no_fail_delay);
+
+    enum pam_outcome out = PAMAUTH_OK;
+    rc = pam_authenticate(pa->pamh, PAM_DISALLOW_NULL_AUTHTOK);
+    if (rc != PAM_SUCCESS) {
+        snprintf(why, whylen, "authentication failed: %s", pam_strerror(pa->pamh, rc));
+        out = (rc == PAM_ABORT || rc == PAM_BUF_ERR || rc == PAM_SYSTEM_ERR)
+                  ? PAMAUTH_ERROR
+                  : PAMAUTH_BAD_LOGIN;
+        goto fail;
+    }
+    rc = pam_acct_mgmt(pa->pamh, PAM_DISALLOW_NULL_AUTHTOK);
+    if (rc == PAM_NEW_AUTHTOK_REQD) {
+        snprintf(why, whylen, "password expired");
+        out = PAMAUTH_EXPIRED_PW;
+        goto fail;
+    }
+    if (rc != PAM_SUCCESS) {
+        snprintf(why, whylen, "account refused: %s", pam_strerror(pa->pamh, rc));
+        out = PAMAUTH_ACCT_DENIED;
+        goto fail;
+    }
+    const void *item = NULL;
+    if (pam_get_item(pa->pamh, PAM_USER, &item) == PAM_SUCCESS && item)
+        snprintf(pa->user, sizeof pa->user, "%s", (const char *)item);
+    else
+        snprintf(pa->user, sizeof pa->user, "%s", user);
+
+    rc = pam_setcred(pa->pamh, PAM_ESTABLISH_CRED);
+    if (rc != PAM_SUCCESS) {
+        snprintf(why, whylen, "pam_setcred: %s", pam_strerror(pa->pamh, rc));
+        out = PAMAUTH_ERROR;
+        goto fail;
+    }
+    pa->cred_set = true;
+    rc = pam_open_session(pa->pamh, 0);
+    if (rc != PAM_SUCCESS) {
+        snprintf(why, whylen, "pam_open_session: %s", pam_strerror(pa->pamh, rc));
+        out = PAMAUTH_ERROR;
+        goto fail;
+    }
+    pa->session_open = true;
+    return PAMAUTH_OK;
+fail:
+    pamauth_close(pa);
+    return out;
+}
+
+void pamauth_close(struct pamauth *pa)
+{
+    if (!pa->pamh)
+        return;
+    int rc = PAM_SUCCESS;
+    if (pa->session_open)
+        rc = pam_close_session(pa->pamh, 0);
+    if (pa->cred_set)
+        pam_setcred(pa->pamh, PAM_DELETE_CRED);
+    pam_end(pa->pamh, rc);
+    pa->pamh = NULL;
+    pa->session_open = pa->cred_set = false;
+}

@@ -1,0 +1,36 @@
+/* Linux-PAM in the monitor: authentication, account checks, credentials and the session. */
+#ifndef FTPSD_PAMAUTH_H
+#define FTPSD_PAMAUTH_H
+
+#include <security/pam_appl.h>
+#include <stdbool.h>
+
+#include "util.h"
+
+enum pam_outcome {
+    PAMAUTH_OK = 0,
+    PAMAUTH_BAD_LOGIN,   /* wrong password or unknown user */
+    PAMAUTH_EXPIRED_PW,  /* the password must be changed first */
+    PAMAUTH_ACCT_DENIED, /* expired or locked account, pam_access/pam_time refusal */
+    PAMAUTH_ERROR,       /* PAM itself failed (configuration, session module) */
+};
+
+struct pamauth {
+    pam_handle_t *pamh;
+    bool cred_set;
+    bool session_open;
+    char user[256]; /* PAM_USER after authentication (a module may map the name) */
+};
+
+/*
+ * Runs auth, acct_mgmt, setcred and open_session for user with password. Every PAM_TEXT_INFO
+ * and PAM_ERROR_MSG is appended to msgs, one per line, to be relayed as 230-/530- lines.
+ * On failure the handle is closed again; on success pamauth_close() must be called later.
+ */
+enum pam_outcome pamauth_login(struct pamauth *pa, const char *service, const char *user,
+                               const char *password, const char *rhost, struct sbuf *msgs,
+                               char *why, size_t whylen);
+/* close_session, setcred(DELETE_CRED), pam_end. */
+void pamauth_close(struct pamauth *pa);
+
+#endif

@@ -1,0 +1,60 @@
+/*
+ * Fixed-format messages between the processes of a session, over SOCK_SEQPACKET socketpairs,
+ * with at most one descriptor attached (SCM_RIGHTS). Every field is length-checked on receipt:
+ * a malformed message is treated as a broken peer, never trusted.
+ */
+#ifndef FTPSD_PRIVSEP_H
+#define FTPSD_PRIVSEP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MSG_MAX (96 * 1024)
+
+enum msg_type {
+    /* front -> monitor */
+    MSG_LOGIN = 1,        /* str user, str password */
+    /* monitor -> front */
+    MSG_LOGIN_RESULT,     /* u32 ok, u32 code, u32 close, u32 nlines, str line...; fd on success */
+
+    /* front -> user process: one request per FTP command, answered by MSG_REPLY */
+    MSG_REQ = 20,         /* u32 op, u32 type, u32 facts, u64 offset, str arg, str arg2 */
+    MSG_REPLY,            /* u32 code, str text (CRLF-free lines separated by LF),
+                             u64 value, str name; optional fd */
+
+    /* front <-> data worker */
+    MSG_JOB = 40,         /* u32 dir, u32 type, u32 prot; fd = file */
+    MSG_RESULT,           /* u32 status, u64 bytes, str text */
+};
+
+struct msg {
+    uint32_t type;
+    size_t len;  /* payload bytes */
+    size_t rpos; /* read cursor */
+    bool bad;    /* a get ran past the end or found a malformed field */
+    int fd;      /* attached descriptor, or -1 */
+    unsigned char data[MSG_MAX];
+};
+
+struct msg *msg_new(void);
+void msg_free(struct msg *m);
+void msg_init(struct msg *m, uint32_t type);
+void msg_put_u32(struct msg *m, uint32_t v);
+void msg_put_u64(struct msg *m, uint64_t v);
+void msg_put_str(struct msg *m, const char *s);
+void msg_put_bytes(struct msg *m, const void *p, size_t n);
+
+uint32_t msg_get_u32(struct msg *m);
+uint64_t msg_get_u64(struct msg *m);
+/* Copies a string field into out (cap bytes incl. NUL); sets bad if too long or it holds NUL. */
+void msg_get_str(struct msg *m, char *out, size_t cap);
+/* True when every field was read exactly and nothing was malformed. */
+bool msg_ok_end(const struct msg *m);
+
+/* Sends m (and m->fd when >= 0; the caller keeps its own copy). 0 or -1. */
+int msg_send(int sock, const struct msg *m);
+/* Receives one message; the attached fd (if any) lands in m->fd. 0, or -1 on EOF/error/garbage. */
+int msg_recv(int sock, struct msg *m);
+
+#endif

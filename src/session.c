@@ -1,0 +1,150 @@
+#include "session.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "privsep.h"
+#include "uops.h"
+
+void uresp_set(struct uresp *r, int code, const char *fmt, ...)
+{
+    r->code = code;
+    sbuf_reset(&r->text);
+    char buf[VPATH_MAX + 512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    sbuf_adds(&r->text, buf);
+}
+
+void uresp_errno(struct uresp *r, int err, const char *path)
+{
+    int code = 550;
+    const char *why = strerror(err);
+    switch (err) {
+    case ENOENT: why = "No such file or directory"; break;
+    case EACCES:
+    case EPERM: why = "Permission denied"; break;
+    case ENOSPC: code = 452; break;
+    case EDQUOT: code = 552; break;
+    case ENAMETOOLONG: code = 553; break;
+    case ELOOP: why = "Too many levels of symbolic links"; break;
+    default: break;
+    }
+    uresp_set(r, code, "%s: %s.", path, why);
+}
+
+int sess_vpath(struct usess *s, const char *arg, char *out, struct uresp *r)
+{
+    if (vpath_join(s->cwd, arg, out, VPATH_MAX) < 0) {
+        uresp_set(r, 553, "File name too long.");
+        return -1;
+    }
+    return 0;
+}
+
+typedef void (*ucmd_fn)(struct usess *, const struct ureq *, struct uresp *);
+
+static const ucmd_fn table[UOP_MAX] = {
+    [UOP_PWD] = cmd_pwd,         [UOP_CWD] = cmd_cwd,
+    [UOP_CDUP] = cmd_cdup,       [UOP_MKD] = cmd_mkd,
+    [UOP_RMD] = cmd_rmd,         [UOP_DELE] = cmd_dele,
+    [UOP_RNFR] = cmd_rnfr,       [UOP_RNTO] = cmd_rnto,
+    [UOP_SIZE] = cmd_size,       [UOP_MDTM] = cmd_mdtm,
+    [UOP_MLST] = cmd_mlst,       [UOP_OPEN_READ] = cmd_open_read,
+    [UOP_OPEN_WRITE] = cmd_open_write, [UOP_LIST] = cmd_list,
+    [UOP_NLST] = cmd_list,       [UOP_MLSD] = cmd_list,
+    [UOP_COMMIT] = cmd_commit,   [UOP_ABORT] = cmd_abort,
+};
+
+static void serve(struct usess *s)
+{
+    struct msg *m = msg_new();
+    struct ureq *q = xmalloc(sizeof *q);
+    struct uresp r;
+    sbuf_init(&r.text);
+    for (;;) {
+        if (msg_recv(s->chan, m) < 0)
+            break;
+        if (m->fd >= 0) {
+            close(m->fd);
+            m->fd = -1;
+        }
+        q->op = msg_get_u32(m);
+        q->flags = msg_get_u32(m);
+        q->facts = msg_get_u32(m);
+        q->offset = msg_get_u64(m);
+        msg_get_str(m, q->arg, sizeof q->arg);
+        msg_get_str(m, q->arg2, sizeof q->arg2);
+        if (m->type != MSG_REQ || !msg_ok_end(m) || q->op == 0 || q->op >= UOP_MAX ||
+            !table[q->op]) {
+            log_msg(LOG_ERR, "malformed request from the front; ending");
+            break;
+        }
+        r.code = 500;
+        sbuf_reset(&r.text);
+        r.value = 0;
+        r.name[0] = '\0';
+        r.fd = -1;
+        table[q->op](s, q, &r);
+        msg_init(m, MSG_REPLY);
+        msg_put_u32(m, (uint32_t)r.code);
+        msg_put_str(m, r.text.data ? r.text.data : "");
+        msg_put_u64(m, r.value);
+        msg_put_str(m, r.name);
+        m->fd = r.fd;
+        int rc = msg_send(s->chan, m);
+        if (r.fd >= 0)
+            close(r.fd);
+        m->fd = -1;
+        if (rc < 0)
+            break;
+    }
+    upload_discard(s);
+}
+
+void session_main(const struct session_args *a)
+{
+    const struct config *cfg = a->si->cfg;
+    struct usess s;
+    memset(&s, 0, sizeof s);
+    s.cfg = cfg;
+    s.chan = a->chan;
+    s.ids = a->ids;
+    s.up_fd = s.up_dirfd = -1;
+    log_set_user(a->user);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    char why[512];
+    if (drop_privileges(&a->id, cfg->chroot ? a->root : NULL, why, sizeof why) < 0) {
+        log_msg(LOG_ERR, "user process: %s", why);
+        _exit(1);
+    }
+    umask((mode_t)cfg->umask);
+    s.rootfd = open(cfg->chroot ? "/" : a->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (s.rootfd < 0) {
+        log_msg(LOG_ERR, "user process: cannot open root %s: %s", a->root, strerror(errno));
+        _exit(1);
+    }
+    if (vpath_join("/", a->start, s.cwd, sizeof s.cwd) < 0)
+        snprintf(s.cwd, sizeof s.cwd, "/");
+    /* A home that is missing or not searchable inside the root: start at the root. */
+    int fd = path_open(s.rootfd, s.cwd, O_PATH | O_DIRECTORY, 0);
+    if (fd < 0)
+        snprintf(s.cwd, sizeof s.cwd, "/");
+    else
+        close(fd);
+    log_msg(LOG_DEBUG, "user process ready: root=%s cwd=%s", a->root, s.cwd);
+    serve(&s);
+    _exit(0);
+}

@@ -1,0 +1,92 @@
+/*
+ * The user process: forked by the monitor after login, it becomes the user (groups, uid, gid,
+ * no capabilities), enters the user's root, and carries out the file side of FTP commands the
+ * front relays. It never touches the network and links no TLS into what it does.
+ */
+#ifndef FTPSD_SESSION_H
+#define FTPSD_SESSION_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include "drop.h"
+#include "listing.h"
+#include "path.h"
+#include "session_info.h"
+#include "util.h"
+
+struct session_args {
+    const struct session_info *si;
+    struct identity id;
+    const char *user;
+    char root[PATH_MAX];  /* real path of the user's root */
+    char start[PATH_MAX]; /* starting directory, as a path inside the root */
+    int chan;
+    struct idmap ids;
+};
+
+_Noreturn void session_main(const struct session_args *a);
+
+/* State of the user process, shared by its command files. */
+struct usess {
+    const struct config *cfg;
+    int chan;
+    int rootfd;
+    char cwd[VPATH_MAX];
+    struct idmap ids;
+
+    /* The upload in progress (between UOP_OPEN_WRITE and UOP_COMMIT/UOP_ABORT). */
+    int up_fd;
+    int up_dirfd;
+    bool up_temp;     /* written under up_tmpname, renamed to up_base on success */
+    bool up_truncate; /* REST upload: cut the file at the end of what was written */
+    char up_tmpname[64];
+    char up_base[NAME_MAX + 1];
+    char up_vpath[VPATH_MAX];
+};
+
+/* What one request answers. */
+struct uresp {
+    int code;
+    struct sbuf text;
+    uint64_t value;
+    char name[VPATH_MAX];
+    int fd;
+};
+void uresp_set(struct uresp *r, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* An error reply for errno err about path: 550 "<path>: <reason>." (452/552 for space). */
+void uresp_errno(struct uresp *r, int err, const char *path);
+
+struct ureq {
+    uint32_t op;
+    uint32_t flags;
+    uint32_t facts;
+    uint64_t offset;
+    char arg[VPATH_MAX];
+    char arg2[VPATH_MAX];
+};
+
+/* Resolves a client argument against the working directory; 553 reply on failure. */
+int sess_vpath(struct usess *s, const char *arg, char *out, struct uresp *r);
+
+/* Command families. */
+void cmd_pwd(struct usess *s, const struct ureq *q, struct uresp *r);
+void cmd_cwd(struct usess *s, const struct ureq *q, struct uresp *r);
+void cmd_cdup(struct usess *s, const struct ureq *q, struct uresp *r);
+void cmd_mkd(struct usess *s, const struct ureq *q, struct uresp *r);
+void cmd_rmd(struct usess *s, const struct ureq *q, struct uresp *r);
+void cmd_dele(struct usess *s, const struct ureq *q, struct uresp *r);
+void cmd_rnfr(struct usess *s, const struct ureq *q, struct uresp *r);
+void cmd_rnto(struct usess *s, const struct ureq *q, struct uresp *r);
+void cmd_size(struct usess *s, const struct ureq *q, struct uresp *r);
+void cmd_mdtm(struct usess *s, const struct ureq *q, struct uresp *r);
+void cmd_mlst(struct usess *s, const struct ureq *q, struct uresp *r);
+void cmd_list(struct usess *s, const struct ureq *q, struct uresp *r);
+void cmd_open_read(struct usess *s, const struct ureq *q, struct uresp *r);
+void cmd_open_write(struct usess *s, const struct ureq *q, struct uresp *r);
+void cmd_commit(struct usess *s, const struct ureq *q, struct uresp *r);
+void cmd_abort(struct usess *s, const struct ureq *q, struct uresp *r);
+/* Drops a pending upload (temporary file removed); used at exit too. */
+void upload_discard(struct usess *s);
+
+#endif

@@ -1,0 +1,51 @@
+/* Small helpers shared by every process: memory, growable buffers, number parsing. */
+#ifndef FTPSD_UTIL_H
+#define FTPSD_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+/* Fatal allocation failure: the process ends; its parent reports it. */
+_Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A growable byte buffer that is always NUL-terminated. */
+struct sbuf {
+    char *data;
+    size_t len;
+    size_t cap;
+};
+void sbuf_init(struct sbuf *b);
+void sbuf_free(struct sbuf *b);
+void sbuf_reset(struct sbuf *b);
+void sbuf_add(struct sbuf *b, const void *p, size_t n);
+void sbuf_addc(struct sbuf *b, char c);
+void sbuf_adds(struct sbuf *b, const char *s);
+void sbuf_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Strict decimal parsing: digits only, no sign, no spaces, within [0, max]. */
+bool parse_u64(const char *s, uint64_t max, uint64_t *out);
+bool parse_uint(const char *s, unsigned max, unsigned *out);
+
+bool str_ieq(const char *a, const char *b);
+bool str_has_prefix_ci(const char *s, const char *prefix);
+
+/* Write all of buf to a blocking descriptor, retrying on EINTR. */
+int write_full(int fd, const void *buf, size_t len);
+
+/* Milliseconds on the monotonic clock. */
+int64_t now_ms(void);
+void sleep_ms(unsigned ms);
+
+/* Fills buf with random bytes from the kernel (getrandom). */
+void random_bytes(void *buf, size_t len);
+uint32_t random_below(uint32_t n);
+
+#endif

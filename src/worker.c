@@ -1,0 +1,331 @@
+#include "worker.h"
+
+#include <errno.h>
+#include <openssl/err.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ascii.h"
+#include "privsep.h"
+#include "tls.h"
+#include "util.h"
+
+#define BUF_SIZE (256 * 1024)
+#define CLOSE_NOTIFY_WAIT_MS 5000
+#define REJECT_DRAIN_MS 10000
+
+struct wstate {
+    const struct worker_args *a;
+    SSL *ssl;
+    bool handshake_done;
+    bool tls_failed;
+    char text[512];
+    char tlsinfo[128];
+    uint64_t bytes;
+    char *buf;  /* BUF_SIZE */
+    char *conv; /* 2 * BUF_SIZE, for TYPE A */
+};
+
+static _Noreturn void finish(struct wstate *w, uint32_t status)
+{
+    struct msg *m = msg_new();
+    msg_init(m, MSG_RESULT);
+    msg_put_u32(m, status);
+    msg_put_u64(m, w->bytes);
+    msg_put_str(m, w->text);
+    msg_put_str(m, w->tlsinfo);
+    msg_send(w->a->chan_fd, m);
+    /* _exit: no atexit handlers (OpenSSL cleanup) in the worker. */
+    _exit(0);
+}
+
+static void handshake(struct wstate *w)
+{
+    const struct worker_args *a = w->a;
+    w->ssl = SSL_new(a->ctx);
+    if (!w->ssl) {
+        w->tls_failed = true;
+        snprintf(w->text, sizeof w->text, "TLS unavailable on the data connection");
+        return;
+    }
+    SSL_set_session_id_context(w->ssl, a->sid_ctx, TLS_SID_CTX_LEN);
+    /* One fresh ticket per data connection: curl spends each TLS 1.3 ticket once. */
+    SSL_set_num_tickets(w->ssl, 1);
+    SSL_set_fd(w->ssl, a->data_fd);
+    ERR_clear_error();
+    int r = SSL_accept(w->ssl);
+    if (r != 1) {
+        int e = SSL_get_error(w->ssl, r);
+        char why[256];
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+            snprintf(why, sizeof why, "timed out");
+        else
+            tls_error_text(w->ssl, r, why, sizeof why);
+        snprintf(w->text, sizeof w->text, "TLS handshake on the data connection failed: %s", why);
+        w->tls_failed = true;
+        return;
+    }
+    w->handshake_done = true;
+    tls_describe(w->ssl, w->tlsinfo, sizeof w->tlsinfo);
+    if (strlen(w->tlsinfo) < sizeof w->tlsinfo - 10 && SSL_session_reused(w->ssl))
+        strcat(w->tlsinfo, " resumed");
+    if (tls_check_data_session(w->ssl, a->sid_ctx, a->require_reuse, w->text, sizeof w->text) <
+        0)
+        w->tls_failed = true;
+}
+
+static bool wait_readable(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r;
+    do
+        r = poll(&p, 1, ms);
+    while (r < 0 && errno == EINTR);
+    return r > 0;
+}
+
+/* close_notify, then a bounded wait for the client's, so closing never resets a connection
+ * whose last bytes the client has not read yet. */
+static void tls_close(struct wstate *w)
+{
+    if (!w->ssl)
+        return;
+    if (SSL_shutdown(w->ssl) == 0 && wait_readable(w->a->data_fd, CLOSE_NOTIFY_WAIT_MS))
+        SSL_shutdown(w->ssl);
+}
+
+static uint32_t file_write_error(struct wstate *w, int err)
+{
+    snprintf(w->text, sizeof w->text, "writing the file failed: %s", strerror(err));
+    if (err == ENOSPC)
+        return WR_NO_SPACE;
+    if (err == EDQUOT || err == EFBIG)
+        return WR_QUOTA;
+    return WR_LOCAL_ERROR;
+}
+
+static uint32_t net_error(struct wstate *w, int err, const char *what)
+{
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+        snprintf(w->text, sizeof w->text, "no progress on the data connection for the data "
+                                          "timeout while %s", what);
+        return WR_TIMEOUT;
+    }
+    snprintf(w->text, sizeof w->text, "%s: %s", what,
+             err ? strerror(err) : "connection closed by peer");
+    return WR_CONN_LOST;
+}
+
+static uint32_t tls_io_error(struct wstate *w, int r, const char *what)
+{
+    int e = SSL_get_error(w->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+        return net_error(w, EAGAIN, what);
+    char why[256];
+    tls_error_text(w->ssl, r, why, sizeof why);
+    snprintf(w->text, sizeof w->text, "%s: %s", what, why);
+    return WR_CONN_LOST;
+}
+
+static uint32_t net_write(struct wstate *w, const char *p, size_t n)
+{
+    while (n > 0) {
+        if (w->ssl) {
+            ERR_clear_error();
+            int r = SSL_write(w->ssl, p, (int)n);
+            if (r <= 0)
+                return tls_io_error(w, r, "sending data");
+            p += r;
+            n -= (size_t)r;
+        } else {
+            ssize_t r = write(w->a->data_fd, p, n);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                return net_error(w, r < 0 ? errno : 0, "sending data");
+            p += r;
+            n -= (size_t)r;
+        }
+    }
+    return WR_OK;
+}
+
+static uint32_t send_file(struct wstate *w, int fd, bool ascii)
+{
+    if (!w->ssl && !ascii) {
+        for (;;) {
+            ssize_t r = sendfile(w->a->data_fd, fd, NULL, 1 << 20);
+            if (r > 0) {
+                w->bytes += (uint64_t)r;
+                continue;
+            }
+            if (r == 0)
+                return WR_OK;
+            if (errno == EINTR)
+                continue;
+            if (errno == EINVAL || errno == ENOSYS)
+                break; /* not sendfile-able: copy below */
+            if (errno == EIO) {
+                snprintf(w->text, sizeof w->text, "reading the file failed: %s",
+                         strerror(errno));
+                return WR_LOCAL_ERROR;
+            }
+            return net_error(w, errno, "sending data");
+        }
+    }
+    bool prev_cr = false;
+    for (;;) {
+        ssize_t n = read(fd, w->buf, BUF_SIZE);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            snprintf(w->text, sizeof w->text, "reading the file failed: %s", strerror(errno));
+            return WR_LOCAL_ERROR;
+        }
+        if (n == 0)
+            return WR_OK;
+        w->bytes += (uint64_t)n;
+        uint32_t st;
+        if (ascii) {
+            size_t c = ascii_to_net(w->buf, (size_t)n, w->conv, &prev_cr);
+            st = net_write(w, w->conv, c);
+        } else {
+            st = net_write(w, w->buf, (size_t)n);
+        }
+        if (st != WR_OK)
+            return st;
+    }
+}
+
+static uint32_t file_write(struct wstate *w, int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t r = write(fd, p, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return file_write_error(w, errno);
+        if (r == 0)
+            return file_write_error(w, ENOSPC);
+        p += r;
+        n -= (size_t)r;
+        w->bytes += (uint64_t)r;
+    }
+    return WR_OK;
+}
+
+static uint32_t recv_file(struct wstate *w, int fd, bool ascii)
+{
+    bool pending_cr = false;
+    for (;;) {
+        ssize_t n;
+        if (w->ssl) {
+            ERR_clear_error();
+            int r = SSL_read(w->ssl, w->buf, BUF_SIZE);
+            if (r <= 0) {
+                int e = SSL_get_error(w->ssl, r);
+                if (e == SSL_ERROR_ZERO_RETURN)
+                    break; /* close_notify: a complete upload */
+                unsigned long code = ERR_peek_last_error();
+                if (e == SSL_ERROR_SSL && ERR_GET_REASON(code) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+                    ERR_clear_error();
+                    if (w->a->require_close_notify) {
+                        snprintf(w->text, sizeof w->text,
+                                 "upload ended without TLS close_notify (truncated?); file "
+                                 "discarded");
+                        return WR_NO_CLOSE_NOTIFY;
+                    }
+                    break;
+                }
+                return tls_io_error(w, r, "receiving data");
+            }
+            n = r;
+        } else {
+            n = read(w->a->data_fd, w->buf, BUF_SIZE);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0)
+                return net_error(w, errno, "receiving data");
+            if (n == 0)
+                break;
+        }
+        uint32_t st;
+        if (ascii) {
+            size_t c = ascii_from_net(w->buf, (size_t)n, w->conv, &pending_cr);
+            st = file_write(w, fd, w->conv, c);
+        } else {
+            st = file_write(w, fd, w->buf, (size_t)n);
+        }
+        if (st != WR_OK)
+            return st;
+    }
+    if (ascii) {
+        size_t c = ascii_from_net_flush(w->conv, &pending_cr);
+        if (c)
+            return file_write(w, fd, w->conv, c);
+    }
+    return WR_OK;
+}
+
+/* A refused upload: close_notify, then read and discard what the client still sends, so it sees
+ * a clean end and reads the 522 instead of failing on a reset. */
+static void drain_refused(struct wstate *w)
+{
+    if (!w->ssl || !w->handshake_done)
+        return;
+    SSL_shutdown(w->ssl);
+    int64_t end = now_ms() + REJECT_DRAIN_MS;
+    while (now_ms() < end) {
+        int r = SSL_read(w->ssl, w->buf, BUF_SIZE);
+        if (r <= 0)
+            break;
+    }
+}
+
+void worker_main(const struct worker_args *a)
+{
+    struct wstate w = {.a = a};
+    w.buf = xmalloc(BUF_SIZE);
+    w.conv = xmalloc(2 * BUF_SIZE);
+    if (a->tls_now)
+        handshake(&w);
+
+    struct msg *m = msg_new();
+    if (msg_recv(a->chan_fd, m) < 0 || m->type != MSG_JOB)
+        _exit(0);
+    uint32_t dir = msg_get_u32(m), type = msg_get_u32(m), prot = msg_get_u32(m);
+    int fd = m->fd;
+    if (!msg_ok_end(m) || fd < 0 || (dir != JOB_SEND && dir != JOB_RECV)) {
+        snprintf(w.text, sizeof w.text, "malformed job");
+        finish(&w, WR_LOCAL_ERROR);
+    }
+    if (prot == 'P' && !a->tls_now)
+        handshake(&w);
+    if (prot == 'C' && a->tls_now) {
+        snprintf(w.text, sizeof w.text, "the data connection was opened under PROT P; open a "
+                                        "new one after PROT C");
+        finish(&w, WR_PROT_CHANGED);
+    }
+    if (w.tls_failed) {
+        if (dir == JOB_RECV)
+            drain_refused(&w);
+        else if (w.handshake_done)
+            SSL_shutdown(w.ssl);
+        close(a->data_fd);
+        finish(&w, WR_TLS_FAILED);
+    }
+    bool ascii = type == 'A';
+    uint32_t st = dir == JOB_SEND ? send_file(&w, fd, ascii) : recv_file(&w, fd, ascii);
+    if (st == WR_OK)
+        tls_close(&w);
+    else if (w.ssl)
+        SSL_set_shutdown(w.ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    close(fd);
+    close(a->data_fd);
+    finish(&w, st);
+}

@@ -1,0 +1,39 @@
+/*
+ * The data worker: one process per data connection, forked by the front at accept time. It
+ * runs the TLS handshake on the data socket (binding it to the control session), then moves
+ * the bytes between the socket and the file descriptor the user process opened. It opens
+ * nothing itself.
+ */
+#ifndef FTPSD_WORKER_H
+#define FTPSD_WORKER_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+
+enum job_dir { JOB_SEND = 1, JOB_RECV = 2 };
+
+enum job_status {
+    WR_OK = 0,
+    WR_CONN_LOST,       /* peer closed or reset the data connection: 426 */
+    WR_TLS_FAILED,      /* handshake failed or session not bound to the control one: 522 */
+    WR_LOCAL_ERROR,     /* reading or writing the file failed: 451 */
+    WR_NO_SPACE,        /* ENOSPC: 452 */
+    WR_QUOTA,           /* EDQUOT/EFBIG: 552 */
+    WR_NO_CLOSE_NOTIFY, /* upload ended by TCP FIN without close_notify: 426 */
+    WR_TIMEOUT,         /* no progress within data_timeout: 426 */
+    WR_PROT_CHANGED,    /* data connection opened under another PROT level: 425 */
+};
+
+struct worker_args {
+    int data_fd;
+    int chan_fd;
+    SSL_CTX *ctx;
+    const unsigned char *sid_ctx;
+    bool tls_now; /* PROT P when the connection was accepted: handshake at once */
+    bool require_reuse;
+    bool require_close_notify;
+};
+
+_Noreturn void worker_main(const struct worker_args *a);
+
+#endif

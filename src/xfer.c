@@ -1,0 +1,335 @@
+/* Transfers as the front runs them: policy checks, the user process opens the file, 150, the
+ * worker moves the bytes, the control connection is watched for ABOR and STAT meanwhile. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "front.h"
+#include "log.h"
+#include "uops.h"
+#include "worker.h"
+
+static void keep_only(int a, int b)
+{
+    int lo = a < b ? a : b, hi = a < b ? b : a;
+    if (lo > 0)
+        close_range(0, (unsigned)lo - 1, 0);
+    if (hi > lo + 1)
+        close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
+    close_range((unsigned)hi + 1, ~0U, 0);
+}
+
+static void spawn_worker(struct front *f, int fd)
+{
+    struct timeval tv = {.tv_sec = (time_t)f->cfg->data_timeout};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        log_msg(LOG_ERR, "socketpair: %s", strerror(errno));
+        close(fd);
+        return;
+    }
+    bool tls = f->prot_p;
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_msg(LOG_ERR, "fork: %s", strerror(errno));
+        close(fd);
+        close(sv[0]);
+        close(sv[1]);
+        return;
+    }
+    if (pid == 0) {
+        /* The worker keeps the data socket and its channel, nothing else. */
+        keep_only(fd, sv[1]);
+        struct worker_args a = {
+            .data_fd = fd,
+            .chan_fd = sv[1],
+            .ctx = f->ctx,
+            .sid_ctx = f->sid_ctx,
+            .tls_now = tls,
+            .require_reuse = f->cfg->require_session_reuse,
+            .require_close_notify = f->cfg->upload_require_close_notify,
+        };
+        worker_main(&a);
+    }
+    close(fd);
+    close(sv[1]);
+    f->dc.worker = pid;
+    f->dc.worker_fd = sv[0];
+    f->dc.worker_tls = tls;
+}
+
+void xfer_accept_ready(struct front *f)
+{
+    int fd = dc_accept(&f->dc, &f->si->peer);
+    if (fd >= 0)
+        spawn_worker(f, fd);
+}
+
+static void queue_line(struct front *f, const char *line, size_t len)
+{
+    char *copy = xmalloc(len + 1);
+    memcpy(copy, line, len);
+    copy[len] = '\0';
+    f->queue[f->queued] = copy;
+    f->queue_len[f->queued] = len;
+    f->queued++;
+}
+
+int xfer_handle_async_line(struct front *f, char *line, size_t len, const char *what)
+{
+    char verb[5] = "";
+    size_t vlen = strcspn(line, " ");
+    if (vlen <= 4 && len == vlen) {
+        memcpy(verb, line, vlen);
+        verb[vlen] = '\0';
+    }
+    if (str_ieq(verb, "ABOR"))
+        return 1;
+    if (str_ieq(verb, "STAT")) {
+        front_reply(f, 213, "Status: %s in progress.", what);
+        return 0;
+    }
+    queue_line(f, line, len);
+    return 0;
+}
+
+enum wait_result { W_READY, W_ABORT, W_TIMEOUT, W_CTL_GONE };
+
+/* Reads whatever the client sent meanwhile; ABOR stops the wait. */
+static enum wait_result drain_control(struct front *f, const char *what)
+{
+    for (;;) {
+        size_t n = 0;
+        int r = ctl_next_line(&f->ctl, f->line, f->line_cap, &n);
+        if (r == CTL_LINE) {
+            if (xfer_handle_async_line(f, f->line, n, what))
+                return W_ABORT;
+        } else if (r == CTL_TOOLONG) {
+            queue_line(f, "", 0); /* answered with 500 in order, after the transfer */
+        } else if (f->ctl.ssl && SSL_pending(f->ctl.ssl) > 0) {
+            if (ctl_fill(&f->ctl) < 0)
+                return W_CTL_GONE;
+        } else {
+            return W_READY;
+        }
+        if (f->queued >= FRONT_QUEUE_MAX)
+            return W_READY;
+    }
+}
+
+/* Waits until fd is readable, watching the control connection. timeout_ms < 0: no limit. */
+static enum wait_result wait_for(struct front *f, int fd, int timeout_ms, const char *what)
+{
+    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    for (;;) {
+        enum wait_result w = drain_control(f, what);
+        if (w != W_READY)
+            return w;
+        struct pollfd p[2] = {{.fd = fd, .events = POLLIN},
+                              {.fd = f->ctl.fd, .events = POLLIN}};
+        nfds_t n = f->queued < FRONT_QUEUE_MAX ? 2 : 1;
+        int wait = -1;
+        if (deadline >= 0) {
+            int64_t left = deadline - now_ms();
+            if (left <= 0)
+                return W_TIMEOUT;
+            wait = (int)left;
+        }
+        int r = poll(p, n, wait);
+        if (r < 0 && errno != EINTR)
+            return W_CTL_GONE;
+        if (r == 0)
+            return W_TIMEOUT;
+        if (p[0].revents)
+            return W_READY;
+        if (n > 1 && p[1].revents && ctl_fill(&f->ctl) < 0)
+            return W_CTL_GONE;
+    }
+}
+
+static bool control_closed(struct front *f)
+{
+    char c;
+    ssize_t r = recv(f->ctl.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+static void upload_done(struct front *f, bool upload, bool ok, struct ureply *commit)
+{
+    ureply_init(commit);
+    if (!upload)
+        return;
+    front_user_request(f, ok ? UOP_COMMIT : UOP_ABORT, 0, 0, NULL, NULL, commit);
+}
+
+static const char *kind_verb(enum xfer_kind k)
+{
+    static const char *const v[] = {"RETR", "STOR", "APPE", "LIST", "NLST", "MLSD"};
+    return v[k];
+}
+
+void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
+{
+    const struct config *cfg = f->cfg;
+    bool upload = kind == XK_STOR || kind == XK_APPE;
+    bool listing = kind == XK_LIST || kind == XK_NLST || kind == XK_MLSD;
+    uint64_t rest = f->rest;
+    f->rest = 0;
+
+    if (cfg->require_prot_p && !f->prot_p) {
+        dc_reset(&f->dc);
+        front_reply(f, 522, "Data connections must be protected: send PBSZ 0 and PROT P first.");
+        return;
+    }
+    if (!dc_active(&f->dc)) {
+        front_reply(f, 425, "Use PASV or EPSV first.");
+        return;
+    }
+
+    static const uint32_t ops[] = {UOP_OPEN_READ, UOP_OPEN_WRITE, UOP_OPEN_WRITE,
+                                   UOP_LIST,      UOP_NLST,       UOP_MLSD};
+    struct ureply open;
+    front_user_request(f, ops[kind], kind == XK_APPE ? UW_APPEND : 0, rest, arg, NULL, &open);
+    if (open.code != 150 || open.fd < 0) {
+        dc_reset(&f->dc);
+        front_relay_reply(f, &open);
+        ureply_free(&open);
+        return;
+    }
+    char what[VPATH_MAX + 16];
+    snprintf(what, sizeof what, "%s %s", kind_verb(kind), open.name);
+    if (kind == XK_RETR)
+        front_reply(f, 150, "Opening %s mode data connection for %s (%llu bytes).",
+                    f->type == 'A' ? "ASCII" : "BINARY", open.name,
+                    (unsigned long long)open.value);
+    else if (upload)
+        front_reply(f, 150, "Ok to send data.");
+    else
+        front_reply(f, 150, "Here comes the directory listing.");
+
+    int64_t started = now_ms();
+    enum wait_result w = W_READY;
+    struct ureply fin;
+    while (!f->dc.worker && w == W_READY) {
+        w = wait_for(f, f->dc.listen_fd, (int)cfg->data_timeout * 1000, what);
+        if (w == W_READY)
+            xfer_accept_ready(f);
+    }
+    if (w != W_READY) {
+        dc_reset(&f->dc);
+        upload_done(f, upload, false, &fin);
+        ureply_free(&fin);
+        ureply_free(&open);
+        if (w == W_CTL_GONE) {
+            log_msg(LOG_INFO, "%s: client closed the control connection", what);
+            front_exit(f, 0);
+        }
+        if (w == W_ABORT) {
+            front_reply(f, 426, "Transfer aborted.");
+            front_reply(f, 226, "ABOR successful.");
+        } else {
+            front_reply(f, 425, "Failed to establish the data connection (no connection within "
+                                "%u s).", cfg->data_timeout);
+        }
+        return;
+    }
+
+    struct msg *m = f->m;
+    msg_init(m, MSG_JOB);
+    msg_put_u32(m, upload ? JOB_RECV : JOB_SEND);
+    msg_put_u32(m, (listing || f->type == 'I') ? 'I' : 'A');
+    msg_put_u32(m, f->prot_p ? 'P' : 'C');
+    m->fd = open.fd;
+    int sent = msg_send(f->dc.worker_fd, m);
+    m->fd = -1;
+    close(open.fd);
+    open.fd = -1;
+
+    uint32_t status = WR_LOCAL_ERROR;
+    uint64_t bytes = 0;
+    char text[512] = "", tlsinfo[128] = "";
+    bool aborted = false, got = false;
+    if (sent == 0) {
+        w = wait_for(f, f->dc.worker_fd, -1, what);
+        if (w == W_READY && msg_recv(f->dc.worker_fd, m) == 0 && m->type == MSG_RESULT) {
+            status = msg_get_u32(m);
+            bytes = msg_get_u64(m);
+            msg_get_str(m, text, sizeof text);
+            msg_get_str(m, tlsinfo, sizeof tlsinfo);
+            got = msg_ok_end(m);
+        }
+        aborted = w == W_ABORT;
+    }
+    pid_t wpid = f->dc.worker;
+    if (!got)
+        kill(wpid, SIGKILL);
+    int st = 0;
+    while (waitpid(wpid, &st, 0) < 0 && errno == EINTR)
+        ;
+    f->dc.worker = 0;
+    dc_reset(&f->dc);
+    if (w == W_CTL_GONE) {
+        upload_done(f, upload, false, &fin);
+        log_msg(LOG_INFO, "%s: client closed the control connection; transfer aborted", what);
+        front_exit(f, 0);
+    }
+    if (!got && !aborted) {
+        if (WIFSIGNALED(st))
+            snprintf(text, sizeof text, "data transfer process died (signal %d)", WTERMSIG(st));
+        else
+            snprintf(text, sizeof text, "data transfer process ended unexpectedly");
+        log_msg(LOG_ERR, "%s: %s", what, text);
+    }
+    bool ok = got && status == WR_OK;
+    if (ok && upload && control_closed(f)) {
+        ok = false;
+        status = WR_CONN_LOST;
+        snprintf(text, sizeof text, "client disconnected");
+    }
+    upload_done(f, upload, ok, &fin);
+    double secs = (double)(now_ms() - started) / 1000.0;
+    int code;
+    if (aborted) {
+        front_reply(f, 426, "Transfer aborted.");
+        code = 226;
+        front_reply(f, 226, "ABOR successful.");
+    } else if (ok && upload && fin.code != 226) {
+        code = fin.code;
+        front_relay_reply(f, &fin);
+    } else if (ok) {
+        code = 226;
+        front_reply(f, 226, "%s", listing ? "Directory send OK." : "Transfer complete.");
+    } else if (!got) {
+        code = 451;
+        front_reply(f, 451, "Transfer failed: %s.", text);
+    } else {
+        switch (status) {
+        case WR_TLS_FAILED: code = 522; break;
+        case WR_LOCAL_ERROR: code = 451; break;
+        case WR_NO_SPACE: code = 452; break;
+        case WR_QUOTA: code = 552; break;
+        case WR_PROT_CHANGED: code = 425; break;
+        default: code = 426; break;
+        }
+        if (code == 522)
+            front_reply(f, 522, "%s", text);
+        else if (code == 426)
+            front_reply(f, 426, "Connection closed; transfer aborted (%s).", text);
+        else
+            front_reply(f, code, "Transfer failed: %s.", text);
+    }
+    log_msg(LOG_INFO, "%s bytes=%llu secs=%.3f prot=%s%s%s reply=%d%s%s", what,
+            (unsigned long long)bytes, secs, f->prot_p ? "P" : "C", tlsinfo[0] ? " tls=" : "",
+            tlsinfo, code, text[0] ? " reason=" : "", text);
+    ureply_free(&fin);
+    ureply_free(&open);
+}

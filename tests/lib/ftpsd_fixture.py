@@ -1,0 +1,271 @@
+"""Test fixtures: a throwaway CA and server certificate, fake users (nss_wrapper + pam_wrapper
+with pam_matrix), and the real ftpsd binary served per connection by systemd-socket-activate."""
+
+import ftplib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BINARY = os.path.join(ROOT, "ftpsd")
+MULTIARCH = subprocess.run(["gcc", "-print-multiarch"], capture_output=True, text=True).stdout.strip() or "x86_64-linux-gnu"
+LIBDIR = "/usr/lib/" + MULTIARCH
+PAM_MATRIX = LIBDIR + "/pam_wrapper/pam_matrix.so"
+
+USERS = {
+    # name: (uid, password)
+    "alice": (60001, "alice-secret"),
+    "bob": (60002, "bob-secret"),
+    "carol": (60003, "carol pass with spaces"),
+}
+NOPRIV = ("ftpsdtest", 60100)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Env:
+    """One directory holding certificates, users' homes and the wrapper databases."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="ftpsd-test-")
+        os.chmod(self.dir, 0o755)
+        self.homes = os.path.join(self.dir, "home")
+        os.mkdir(self.homes)
+        os.chmod(self.homes, 0o755)
+        self.empty = os.path.join(self.dir, "empty")
+        os.mkdir(self.empty)
+        os.chmod(self.empty, 0o755)
+        self._make_cert()
+        self._make_users()
+
+    def path(self, *p):
+        return os.path.join(self.dir, *p)
+
+    def home(self, user):
+        return os.path.join(self.homes, user)
+
+    def _make_cert(self):
+        self.cert = self.path("server.pem")
+        self.key = self.path("server.key")
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-days", "2", "-subj", "/CN=localhost", "-addext",
+             "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", self.key, "-out", self.cert],
+            check=True, capture_output=True)
+        os.chmod(self.key, 0o600)
+
+    def _make_users(self):
+        passwd = ["root:x:0:0:root:/root:/bin/bash"]
+        group = ["root:x:0:", "shared:x:60500:alice,bob"]
+        passdb = []
+        for name, (uid, pw) in USERS.items():
+            home = self.home(name)
+            os.mkdir(home)
+            os.chown(home, uid, uid)
+            os.chmod(home, 0o755)
+            passwd.append(f"{name}:x:{uid}:{uid}:{name}:{home}:/bin/bash")
+            group.append(f"{name}:x:{uid}:")
+            passdb.append(f"{name}:{pw}:ftpsd")
+        passwd.append(f"{NOPRIV[0]}:x:{NOPRIV[1]}:{NOPRIV[1]}::/nonexistent:/usr/sbin/nologin")
+        group.append(f"{NOPRIV[0]}:x:{NOPRIV[1]}:")
+        self.passwd = self.path("passwd")
+        self.group = self.path("group")
+        self.passdb = self.path("passdb")
+        for f, lines in ((self.passwd, passwd), (self.group, group), (self.passdb, passdb)):
+            with open(f, "w") as fh:
+                fh.write("\n".join(lines) + "\n")
+        os.chmod(self.passdb, 0o600)
+        self.pamdir = self.path("pam.d")
+        os.mkdir(self.pamdir)
+        # pam_wrapper looks for "other" too; an explicit deny keeps it quiet and safe.
+        with open(os.path.join(self.pamdir, "other"), "w") as fh:
+            for kind in ("auth", "account", "password", "session"):
+                fh.write(f"{kind} required pam_deny.so\n")
+        with open(os.path.join(self.pamdir, "ftpsd"), "w") as fh:
+            for kind in ("auth", "account", "password", "session"):
+                fh.write(f"{kind} required {PAM_MATRIX} passdb={self.passdb} verbose\n")
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Server:
+    """ftpsd behind systemd-socket-activate --inetd on 127.0.0.1:<port>."""
+
+    def __init__(self, env, name="srv", wrappers=True, listen="127.0.0.1", **conf):
+        self.env = env
+        self.port = free_port()
+        self.host = listen
+        self.conf_path = env.path(f"{name}-{self.port}.conf")
+        settings = {
+            "tls_cert_file": env.cert,
+            "tls_key_file": env.key,
+            "nopriv_user": NOPRIV[0],
+            "empty_dir": env.empty,
+            "write_enable": "yes",
+            "fail_delay_ms": "200",
+            "pasv_min_port": "40000",
+            "pasv_max_port": "44999",
+            "log_level": "debug",
+        }
+        settings.update({k: str(v) for k, v in conf.items()})
+        with open(self.conf_path, "w") as fh:
+            fh.write("# written by the test suite\n")
+            for k, v in settings.items():
+                fh.write(f"{k} = {v}\n")
+        cmd = ["systemd-socket-activate", "--accept", "--inetd", "-l", f"{listen}:{self.port}"]
+        if wrappers:
+            for var in (f"LD_PRELOAD={LIBDIR}/libpam_wrapper.so:{LIBDIR}/libnss_wrapper.so",
+                        "PAM_WRAPPER=1", f"PAM_WRAPPER_SERVICE_DIR={env.pamdir}",
+                        f"NSS_WRAPPER_PASSWD={env.passwd}", f"NSS_WRAPPER_GROUP={env.group}"):
+                cmd += ["-E", var]
+        cmd += [BINARY, "-f", self.conf_path]
+        self.stderr = open(env.path(f"{name}-{self.port}.stderr"), "w")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.stderr,
+                                     start_new_session=True)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection((listen, self.port), timeout=1).close()
+                # That probe connection started (and ended) one session; fine.
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("server did not start")
+
+    def stop(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=10)
+        self.stderr.close()
+
+    # --- clients -------------------------------------------------------------------------
+    def ftps(self, user=None, prot_p=True, timeout=20):
+        """A logged-in Python FTP_TLS client (no data-session reuse: Python never resumes)."""
+        ctx = ssl.create_default_context(cafile=self.env.cert)
+        ctx.check_hostname = False
+        f = ftplib.FTP_TLS(context=ctx, timeout=timeout)
+        f.connect(self.host, self.port)
+        if user:
+            f.login(user, USERS[user][1])
+            if prot_p:
+                f.prot_p()
+        return f
+
+    def ftps_reuse(self, user=None, prot_p=True, timeout=20):
+        """An FTP_TLS client whose data connections resume the control session (as curl does)."""
+        ctx = ssl.create_default_context(cafile=self.env.cert)
+        ctx.check_hostname = False
+        f = ReusingFTP_TLS(context=ctx, timeout=timeout)
+        f.connect(self.host, self.port)
+        if user:
+            f.login(user, USERS[user][1])
+            if prot_p:
+                f.prot_p()
+        return f
+
+    def raw(self, timeout=10):
+        return RawClient(self.host, self.port, timeout)
+
+    def curl(self, *args, user="alice", check=True, timeout=60):
+        cmd = ["curl", "-sS", "--ssl-reqd", "--cacert", self.env.cert, "-u",
+               f"{user}:{USERS[user][1]}", "--max-time", str(timeout)] + list(args)
+        return subprocess.run(cmd, capture_output=True, check=check, timeout=timeout + 10)
+
+    def url(self, path=""):
+        return f"ftp://localhost:{self.port}/{path}"
+
+    def lftp(self, script, user="alice", tls12=False, check=True, timeout=120):
+        settings = ("set ftp:ssl-force true; set ftp:ssl-protect-data true; "
+                    "set ftp:ssl-protect-list true; set ssl:ca-file " + self.env.cert + "; "
+                    "set ssl:check-hostname no; set net:max-retries 1; set net:timeout 10; "
+                    "set cmd:fail-exit yes; ")
+        if tls12:
+            settings += 'set ssl:priority "NORMAL:-VERS-TLS1.3"; '
+        full = settings + f"open -u {user},{USERS[user][1]} -p {self.port} localhost; " + script
+        return subprocess.run(["lftp", "-c", full], capture_output=True, check=check,
+                              timeout=timeout)
+
+
+class ReusingFTP_TLS(ftplib.FTP_TLS):
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:
+            conn = self.context.wrap_socket(conn, server_hostname=self.host,
+                                            session=self.sock.session)
+        return conn, size
+
+
+class RawClient:
+    """A line-level client for exact reply codes, in plaintext or TLS."""
+
+    def __init__(self, host, port, timeout=10):
+        self.host = host
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buf = b""
+        self.ctx = None
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def cmd(self, line):
+        self.send(line.encode() + b"\r\n" if isinstance(line, str) else line + b"\r\n")
+        return self.reply()
+
+    def readline(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.rstrip(b"\r").decode("utf-8", "surrogateescape")
+
+    def reply(self):
+        """Returns (code, [lines]) of one complete reply."""
+        first = self.readline()
+        lines = [first]
+        code = int(first[:3])
+        if len(first) > 3 and first[3] == "-":
+            while True:
+                l = self.readline()
+                lines.append(l)
+                if l[:3] == first[:3] and len(l) > 3 and l[3] == " ":
+                    break
+        return code, lines
+
+    def starttls(self, cafile):
+        code, _ = self.cmd("AUTH TLS")
+        assert code == 234, code
+        self.ctx = ssl.create_default_context(cafile=cafile)
+        self.ctx.check_hostname = False
+        self.sock = self.ctx.wrap_socket(self.sock, server_hostname="localhost")
+        return code
+
+    def login(self, user):
+        assert self.cmd(f"USER {user}")[0] == 331
+        code, lines = self.cmd(f"PASS {USERS[user][1]}")
+        assert code == 230, lines
+        return code
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
