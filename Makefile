@@ -1,6 +1,7 @@
 # ftpsd — FTP over TLS server. `make`, `make check`, `make demo`, `make install`.
 VERSION    = 0.1.0
 PREFIX    ?= /usr/local
+unitdir   ?= $(PREFIX)/lib/systemd/system
 sbindir   ?= $(PREFIX)/sbin
 sysconfdir ?= /etc
 datadir   ?= $(PREFIX)/share
@@ -14,7 +15,8 @@ WARN       = -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wmis
 HARDEN     = -fstack-protector-strong -fstack-clash-protection -fcf-protection -fPIE
 ALL_CFLAGS = -std=gnu11 $(WARN) $(HARDEN) $(CFLAGS)
 ALL_CPPFLAGS = -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -DFTPSD_VERSION='"$(VERSION)"' \
-	-DFTPSD_CONFIG_FILE='"$(sysconfdir)/ftpsd.conf"' $(CPPFLAGS)
+	-DFTPSD_CONFIG_FILE='"$(sysconfdir)/ftpsd.conf"' -DFTPSD_EMPTY_DIR='"$(datadir)/ftpsd/empty"' \
+	$(CPPFLAGS)
 ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack -Wl,--as-needed $(LDFLAGS)
 LIBS       = -lssl -lcrypto -lpam -lcap-ng -lseccomp
 
@@ -29,16 +31,28 @@ UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 all: ftpsd
 
 ftpsd: $(OBJS)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $(OBJS) $(LIBS)
+	@$(if $(V),,echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $(OBJS) $(LIBS)
+
+Q = $(if $(V),,@)
 
 build/%.o: src/%.c | build
-	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+	@$(if $(V),,echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+# Installation paths are compiled in: rebuild what uses them when they change.
+build/paths.stamp: FORCE | build
+	@echo '$(sysconfdir) $(datadir) $(VERSION)' | cmp -s - $@ || \
+		echo '$(sysconfdir) $(datadir) $(VERSION)' > $@
+build/config.o build/main.o: build/paths.stamp
+FORCE:
 
 build:
 	mkdir -p build build/tests
 
 build/tests/%: tests/unit/%.c $(LIBOBJS) tests/unit/unit.h | build
-	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -Isrc $(ALL_LDFLAGS) -o $@ $< $(LIBOBJS) $(LIBS)
+	@$(if $(V),,echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -Isrc $(ALL_LDFLAGS) -o $@ $< $(LIBOBJS) $(LIBS)
 
 -include $(OBJS:.o=.d)
 
@@ -57,21 +71,23 @@ demo: all
 install: ftpsd
 	install -d $(DESTDIR)$(sbindir) $(DESTDIR)$(sysconfdir) $(DESTDIR)$(sysconfdir)/pam.d \
 		$(DESTDIR)$(sysconfdir)/xinetd.d $(DESTDIR)$(mandir)/man8 $(DESTDIR)$(mandir)/man5 \
-		$(DESTDIR)$(datadir)/ftpsd/empty $(DESTDIR)$(PREFIX)/lib/systemd/system
+		$(DESTDIR)$(datadir)/ftpsd/empty $(DESTDIR)$(unitdir)
 	install -m 0755 ftpsd $(DESTDIR)$(sbindir)/ftpsd
-	install -m 0644 contrib/ftpsd.conf.example $(DESTDIR)$(sysconfdir)/ftpsd.conf
+	test -e $(DESTDIR)$(sysconfdir)/ftpsd.conf || \
+		install -m 0644 contrib/ftpsd.conf.example $(DESTDIR)$(sysconfdir)/ftpsd.conf
 	install -m 0644 pam.d/ftpsd $(DESTDIR)$(sysconfdir)/pam.d/ftpsd
-	install -m 0644 xinetd.d/ftpsd $(DESTDIR)$(sysconfdir)/xinetd.d/ftpsd
-	install -m 0644 systemd/ftpsd.socket systemd/ftpsd@.service \
-		$(DESTDIR)$(PREFIX)/lib/systemd/system/
+	sed 's|/usr/sbin/ftpsd|$(sbindir)/ftpsd|; s|/etc/ftpsd.conf|$(sysconfdir)/ftpsd.conf|' \
+		xinetd.d/ftpsd > $(DESTDIR)$(sysconfdir)/xinetd.d/ftpsd
+	install -m 0644 systemd/ftpsd.socket $(DESTDIR)$(unitdir)/ftpsd.socket
+	sed 's|/usr/sbin/ftpsd|$(sbindir)/ftpsd|; s|/etc/ftpsd.conf|$(sysconfdir)/ftpsd.conf|' \
+		systemd/ftpsd@.service > $(DESTDIR)$(unitdir)/ftpsd@.service
 	install -m 0644 man/ftpsd.8 $(DESTDIR)$(mandir)/man8/ftpsd.8
 	install -m 0644 man/ftpsd.conf.5 $(DESTDIR)$(mandir)/man5/ftpsd.conf.5
 
 uninstall:
 	rm -f $(DESTDIR)$(sbindir)/ftpsd $(DESTDIR)$(sysconfdir)/pam.d/ftpsd \
 		$(DESTDIR)$(sysconfdir)/xinetd.d/ftpsd \
-		$(DESTDIR)$(PREFIX)/lib/systemd/system/ftpsd.socket \
-		$(DESTDIR)$(PREFIX)/lib/systemd/system/ftpsd@.service \
+		$(DESTDIR)$(unitdir)/ftpsd.socket $(DESTDIR)$(unitdir)/ftpsd@.service \
 		$(DESTDIR)$(mandir)/man8/ftpsd.8 $(DESTDIR)$(mandir)/man5/ftpsd.conf.5
 	-rmdir $(DESTDIR)$(datadir)/ftpsd/empty $(DESTDIR)$(datadir)/ftpsd
 
@@ -81,4 +97,4 @@ format:
 clean:
 	rm -rf build ftpsd
 
-.PHONY: all unit deps check demo install uninstall format clean
+.PHONY: all unit deps check demo install uninstall format clean FORCE

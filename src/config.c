@@ -9,6 +9,10 @@
 
 #include "util.h"
 
+#ifndef FTPSD_EMPTY_DIR
+#define FTPSD_EMPTY_DIR "/usr/share/ftpsd/empty"
+#endif
+
 enum ktype { K_STR, K_PATH, K_OPTPATH, K_BOOL, K_UINT, K_OCTAL, K_TLSVER, K_LOGLEVEL, K_FACILITY };
 
 struct key {
@@ -41,7 +45,7 @@ static const struct key keys[] = {
     {"chroot", K_BOOL, O(chroot), 0, 0, "yes"},
     {"root_dir", K_OPTPATH, O(root_dir), 0, 0, ""},
     {"nopriv_user", K_STR, O(nopriv_user), 0, 0, "ftpsd"},
-    {"empty_dir", K_PATH, O(empty_dir), 0, 0, "/usr/share/ftpsd/empty"},
+    {"empty_dir", K_PATH, O(empty_dir), 0, 0, FTPSD_EMPTY_DIR},
     {"pasv_min_port", K_UINT, O(pasv_min_port), 1024, 65535, "49152"},
     {"pasv_max_port", K_UINT, O(pasv_max_port), 1024, 65535, "65534"},
     {"pasv_address", K_STR, O(pasv_address), 0, 0, ""},

@@ -202,10 +202,15 @@ static void run_queue(struct front *f)
         memmove(f->queue, f->queue + 1, (size_t)(f->queued - 1) * sizeof f->queue[0]);
         memmove(f->queue_len, f->queue_len + 1, (size_t)(f->queued - 1) * sizeof f->queue_len[0]);
         f->queued--;
-        f->last_command = now_ms();
-        front_dispatch(f, l, n);
-        explicit_bzero(l, n);
+        if (n == SIZE_MAX) {
+            front_reply(f, 500, "Command line too long (at most %u bytes).",
+                        f->cfg->max_line_length);
+        } else {
+            front_dispatch(f, l, n);
+            explicit_bzero(l, n);
+        }
         free(l);
+        f->last_command = now_ms();
     }
 }
 
@@ -219,6 +224,8 @@ static void command_loop(struct front *f)
             f->last_command = now_ms();
             front_dispatch(f, f->line, n);
             explicit_bzero(f->line, n);
+            /* A transfer may have taken longer than the idle timeout: idle starts now. */
+            f->last_command = now_ms();
             continue;
         }
         if (r == CTL_TOOLONG) {

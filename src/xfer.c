@@ -74,11 +74,13 @@ void xfer_accept_ready(struct front *f)
         spawn_worker(f, fd);
 }
 
+/* len SIZE_MAX marks an overlong line, answered with 500 in its turn. */
 static void queue_line(struct front *f, const char *line, size_t len)
 {
-    char *copy = xmalloc(len + 1);
-    memcpy(copy, line, len);
-    copy[len] = '\0';
+    size_t n = len == SIZE_MAX ? 0 : len;
+    char *copy = xmalloc(n + 1);
+    memcpy(copy, line, n);
+    copy[n] = '\0';
     f->queue[f->queued] = copy;
     f->queue_len[f->queued] = len;
     f->queued++;
@@ -114,7 +116,7 @@ static enum wait_result drain_control(struct front *f, const char *what)
             if (xfer_handle_async_line(f, f->line, n, what))
                 return W_ABORT;
         } else if (r == CTL_TOOLONG) {
-            queue_line(f, "", 0); /* answered with 500 in order, after the transfer */
+            queue_line(f, "", SIZE_MAX);
         } else if (f->ctl.ssl && SSL_pending(f->ctl.ssl) > 0) {
             if (ctl_fill(&f->ctl) < 0)
                 return W_CTL_GONE;

@@ -98,6 +98,9 @@ class Env:
                 fh.write(f"{kind} required {PAM_MATRIX} passdb={self.passdb} verbose\n")
 
     def cleanup(self):
+        if os.environ.get("FTPSD_TEST_KEEP"):
+            print(f"\nkept test directory {self.dir}")
+            return
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -135,14 +138,16 @@ class Server:
         self.stderr = open(env.path(f"{name}-{self.port}.stderr"), "w")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.stderr,
                                      start_new_session=True)
+        # Wait for the listener without connecting: a probe connection would start a session
+        # of its own, and pam_wrapper's per-process directory is racy between concurrent starts.
         deadline = time.time() + 10
         while time.time() < deadline:
-            try:
-                socket.create_connection((listen, self.port), timeout=1).close()
-                # That probe connection started (and ended) one session; fine.
-                return
-            except OSError:
-                time.sleep(0.05)
+            with open(self.stderr.name) as fh:
+                if "Listening on" in fh.read():
+                    return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
         raise RuntimeError("server did not start")
 
     def stop(self):

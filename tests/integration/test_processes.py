@@ -1,0 +1,182 @@
+"""The process model of a live session, read from /proc: who runs as whom, with which
+capabilities, inside which root, holding which sockets, and where the private key lives
+(DESIGN invariants 1, 2, 4, 6)."""
+import os
+import re
+import socket
+import subprocess
+import time
+
+import pytest
+
+from ftpsd_fixture import NOPRIV, USERS
+
+
+def children(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            out.append(int(d))
+    return out
+
+
+def status(pid):
+    fields = {}
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            k, _, v = line.partition(":")
+            fields[k] = v.strip()
+    return fields
+
+
+def tcp_inodes():
+    inodes = set()
+    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(f) as fh:
+            for line in fh.readlines()[1:]:
+                inodes.add(line.split()[9])
+    return inodes
+
+
+def tcp_fds(pid):
+    tcp = tcp_inodes()
+    found = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        m = re.match(r"socket:\[(\d+)\]", target)
+        if m and m.group(1) in tcp:
+            found.append(int(fd))
+    return found
+
+
+def memory_contains(pid, needles):
+    """True if any needle occurs in the process's readable private memory."""
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            parts = line.split()
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            if "r" not in parts[1] or (len(parts) > 5 and parts[5].startswith("[v")):
+                continue
+            try:
+                mem.seek(lo)
+                data = mem.read(hi - lo)
+            except (OSError, ValueError, OverflowError):
+                continue
+            if any(n in data for n in needles):
+                return True
+    return False
+
+
+def session_processes(server, uid):
+    """(monitor, front, user) of the one logged-in session of a dedicated server."""
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        for mon in children(server.proc.pid):
+            kids = children(mon)
+            by_uid = {int(status(k)["Uid"].split()[0]): k for k in kids}
+            if NOPRIV[1] in by_uid and uid in by_uid:
+                return mon, by_uid[NOPRIV[1]], by_uid[uid]
+        time.sleep(0.1)
+    raise AssertionError("session processes not found")
+
+
+def caps_empty(st):
+    return all(int(st[k], 16) == 0 for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"))
+
+
+@pytest.fixture
+def live(make_server):
+    s = make_server()
+    r = s.raw()
+    r.reply()
+    r.starttls(s.env.cert)
+    r.login("alice")
+    mon, front, user = session_processes(s, USERS["alice"][0])
+    yield s, r, mon, front, user
+    r.close()
+
+
+def test_monitor_is_root_and_not_network_facing(live):
+    s, r, mon, front, user = live
+    st = status(mon)
+    assert st["Uid"].split()[0] == "0"
+    assert tcp_fds(mon) == [], "the monitor must not hold the client connection"
+    assert os.readlink(f"/proc/{mon}/fd/0") == "/dev/null"
+
+
+def test_front_is_unprivileged_and_chrooted(live):
+    s, r, mon, front, user = live
+    st = status(front)
+    assert st["Uid"].split() == [str(NOPRIV[1])] * 4
+    assert st["Gid"].split() == [str(NOPRIV[1])] * 4
+    assert st["Groups"] == ""
+    assert caps_empty(st), st
+    assert st["NoNewPrivs"] == "1"
+    assert os.readlink(f"/proc/{front}/root") == s.env.empty
+    assert 0 in tcp_fds(front)
+
+
+def test_user_process_is_the_user_without_network(live):
+    s, r, mon, front, user = live
+    st = status(user)
+    uid = str(USERS["alice"][0])
+    assert st["Uid"].split() == [uid] * 4
+    assert st["Gid"].split() == [uid] * 4
+    assert caps_empty(st), st
+    assert st["NoNewPrivs"] == "1"
+    assert os.readlink(f"/proc/{user}/root") == s.env.home("alice")
+    assert tcp_fds(user) == []
+
+
+def test_data_worker_is_unprivileged(live):
+    s, r, mon, front, user = live
+    assert r.cmd("PBSZ 0")[0] == 200
+    assert r.cmd("PROT P")[0] == 200
+    code, lines = r.cmd("EPSV")
+    assert code == 229
+    port = int(re.search(r"\|\|\|(\d+)\|", lines[0]).group(1))
+    data = socket.create_connection((s.host, port))
+    deadline = time.time() + 5
+    workers = []
+    while not workers and time.time() < deadline:
+        workers = children(front)
+        time.sleep(0.05)
+    assert len(workers) == 1
+    st = status(workers[0])
+    assert st["Uid"].split() == [str(NOPRIV[1])] * 4
+    assert caps_empty(st) and st["NoNewPrivs"] == "1"
+    # The worker keeps only its data socket and its channel to the front.
+    fds = os.listdir(f"/proc/{workers[0]}/fd")
+    assert len(fds) == 2, fds
+    assert len(tcp_fds(workers[0])) == 1
+    data.close()
+
+
+def private_key_needles(keyfile):
+    out = subprocess.run(["openssl", "pkey", "-in", keyfile, "-text", "-noout"],
+                         capture_output=True, text=True, check=True).stdout
+    m = re.search(r"priv:\s*\n((?:\s+[0-9a-f:]+\n)+)", out)
+    hexstr = re.sub(r"[\s:]", "", m.group(1))
+    raw = bytes.fromhex(hexstr).lstrip(b"\0")
+    # OpenSSL keeps the scalar as little-endian 64-bit limbs; look for both byte orders.
+    return [raw[-24:], raw[::-1][:24]]
+
+
+def test_private_key_only_in_front(live):
+    """Invariant 2: the key is in the TLS process (the front) and nowhere else."""
+    s, r, mon, front, user = live
+    needles = private_key_needles(s.env.key)
+    assert memory_contains(front, needles), "test cannot find the key even in the front"
+    assert not memory_contains(user, needles), "the user process holds the TLS private key"
+    assert not memory_contains(mon, needles), "the monitor holds the TLS private key"
