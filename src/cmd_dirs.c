@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,13 +12,7 @@
 #include "session.h"
 #include "uops.h"
 
-static bool may_write(struct usess *s, struct uresp *r)
-{
-    if (s->cfg->write_enable)
-        return true;
-    uresp_set(r, 550, "Permission denied (this server is read-only).");
-    return false;
-}
+#define may_write sess_may_write
 
 void cmd_pwd(struct usess *s, const struct ureq *q, struct uresp *r)
 {
@@ -201,4 +196,75 @@ void cmd_mdtm(struct usess *s, const struct ureq *q, struct uresp *r)
     char t[20];
     format_mdtm(t, sizeof t, st.st_mtime);
     uresp_set(r, 213, "%s", t);
+}
+
+void cmd_chmod(struct usess *s, const struct ureq *q, struct uresp *r)
+{
+    char vp[VPATH_MAX];
+    if (!may_write(s, r) || sess_vpath(s, q->arg, vp, r) < 0)
+        return;
+    mode_t mode = (mode_t)q->offset & 07777;
+    /* fchmod on a descriptor resolved inside the root; a file the user cannot read is changed
+     * by name in its (resolved) directory, unless that name is a symlink (it could point out). */
+    int fd = path_open(s->rootfd, vp, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
+    int rc = -1;
+    if (fd >= 0) {
+        rc = fchmod(fd, mode);
+        close(fd);
+    } else if (errno == EACCES) {
+        const char *base;
+        struct stat st;
+        int dfd = path_open_parent(s->rootfd, vp, &base);
+        if (dfd >= 0) {
+            if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISLNK(st.st_mode))
+                rc = fchmodat(dfd, base, mode, 0);
+            else
+                errno = EACCES;
+            int e = errno;
+            close(dfd);
+            errno = e;
+        }
+    }
+    if (rc < 0)
+        uresp_errno(r, errno, q->arg);
+    else
+        uresp_set(r, 200, "SITE CHMOD command ok.");
+}
+
+void cmd_umask(struct usess *s, const struct ureq *q, struct uresp *r)
+{
+    (void)s;
+    if (!q->arg[0]) {
+        mode_t cur = umask(0);
+        umask(cur);
+        uresp_set(r, 200, "Your current UMASK is %04o.", (unsigned)cur);
+        return;
+    }
+    char *end;
+    unsigned long m = strtoul(q->arg, &end, 8);
+    if (*end || m > 0777 || q->arg[0] == '-' || q->arg[0] == '+') {
+        uresp_set(r, 501, "SITE UMASK needs an octal mask such as 022.");
+        return;
+    }
+    umask((mode_t)m);
+    uresp_set(r, 200, "UMASK set to %04lo.", m);
+}
+
+void cmd_settime(struct usess *s, const struct ureq *q, struct uresp *r)
+{
+    char vp[VPATH_MAX];
+    const char *base;
+    if (!may_write(s, r) || sess_vpath(s, q->arg, vp, r) < 0)
+        return;
+    int dfd = path_open_parent(s->rootfd, vp, &base);
+    struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_sec = (time_t)q->offset}};
+    if (dfd < 0 || utimensat(dfd, base, ts, 0) < 0) {
+        uresp_errno(r, errno, q->arg);
+    } else {
+        char t[20];
+        format_mdtm(t, sizeof t, (time_t)q->offset);
+        uresp_set(r, 213, "Modify=%s; %s", t, q->arg);
+    }
+    if (dfd >= 0)
+        close(dfd);
 }

@@ -149,6 +149,30 @@ static void mlsx_line(const struct usess *s, struct sbuf *out, int dfd, const ch
     list_format_mlsx(out, &le, facts, type, perm, &s->ids);
 }
 
+/* STAT path answers on the control connection: the LIST lines inside a 213 reply. */
+static void to_reply(struct sbuf *b, const char *what, struct uresp *r)
+{
+    const size_t limit = 60 * 1024; /* well inside one message to the front */
+    r->code = 213;
+    sbuf_reset(&r->text);
+    sbuf_printf(&r->text, "Status of %s:", what);
+    for (const char *p = b->data ? b->data : ""; *p;) {
+        size_t l = strcspn(p, "\r\n");
+        if (r->text.len + l > limit) {
+            sbuf_adds(&r->text, "\n(listing truncated: use LIST for the whole directory)");
+            break;
+        }
+        if (l) {
+            sbuf_addc(&r->text, '\n');
+            sbuf_add(&r->text, p, l);
+        }
+        p += l;
+        while (*p == '\r' || *p == '\n')
+            p++;
+    }
+    sbuf_adds(&r->text, "\nEnd of status.");
+}
+
 static int to_memfd(struct sbuf *b, struct uresp *r)
 {
     int fd = memfd_create("ftpsd-listing", MFD_CLOEXEC);
@@ -213,7 +237,10 @@ void cmd_list(struct usess *s, const struct ureq *q, struct uresp *r)
             struct listent le = {.name = p, .st = e.st};
             list_format_ls(&out, &le, &s->ids, now);
         }
-        to_memfd(&out, r);
+        if (q->op == UOP_STAT)
+            to_reply(&out, p, r);
+        else
+            to_memfd(&out, r);
         goto done;
     }
     if (dfd < 0 && errno == ENOENT && q->op != UOP_MLSD && strpbrk(p, "*?[")) {
@@ -258,7 +285,10 @@ void cmd_list(struct usess *s, const struct ureq *q, struct uresp *r)
             list_format_ls(&out, &le, &s->ids, now);
         }
     }
-    to_memfd(&out, r);
+    if (q->op == UOP_STAT)
+        to_reply(&out, *p ? p : vp, r);
+    else
+        to_memfd(&out, r);
 done:
     if (dfd >= 0)
         close(dfd);

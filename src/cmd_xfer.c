@@ -53,12 +53,14 @@ void upload_discard(struct usess *s)
 {
     if (s->up_temp && s->up_dirfd >= 0)
         unlinkat(s->up_dirfd, s->up_tmpname, 0);
+    if (s->up_reserved && s->up_dirfd >= 0)
+        unlinkat(s->up_dirfd, s->up_base, 0);
     if (s->up_fd >= 0)
         close(s->up_fd);
     if (s->up_dirfd >= 0)
         close(s->up_dirfd);
     s->up_fd = s->up_dirfd = -1;
-    s->up_temp = s->up_truncate = false;
+    s->up_temp = s->up_truncate = s->up_reserved = false;
 }
 
 /* A new file beside the target, renamed over it only when the upload completes. */
@@ -82,6 +84,42 @@ static int open_temp(struct usess *s, int dfd, const struct stat *old)
     return -1;
 }
 
+/* STOU: reserves a new name beside the argument ("name", "name.1", ...) by creating it empty;
+ * the data goes to a temporary file renamed over it at the end. */
+static int reserve_unique(struct usess *s, const char *arg, char *vp, struct uresp *r)
+{
+    char want[VPATH_MAX];
+    if (sess_vpath(s, arg[0] ? arg : "ftpsd-upload", want, r) < 0)
+        return -1;
+    for (unsigned i = 0; i < 1000; i++) {
+        char cand[VPATH_MAX];
+        if (i == 0)
+            snprintf(cand, sizeof cand, "%s", want);
+        else if ((size_t)snprintf(cand, sizeof cand, "%s.%u", want, i) >= sizeof cand)
+            break;
+        const char *base;
+        int dfd = path_open_parent(s->rootfd, cand, &base);
+        if (dfd < 0) {
+            uresp_errno(r, errno, arg);
+            return -1;
+        }
+        int fd = openat(dfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+        int e = errno;
+        close(dfd);
+        if (fd >= 0) {
+            close(fd);
+            snprintf(vp, VPATH_MAX, "%s", cand);
+            return 0;
+        }
+        if (e != EEXIST) {
+            uresp_errno(r, e, arg);
+            return -1;
+        }
+    }
+    uresp_set(r, 553, "Cannot find a unique name for %s.", arg);
+    return -1;
+}
+
 void cmd_open_write(struct usess *s, const struct ureq *q, struct uresp *r)
 {
     char vp[VPATH_MAX];
@@ -92,13 +130,15 @@ void cmd_open_write(struct usess *s, const struct ureq *q, struct uresp *r)
         uresp_set(r, 550, "Permission denied (this server is read-only).");
         return;
     }
-    if (sess_vpath(s, q->arg, vp, r) < 0)
+    bool unique = q->flags & UW_UNIQUE;
+    if (unique ? reserve_unique(s, q->arg, vp, r) < 0 : sess_vpath(s, q->arg, vp, r) < 0)
         return;
     int dfd = path_open_parent(s->rootfd, vp, &base);
     if (dfd < 0) {
         uresp_errno(r, errno, q->arg);
         return;
     }
+    s->up_reserved = unique;
     bool append = q->flags & UW_APPEND;
     bool have_old = fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0;
     int fd = -1;
@@ -106,7 +146,7 @@ void cmd_open_write(struct usess *s, const struct ureq *q, struct uresp *r)
         uresp_set(r, 550, "%s: Is a directory.", q->arg);
         goto fail;
     }
-    if (q->offset > 0 || append || (have_old && S_ISLNK(st.st_mode))) {
+    if (!unique && (q->offset > 0 || append || (have_old && S_ISLNK(st.st_mode)))) {
         /* Resume, append, or write through a symlink: in place, as the client asked. */
         int flags = O_WRONLY | O_NONBLOCK | O_NOCTTY;
         if (append && q->offset == 0)
@@ -138,11 +178,11 @@ void cmd_open_write(struct usess *s, const struct ureq *q, struct uresp *r)
             uresp_set(r, 550, "%s: Not a regular file.", q->arg);
             goto fail;
         }
-        if (have_old && faccessat(dfd, base, W_OK, AT_EACCESS) < 0) {
+        if (have_old && !unique && faccessat(dfd, base, W_OK, AT_EACCESS) < 0) {
             uresp_errno(r, errno, q->arg);
             goto fail;
         }
-        fd = open_temp(s, dfd, have_old ? &st : NULL);
+        fd = open_temp(s, dfd, have_old && !unique ? &st : NULL);
         if (fd < 0) {
             uresp_errno(r, errno, q->arg);
             goto fail;
@@ -167,6 +207,9 @@ void cmd_open_write(struct usess *s, const struct ureq *q, struct uresp *r)
 fail:
     if (fd >= 0)
         close(fd);
+    if (s->up_reserved)
+        unlinkat(dfd, base, 0);
+    s->up_reserved = false;
     close(dfd);
 }
 
@@ -190,7 +233,7 @@ void cmd_commit(struct usess *s, const struct ureq *q, struct uresp *r)
         upload_discard(s);
         return;
     }
-    s->up_temp = false;
+    s->up_temp = s->up_reserved = false;
     upload_discard(s);
     uresp_set(r, 226, "Transfer complete.");
 }

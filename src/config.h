@@ -32,6 +32,9 @@ struct config {
     unsigned pasv_min_port;
     unsigned pasv_max_port;
     char *pasv_address;
+    bool port_enable;
+    bool allow_ccc;
+    bool allow_rein;
 
     bool write_enable;
     unsigned umask;

@@ -74,10 +74,68 @@ static int raw_read(struct ctlio *c, void *p, size_t n)
     return -1;
 }
 
+static int wait_fd(int fd, short events, int timeout_ms)
+{
+    struct pollfd p = {.fd = fd, .events = events};
+    int r;
+    do
+        r = poll(&p, 1, timeout_ms);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
+/* After ctl_tls_clear: 1 when TLS is gone and plaintext may be read, 0 to wait for more. */
+static int finish_clear(struct ctlio *c)
+{
+    unsigned char first;
+    ssize_t r = recv(c->fd, &first, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+        return 1; /* EOF or error: the plain read below reports it */
+    if (r < 0)
+        return 0;
+    if (first >= 0x14 && first <= 0x17) {
+        /* A TLS record, not a command: the client's close_notify (TLS 1.2 sends it as an alert
+         * record, 0x15; TLS 1.3 hides it in an application-data record, 0x17). OpenSSL reads
+         * exactly that record (no read-ahead), so plaintext behind it stays in the socket. */
+        ERR_clear_error();
+        int s = SSL_shutdown(c->ssl);
+        if (s != 1) {
+            int e = SSL_get_error(c->ssl, s);
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+                return 0;
+        }
+    }
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+    c->clearing = false;
+    return 1;
+}
+
+int ctl_tls_clear(struct ctlio *c, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        ERR_clear_error();
+        int r = SSL_shutdown(c->ssl);
+        if (r >= 0)
+            break;
+        int e = SSL_get_error(c->ssl, r);
+        if (e != SSL_ERROR_WANT_WRITE && e != SSL_ERROR_WANT_READ)
+            return -1;
+        int64_t left = deadline - now_ms();
+        if (left <= 0 || wait_fd(c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, (int)left) <= 0)
+            return -1;
+    }
+    c->clearing = true;
+    return 0;
+}
+
 int ctl_fill(struct ctlio *c)
 {
     if (c->eof)
         return -1;
+    if (c->clearing && !finish_clear(c))
+        return 0;
     if (c->len == c->cap) {
         if (memchr(c->buf, '\n', c->len))
             return 0; /* complete lines are waiting to be taken first */
@@ -136,15 +194,6 @@ bool ctl_has_input(const struct ctlio *c)
     return c->ssl && SSL_pending(c->ssl) > 0;
 }
 
-static int wait_fd(int fd, short events, int timeout_ms)
-{
-    struct pollfd p = {.fd = fd, .events = events};
-    int r;
-    do
-        r = poll(&p, 1, timeout_ms);
-    while (r < 0 && errno == EINTR);
-    return r;
-}
 
 int ctl_read_line(struct ctlio *c, char *out, size_t cap, size_t *n, int timeout_ms)
 {

@@ -25,6 +25,7 @@ struct ctlio {
     size_t len, cap;
     size_t max_line;
     bool discarding; /* inside an overlong line, dropping bytes up to the next LF */
+    bool clearing;   /* our close_notify is out (CCC, REIN): TLS ends at the next byte */
     bool eof;
 };
 
@@ -49,6 +50,12 @@ void ctl_discard(struct ctlio *c);
  */
 int ctl_starttls(struct ctlio *c, SSL *ssl, int timeout_ms, bool plain_refusal, char *err,
                  size_t errlen);
+/*
+ * Leaves TLS but keeps the connection (CCC, REIN): sends close_notify now, without waiting for
+ * the client's. The next read consumes the client's close_notify if one comes first (a TLS
+ * alert record), then continues in plaintext (RFC 4217 §5). The session stays cached.
+ */
+int ctl_tls_clear(struct ctlio *c, int timeout_ms);
 /* Sends close_notify (best effort, bounded) and forgets the TLS object. */
 void ctl_tls_close(struct ctlio *c, int timeout_ms);
 

@@ -9,6 +9,8 @@
 
 struct datachan {
     int listen_fd;  /* -1 when no PASV/EPSV is pending */
+    bool active;    /* PORT/EPRT given: connect to target at the transfer */
+    struct sockaddr_storage target;
     pid_t worker;   /* worker carrying the accepted connection, or 0 */
     int worker_fd;  /* its channel */
     bool worker_tls; /* it began the TLS handshake at accept time */
@@ -27,5 +29,19 @@ int dc_listen(struct datachan *dc, const struct sockaddr_storage *local, unsigne
 int dc_accept(struct datachan *dc, const struct sockaddr_storage *peer);
 /* Closes the listener and kills any worker. */
 void dc_reset(struct datachan *dc);
+/* Records an active-mode target (closing any listener). */
+void dc_set_active(struct datachan *dc, const struct sockaddr_storage *target);
+/*
+ * Starts a non-blocking connection to the active-mode target from the control connection's
+ * local address. Returns the socket (connecting) or -1 with why.
+ */
+int dc_connect_start(struct datachan *dc, const struct sockaddr_storage *local, char *why,
+                     size_t whylen);
+/* Parses "h1,h2,h3,h4,p1,p2" (PORT). 0, or -1 on a syntax error. */
+int dc_parse_port(const char *arg, struct sockaddr_storage *out);
+/* Parses "<d>proto<d>addr<d>port<d>" (EPRT, RFC 2428). 0; -1 syntax error; -2 unknown
+ * protocol (*proto set). */
+int dc_parse_eprt(const char *arg, struct sockaddr_storage *out, unsigned *proto);
+unsigned dc_port_of(const struct sockaddr_storage *ss);
 
 #endif

@@ -45,6 +45,8 @@ struct front {
     char rnfr[VPATH_MAX];
     unsigned mlst_facts;
     bool epsv_all;
+    bool ccc_done;      /* CCC cleared TLS: PBSZ/PROT/AUTH are refused from now on */
+    bool reuse_relaxed; /* after REIN, resumption is not required (RFC 4217 §13) */
     struct datachan dc;
 
     int64_t login_deadline;
@@ -89,7 +91,7 @@ void front_user_request(struct front *f, uint32_t op, uint32_t flags, uint64_t o
 void front_relay_reply(struct front *f, const struct ureply *r);
 
 /* Transfers (xfer.c). */
-enum xfer_kind { XK_RETR, XK_STOR, XK_APPE, XK_LIST, XK_NLST, XK_MLSD };
+enum xfer_kind { XK_RETR, XK_STOR, XK_APPE, XK_LIST, XK_NLST, XK_MLSD, XK_STOU };
 void xfer_run(struct front *f, enum xfer_kind kind, const char *arg);
 /* Accepts a pending data connection and starts its worker (called from the idle loop). */
 void xfer_accept_ready(struct front *f);

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "front.h"
 #include "listing.h"
@@ -122,7 +124,15 @@ static void c_feat(struct front *f, const char *name, char *arg)
     (void)arg;
     struct sbuf t;
     sbuf_init(&t);
-    sbuf_adds(&t, "Features:\n AUTH TLS\n PBSZ\n PROT\n EPSV\n MDTM\n MLST ");
+    sbuf_adds(&t, "Features:\n AUTH TLS\n PBSZ\n PROT\n");
+    if (f->cfg->allow_ccc)
+        sbuf_adds(&t, " CCC\n");
+    if (f->cfg->port_enable)
+        sbuf_adds(&t, " EPRT\n");
+    sbuf_adds(&t, " EPSV\n MDTM\n");
+    if (f->cfg->write_enable)
+        sbuf_adds(&t, " MFMT\n");
+    sbuf_adds(&t, " MLST ");
     mlst_feat_line(&t, f->mlst_facts);
     sbuf_adds(&t, "\n REST STREAM\n SIZE\n TVFS\n UTF8\nEnd");
     front_reply_multi(f, 211, t.data);
@@ -169,6 +179,10 @@ static void c_opts(struct front *f, const char *name, char *arg)
 static void c_auth(struct front *f, const char *name, char *arg)
 {
     (void)name;
+    if (f->ccc_done) {
+        front_reply(f, 534, "AUTH is refused after CCC.");
+        return;
+    }
     if (f->tls) {
         front_reply(f, 503, "Already using TLS.");
         return;
@@ -219,6 +233,10 @@ static void c_pbsz(struct front *f, const char *name, char *arg)
 {
     (void)name;
     uint64_t v;
+    if (f->ccc_done) {
+        front_reply(f, 503, "PBSZ is not allowed after CCC.");
+        return;
+    }
     if (!f->tls) {
         front_reply(f, 503, "PBSZ needs a protected control connection: send AUTH TLS first.");
         return;
@@ -234,6 +252,10 @@ static void c_pbsz(struct front *f, const char *name, char *arg)
 static void c_prot(struct front *f, const char *name, char *arg)
 {
     (void)name;
+    if (f->ccc_done) {
+        front_reply(f, 503, "PROT is not allowed after CCC.");
+        return;
+    }
     if (!f->tls) {
         front_reply(f, 503, "PROT needs a protected control connection: send AUTH TLS first.");
         return;
@@ -259,12 +281,54 @@ static void c_ccc(struct front *f, const char *name, char *arg)
 {
     (void)name;
     (void)arg;
-    if (!f->tls)
+    if (!f->tls) {
         front_reply(f, 533, "The control connection is not protected.");
-    else if (!f->logged_in)
+    } else if (!f->logged_in) {
         front_reply(f, 534, "CCC is refused before login.");
-    else
+    } else if (!f->cfg->allow_ccc || f->cfg->implicit_tls) {
         front_reply(f, 534, "CCC is refused by policy.");
+    } else {
+        front_reply(f, 200, "Control connection cleared; commands continue in plaintext.");
+        if (ctl_tls_clear(&f->ctl, 5000) < 0)
+            front_exit(f, 0);
+        f->tls = false;
+        f->ccc_done = true;
+        log_msg(LOG_INFO, "control connection cleared (CCC); data protection stays %s",
+                f->prot_p ? "P" : "C");
+    }
+}
+
+/* RFC 4217 §13: the reply goes out protected, then TLS is cleared and the session starts over
+ * as after the greeting; resumption is no longer required. */
+static void c_rein(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    (void)arg;
+    if (!f->cfg->allow_rein || f->cfg->implicit_tls) {
+        front_reply(f, 502, "REIN is disabled on this server.");
+        return;
+    }
+    front_reply(f, 220, "Service ready for new user.");
+    if (f->ctl.ssl && ctl_tls_clear(&f->ctl, 5000) < 0)
+        front_exit(f, 0);
+    if (f->logged_in) {
+        close(f->user_fd);
+        f->user_fd = -1;
+        msg_init(f->m, MSG_LOGOUT);
+        if (msg_send(f->mon_fd, f->m) < 0 || msg_recv(f->mon_fd, f->m) < 0 ||
+            f->m->type != MSG_LOGOUT_DONE)
+            front_exit(f, 1);
+        log_set_user("");
+    }
+    dc_reset(&f->dc);
+    f->logged_in = f->have_user = f->tls = f->pbsz = f->prot_p = false;
+    f->ccc_done = f->epsv_all = f->rnfr_ok = false;
+    f->type = 'A';
+    f->rest = 0;
+    f->mlst_facts = FACT_DEFAULT;
+    f->reuse_relaxed = true;
+    f->user[0] = '\0';
+    f->login_deadline = now_ms() + (int64_t)f->cfg->login_timeout * 1000;
 }
 
 static void c_not_impl(struct front *f, const char *name, char *arg)
@@ -422,6 +486,62 @@ static void c_epsv(struct front *f, const char *name, char *arg)
     front_reply(f, 229, "Entering Extended Passive Mode (|||%u|)", port);
 }
 
+/* RFC 2577: the data connection may only go to the client itself, on an unprivileged port. */
+static void set_active(struct front *f, const char *name, const struct sockaddr_storage *target)
+{
+    if (!f->cfg->port_enable) {
+        front_reply(f, 502, "Active mode is disabled on this server; use PASV or EPSV.");
+        return;
+    }
+    if (f->epsv_all) {
+        front_reply(f, 503, "%s is not allowed after EPSV ALL.", name);
+        return;
+    }
+    if (!sockaddr_same_host(target, &f->si->peer)) {
+        log_msg(LOG_WARNING, "%s to another host refused (bounce attempt?)", name);
+        front_reply(f, 500, "Illegal %s command: the data address must be the client's.", name);
+        return;
+    }
+    if (dc_port_of(target) < 1024) {
+        front_reply(f, 504, "Illegal %s command: ports below 1024 are refused.", name);
+        return;
+    }
+    dc_set_active(&f->dc, target);
+    front_reply(f, 200, "%s command successful. Consider using EPSV.", name);
+}
+
+static void c_port(struct front *f, const char *name, char *arg)
+{
+    struct sockaddr_storage t;
+    struct in_addr dummy;
+    if (!local_is_ipv4(&f->si->local, &dummy)) {
+        front_reply(f, 522, "PORT is IPv4-only; use EPRT.");
+        return;
+    }
+    if (dc_parse_port(arg, &t) < 0) {
+        front_reply(f, 501, "Syntax: PORT h1,h2,h3,h4,p1,p2");
+        return;
+    }
+    set_active(f, name, &t);
+}
+
+static void c_eprt(struct front *f, const char *name, char *arg)
+{
+    struct sockaddr_storage t;
+    struct in_addr dummy;
+    unsigned mine = local_is_ipv4(&f->si->local, &dummy) ? 1 : 2, proto = 0;
+    int rc = dc_parse_eprt(arg, &t, &proto);
+    if (rc == -2 || (rc == 0 && proto != mine)) {
+        front_reply(f, 522, "Network protocol not supported, use (%u)", mine);
+        return;
+    }
+    if (rc < 0) {
+        front_reply(f, 501, "Syntax: EPRT |proto|address|port|");
+        return;
+    }
+    set_active(f, name, &t);
+}
+
 static void c_abor(struct front *f, const char *name, char *arg)
 {
     (void)name;
@@ -438,7 +558,14 @@ static void c_stat(struct front *f, const char *name, char *arg)
 {
     (void)name;
     if (arg[0]) {
-        front_reply(f, 502, "STAT with a path is not implemented; use LIST.");
+        if (!f->logged_in) {
+            front_reply(f, 530, "Please login with USER and PASS.");
+            return;
+        }
+        struct ureply r;
+        front_user_request(f, UOP_STAT, 0, 0, arg, NULL, &r);
+        front_relay_reply(f, &r);
+        ureply_free(&r);
         return;
     }
     struct sbuf t;
@@ -483,10 +610,111 @@ static void c_xfer(struct front *f, const char *name, char *arg)
         const char *name;
         enum xfer_kind kind;
     } k[] = {{"RETR", XK_RETR}, {"STOR", XK_STOR}, {"APPE", XK_APPE},
-             {"LIST", XK_LIST}, {"NLST", XK_NLST}, {"MLSD", XK_MLSD}};
+             {"LIST", XK_LIST}, {"NLST", XK_NLST}, {"MLSD", XK_MLSD},
+             {"STOU", XK_STOU}};
     for (size_t i = 0; i < ARRAY_LEN(k); i++)
         if (strcmp(k[i].name, name) == 0)
             xfer_run(f, k[i].kind, arg);
+}
+
+/* "YYYYMMDDHHMMSS[.sss]" (UTC, RFC 3659 §2.3) followed by one space; *rest points after it. */
+static bool parse_time_prefix(const char *arg, time_t *t, const char **rest)
+{
+    size_t n = strspn(arg, "0123456789");
+    if (n != 14)
+        return false;
+    const char *p = arg + 14;
+    if (*p == '.') {
+        size_t frac = strspn(p + 1, "0123456789");
+        if (frac < 1 || frac > 3)
+            return false;
+        p += 1 + frac;
+    }
+    if (*p != ' ' || !p[1])
+        return false;
+    struct tm tm = {0};
+    if (sscanf(arg, "%4d%2d%2d%2d%2d%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec) != 6)
+        return false;
+    if (tm.tm_year < 1970 || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 ||
+        tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+        return false;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    *t = timegm(&tm);
+    *rest = p + 1;
+    return *t >= 0;
+}
+
+static void set_time(struct front *f, const char *path, time_t t)
+{
+    struct ureply r;
+    front_user_request(f, UOP_SETTIME, 0, (uint64_t)t, path, NULL, &r);
+    front_relay_reply(f, &r);
+    ureply_free(&r);
+}
+
+static void c_mdtm(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    time_t t;
+    const char *path;
+    struct ureply r;
+    /* "MDTM time file" sets the time (the overload lftp and others know), if writes are on. */
+    if (parse_time_prefix(arg, &t, &path)) {
+        set_time(f, path, t);
+        return;
+    }
+    front_user_request(f, UOP_MDTM, 0, 0, arg, NULL, &r);
+    front_relay_reply(f, &r);
+    ureply_free(&r);
+}
+
+static void c_mfmt(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    time_t t;
+    const char *path;
+    if (!parse_time_prefix(arg, &t, &path)) {
+        front_reply(f, 501, "Syntax: MFMT YYYYMMDDHHMMSS path");
+        return;
+    }
+    set_time(f, path, t);
+}
+
+static void c_site(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    char *sp = strchr(arg, ' ');
+    char *rest = sp ? sp + 1 : arg + strlen(arg);
+    if (sp)
+        *sp = '\0';
+    struct ureply r;
+    if (str_ieq(arg, "HELP")) {
+        front_reply_multi(f, 214, "The following SITE commands are recognized.\n"
+                                  " CHMOD <mode> <path>\n UMASK [<mask>]\n HELP\nHelp OK.");
+    } else if (str_ieq(arg, "CHMOD")) {
+        char *path = strchr(rest, ' ');
+        char *end = NULL;
+        unsigned long mode = 0;
+        if (path) {
+            *path++ = '\0';
+            mode = strtoul(rest, &end, 8);
+        }
+        if (!path || !*path || !end || *end || !*rest || mode > 07777) {
+            front_reply(f, 501, "Syntax: SITE CHMOD <octal mode> <path>");
+            return;
+        }
+        front_user_request(f, UOP_CHMOD, 0, mode, path, NULL, &r);
+        front_relay_reply(f, &r);
+        ureply_free(&r);
+    } else if (str_ieq(arg, "UMASK")) {
+        front_user_request(f, UOP_UMASK, 0, 0, rest, NULL, &r);
+        front_relay_reply(f, &r);
+        ureply_free(&r);
+    } else {
+        front_reply(f, 500, "Unknown SITE command %s.", arg);
+    }
 }
 
 static void c_help(struct front *f, const char *name, char *arg);
@@ -506,12 +734,13 @@ static const struct fcmd cmds[] = {
     {"CWD", USEROP, F_ARG, UOP_CWD, "CWD <directory>"},
     {"DELE", USEROP, F_ARG, UOP_DELE, "DELE <file>"},
     {"ENC", c_sec_data, F_PRE, 0, "ENC <base64>"},
-    {"EPRT", c_not_impl, F_ARG, 0, "EPRT |proto|address|port|"},
+    {"EPRT", c_eprt, F_ARG, 0, "EPRT |proto|address|port|"},
     {"EPSV", c_epsv, 0, 0, "EPSV [1|2|ALL]"},
     {"FEAT", c_feat, F_PRE | F_NOARG, 0, "FEAT"},
     {"HELP", c_help, F_PRE, 0, "HELP [command]"},
     {"LIST", c_xfer, 0, 0, "LIST [-a] [path]"},
-    {"MDTM", USEROP, F_ARG, UOP_MDTM, "MDTM <file>"},
+    {"MDTM", c_mdtm, F_ARG, 0, "MDTM [YYYYMMDDHHMMSS] <file>"},
+    {"MFMT", c_mfmt, F_ARG, 0, "MFMT YYYYMMDDHHMMSS <path>"},
     {"MIC", c_sec_data, F_PRE, 0, "MIC <base64>"},
     {"MKD", USEROP, F_ARG, UOP_MKD, "MKD <directory>"},
     {"MLSD", c_xfer, 0, 0, "MLSD [directory]"},
@@ -523,20 +752,22 @@ static const struct fcmd cmds[] = {
     {"PASS", c_pass, F_PRE, 0, "PASS <password>"},
     {"PASV", c_pasv, F_NOARG, 0, "PASV"},
     {"PBSZ", c_pbsz, F_PRE | F_ARG, 0, "PBSZ 0"},
-    {"PORT", c_not_impl, F_ARG, 0, "PORT h1,h2,h3,h4,p1,p2"},
+    {"PORT", c_port, F_ARG, 0, "PORT h1,h2,h3,h4,p1,p2"},
     {"PROT", c_prot, F_PRE | F_ARG, 0, "PROT C|P"},
     {"PWD", USEROP, F_NOARG, UOP_PWD, "PWD"},
     {"QUIT", c_quit, F_PRE | F_NOARG, 0, "QUIT"},
-    {"REIN", c_not_impl, F_PRE | F_NOARG, 0, "REIN"},
+    {"REIN", c_rein, F_PRE | F_NOARG, 0, "REIN"},
     {"REST", c_rest, F_ARG, 0, "REST <offset>"},
     {"RETR", c_xfer, F_ARG, 0, "RETR <file>"},
     {"RMD", USEROP, F_ARG, UOP_RMD, "RMD <directory>"},
     {"RNFR", USEROP, F_ARG, UOP_RNFR, "RNFR <old name>"},
     {"RNTO", c_rnto, F_ARG, 0, "RNTO <new name>"},
+    {"SITE", c_site, F_ARG, 0, "SITE HELP | CHMOD <mode> <path> | UMASK [<mask>]"},
     {"SIZE", USEROP, F_ARG, UOP_SIZE, "SIZE <file>"},
     {"SMNT", c_not_impl, F_ARG, 0, "SMNT <path>"},
     {"STAT", c_stat, F_PRE, 0, "STAT [path]"},
     {"STOR", c_xfer, F_ARG, 0, "STOR <file>"},
+    {"STOU", c_xfer, 0, 0, "STOU [<name>]"},
     {"STRU", c_stru, F_ARG, 0, "STRU F"},
     {"SYST", c_syst, F_PRE | F_NOARG, 0, "SYST"},
     {"TYPE", c_type, F_ARG, 0, "TYPE A|I"},

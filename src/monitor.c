@@ -320,6 +320,28 @@ static void handle_login(struct monitor *m, struct msg *req)
     sbuf_free(&lines);
 }
 
+static void reap(pid_t pid, const char *what, int grace_ms);
+
+/* REIN: the user process has lost its channel and ends; close the PAM session. */
+static void handle_logout(struct monitor *m, struct msg *req)
+{
+    if (!msg_ok_end(req)) {
+        kill(m->front_pid, SIGKILL);
+        return;
+    }
+    if (m->logged_in) {
+        reap(m->user_pid, "user", 5000);
+        m->user_pid = 0;
+        pamauth_close(&m->pam);
+        m->logged_in = false;
+        log_msg(LOG_INFO, "logout (REIN) after %lld s",
+                (long long)((now_ms() - m->login_at) / 1000));
+        log_set_user("");
+    }
+    msg_init(req, MSG_LOGOUT_DONE);
+    msg_send(m->front_fd, req);
+}
+
 static void reap(pid_t pid, const char *what, int grace_ms)
 {
     if (pid <= 0)
@@ -406,6 +428,8 @@ void monitor_run(struct config *cfg)
         }
         if (req->type == MSG_LOGIN) {
             handle_login(&m, req);
+        } else if (req->type == MSG_LOGOUT) {
+            handle_logout(&m, req);
         } else {
             log_msg(LOG_ERR, "unexpected message %u from the front; ending", req->type);
             break;

@@ -16,7 +16,9 @@ enum msg_type {
     /* front -> monitor */
     MSG_LOGIN = 1,        /* str user, str password */
     /* monitor -> front */
-    MSG_LOGIN_RESULT,     /* u32 ok, u32 code, u32 close, u32 nlines, str line...; fd on success */
+    MSG_LOGIN_RESULT,     /* u32 ok, u32 code, u32 close, str lines; fd on success */
+    MSG_LOGOUT,           /* front -> monitor, REIN: no fields */
+    MSG_LOGOUT_DONE,      /* monitor -> front: the PAM session is closed */
 
     /* front -> user process: one request per FTP command, answered by MSG_REPLY */
     MSG_REQ = 20,         /* u32 op, u32 type, u32 facts, u64 offset, str arg, str arg2 */

@@ -43,6 +43,14 @@ void uresp_errno(struct uresp *r, int err, const char *path)
     uresp_set(r, code, "%s: %s.", path, why);
 }
 
+bool sess_may_write(struct usess *s, struct uresp *r)
+{
+    if (s->cfg->write_enable)
+        return true;
+    uresp_set(r, 550, "Permission denied (this server is read-only).");
+    return false;
+}
+
 int sess_vpath(struct usess *s, const char *arg, char *out, struct uresp *r)
 {
     if (vpath_join(s->cwd, arg, out, VPATH_MAX) < 0) {
@@ -64,6 +72,8 @@ static const ucmd_fn table[UOP_MAX] = {
     [UOP_OPEN_WRITE] = cmd_open_write, [UOP_LIST] = cmd_list,
     [UOP_NLST] = cmd_list,       [UOP_MLSD] = cmd_list,
     [UOP_COMMIT] = cmd_commit,   [UOP_ABORT] = cmd_abort,
+    [UOP_STAT] = cmd_list,       [UOP_CHMOD] = cmd_chmod,
+    [UOP_UMASK] = cmd_umask,     [UOP_SETTIME] = cmd_settime,
 };
 
 static void serve(struct usess *s)

@@ -40,6 +40,7 @@ struct usess {
     int up_dirfd;
     bool up_temp;     /* written under up_tmpname, renamed to up_base on success */
     bool up_truncate; /* REST upload: cut the file at the end of what was written */
+    bool up_reserved; /* STOU: up_base was created empty to reserve the name */
     char up_tmpname[64];
     char up_base[NAME_MAX + 1];
     char up_vpath[VPATH_MAX];
@@ -86,6 +87,12 @@ void cmd_open_read(struct usess *s, const struct ureq *q, struct uresp *r);
 void cmd_open_write(struct usess *s, const struct ureq *q, struct uresp *r);
 void cmd_commit(struct usess *s, const struct ureq *q, struct uresp *r);
 void cmd_abort(struct usess *s, const struct ureq *q, struct uresp *r);
+void cmd_stat(struct usess *s, const struct ureq *q, struct uresp *r);
+void cmd_chmod(struct usess *s, const struct ureq *q, struct uresp *r);
+void cmd_umask(struct usess *s, const struct ureq *q, struct uresp *r);
+void cmd_settime(struct usess *s, const struct ureq *q, struct uresp *r);
+/* Refuses a change when write_enable is off (550). */
+bool sess_may_write(struct usess *s, struct uresp *r);
 /* Drops a pending upload (temporary file removed); used at exit too. */
 void upload_discard(struct usess *s);
 

@@ -21,11 +21,16 @@ enum uop {
     UOP_MLSD,
     UOP_COMMIT, /* the pending upload succeeded */
     UOP_ABORT,  /* the pending upload failed: remove the temporary file */
+    UOP_STAT,   /* STAT path: a listing on the control connection */
+    UOP_CHMOD,  /* SITE CHMOD: offset = mode */
+    UOP_UMASK,  /* SITE UMASK: arg = octal mask, or empty to show it */
+    UOP_SETTIME, /* MFMT / MDTM with a time: offset = seconds since the epoch */
     UOP_MAX
 };
 
 /* flags of UOP_OPEN_WRITE */
 #define UW_APPEND 1u
+#define UW_UNIQUE 2u /* STOU: a new name, announced as "150 FILE: name" */
 
 /* flags of every request: the transfer TYPE, so SIZE can refuse ASCII mode */
 #define UF_ASCII 0x100u

@@ -1,6 +1,7 @@
 /* Transfers as the front runs them: policy checks, the user process opens the file, 150, the
  * worker moves the bytes, the control connection is watched for ABOR and STAT meanwhile. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -55,7 +56,7 @@ static void spawn_worker(struct front *f, int fd)
             .ctx = f->ctx,
             .sid_ctx = f->sid_ctx,
             .tls_now = tls,
-            .require_reuse = f->cfg->require_session_reuse,
+            .require_reuse = f->cfg->require_session_reuse && !f->reuse_relaxed,
             .require_close_notify = f->cfg->upload_require_close_notify,
         };
         worker_main(&a);
@@ -128,15 +129,17 @@ static enum wait_result drain_control(struct front *f, const char *what)
     }
 }
 
-/* Waits until fd is readable, watching the control connection. timeout_ms < 0: no limit. */
-static enum wait_result wait_for(struct front *f, int fd, int timeout_ms, const char *what)
+/* Waits until fd is ready for events, watching the control connection. timeout_ms < 0: no
+ * limit. */
+static enum wait_result wait_for(struct front *f, int fd, short events, int timeout_ms,
+                                 const char *what)
 {
     int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
     for (;;) {
         enum wait_result w = drain_control(f, what);
         if (w != W_READY)
             return w;
-        struct pollfd p[2] = {{.fd = fd, .events = POLLIN},
+        struct pollfd p[2] = {{.fd = fd, .events = events},
                               {.fd = f->ctl.fd, .events = POLLIN}};
         nfds_t n = f->queued < FRONT_QUEUE_MAX ? 2 : 1;
         int wait = -1;
@@ -158,6 +161,32 @@ static enum wait_result wait_for(struct front *f, int fd, int timeout_ms, const 
     }
 }
 
+/* Active mode (PORT/EPRT): the server connects to the client, then runs TLS as the server. */
+static enum wait_result active_connect(struct front *f, const char *what, char *why,
+                                       size_t whylen)
+{
+    int fd = dc_connect_start(&f->dc, &f->si->local, why, whylen);
+    if (fd < 0)
+        return W_TIMEOUT;
+    enum wait_result w = wait_for(f, fd, POLLOUT, (int)f->cfg->data_timeout * 1000, what);
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (w == W_READY && (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err)) {
+        snprintf(why, whylen, "connect to port %u: %s", dc_port_of(&f->dc.target),
+                 strerror(err));
+        w = W_TIMEOUT;
+    } else if (w == W_TIMEOUT) {
+        snprintf(why, whylen, "no connection within %u s", f->cfg->data_timeout);
+    }
+    if (w != W_READY) {
+        close(fd);
+        return w;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    spawn_worker(f, fd);
+    return f->dc.worker ? W_READY : W_TIMEOUT;
+}
+
 static bool control_closed(struct front *f)
 {
     char c;
@@ -175,14 +204,14 @@ static void upload_done(struct front *f, bool upload, bool ok, struct ureply *co
 
 static const char *kind_verb(enum xfer_kind k)
 {
-    static const char *const v[] = {"RETR", "STOR", "APPE", "LIST", "NLST", "MLSD"};
+    static const char *const v[] = {"RETR", "STOR", "APPE", "LIST", "NLST", "MLSD", "STOU"};
     return v[k];
 }
 
 void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
 {
     const struct config *cfg = f->cfg;
-    bool upload = kind == XK_STOR || kind == XK_APPE;
+    bool upload = kind == XK_STOR || kind == XK_APPE || kind == XK_STOU;
     bool listing = kind == XK_LIST || kind == XK_NLST || kind == XK_MLSD;
     uint64_t rest = f->rest;
     f->rest = 0;
@@ -197,10 +226,11 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
         return;
     }
 
-    static const uint32_t ops[] = {UOP_OPEN_READ, UOP_OPEN_WRITE, UOP_OPEN_WRITE,
-                                   UOP_LIST,      UOP_NLST,       UOP_MLSD};
+    static const uint32_t ops[] = {UOP_OPEN_READ, UOP_OPEN_WRITE, UOP_OPEN_WRITE, UOP_LIST,
+                                   UOP_NLST,      UOP_MLSD,       UOP_OPEN_WRITE};
+    uint32_t flags = kind == XK_APPE ? UW_APPEND : kind == XK_STOU ? UW_UNIQUE : 0;
     struct ureply open;
-    front_user_request(f, ops[kind], kind == XK_APPE ? UW_APPEND : 0, rest, arg, NULL, &open);
+    front_user_request(f, ops[kind], flags, kind == XK_STOU ? 0 : rest, arg, NULL, &open);
     if (open.code != 150 || open.fd < 0) {
         dc_reset(&f->dc);
         front_relay_reply(f, &open);
@@ -213,6 +243,9 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
         front_reply(f, 150, "Opening %s mode data connection for %s (%llu bytes).",
                     f->type == 'A' ? "ASCII" : "BINARY", open.name,
                     (unsigned long long)open.value);
+    else if (kind == XK_STOU)
+        front_reply(f, 150, "FILE: %s", strrchr(open.name, '/') ? strrchr(open.name, '/') + 1
+                                                                : open.name);
     else if (upload)
         front_reply(f, 150, "Ok to send data.");
     else
@@ -221,8 +254,11 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
     int64_t started = now_ms();
     enum wait_result w = W_READY;
     struct ureply fin;
+    char why[256] = "";
+    if (f->dc.active && !f->dc.worker)
+        w = active_connect(f, what, why, sizeof why);
     while (!f->dc.worker && w == W_READY) {
-        w = wait_for(f, f->dc.listen_fd, (int)cfg->data_timeout * 1000, what);
+        w = wait_for(f, f->dc.listen_fd, POLLIN, (int)cfg->data_timeout * 1000, what);
         if (w == W_READY)
             xfer_accept_ready(f);
     }
@@ -238,6 +274,8 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
         if (w == W_ABORT) {
             front_reply(f, 426, "Transfer aborted.");
             front_reply(f, 226, "ABOR successful.");
+        } else if (why[0]) {
+            front_reply(f, 425, "Cannot open the data connection: %s.", why);
         } else {
             front_reply(f, 425, "Failed to establish the data connection (no connection within "
                                 "%u s).", cfg->data_timeout);
@@ -261,7 +299,7 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
     char text[512] = "", tlsinfo[128] = "";
     bool aborted = false, got = false;
     if (sent == 0) {
-        w = wait_for(f, f->dc.worker_fd, -1, what);
+        w = wait_for(f, f->dc.worker_fd, POLLIN, -1, what);
         if (w == W_READY && msg_recv(f->dc.worker_fd, m) == 0 && m->type == MSG_RESULT) {
             status = msg_get_u32(m);
             bytes = msg_get_u64(m);
