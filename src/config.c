@@ -1,10 +1,12 @@
 #include "config.h"
 
+#include <ctype.h>
 #include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <syslog.h>
 
 #include "util.h"
@@ -116,11 +118,28 @@ static const struct {
                   {"local2", LOG_LOCAL2}, {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4},
                   {"local5", LOG_LOCAL5}, {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7}};
 
+#define H(f) offsetof(struct vhost, f)
+static const struct key host_keys[] = {
+    {"tls_cert_file", K_PATH, H(tls_cert_file), 0, 0, NULL},
+    {"tls_key_file", K_PATH, H(tls_key_file), 0, 0, NULL},
+    {"root_dir", K_OPTPATH, H(root_dir), 0, 0, NULL},
+    {"banner", K_STR, H(banner), 0, 0, NULL},
+    {"pam_service", K_STR, H(pam_service), 0, 0, NULL},
+};
+static const char *host_key_names[ARRAY_LEN(host_keys) + 1];
+
+const char *const *config_host_key_names(void)
+{
+    for (size_t i = 0; i < ARRAY_LEN(host_keys); i++)
+        host_key_names[i] = host_keys[i].name;
+    return host_key_names;
+}
+
 /* Returns NULL on success or a description of what is wrong with the value. */
-static const char *set_value(struct config *c, const struct key *k, const char *v, char *why,
+static const char *set_value(void *base, const struct key *k, const char *v, char *why,
                              size_t whylen)
 {
-    void *field = (char *)c + k->off;
+    void *field = (char *)base + k->off;
     switch (k->type) {
     case K_PATH:
         if (v[0] != '/')
@@ -206,6 +225,78 @@ static char *trim(char *s)
     return s;
 }
 
+static bool valid_host_name(const char *h)
+{
+    size_t n = strlen(h);
+    if (n == 0 || n > 253 || h[0] == '.' || h[0] == '-' || h[n - 1] == '.')
+        return false;
+    for (const char *p = h; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.')
+            return false;
+    return strstr(h, "..") == NULL;
+}
+
+/* "[host NAME]": 0 and a new section, or -1 with a message. */
+static int start_section(struct config *c, char *s, unsigned lineno, char *why, size_t whylen)
+{
+    size_t n = strlen(s);
+    if (s[n - 1] != ']') {
+        snprintf(why, whylen, "a section header must end with ']'");
+        return -1;
+    }
+    s[n - 1] = '\0';
+    char *in = trim(s + 1);
+    if (strncmp(in, "host", 4) != 0 || (in[4] != ' ' && in[4] != '\t')) {
+        snprintf(why, whylen, "unknown section '[%s]' (only [host NAME] exists)", in);
+        return -1;
+    }
+    char *name = trim(in + 4);
+    for (char *p = name; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    if (!valid_host_name(name)) {
+        snprintf(why, whylen, "'%s' is not a valid host name", name);
+        return -1;
+    }
+    for (unsigned i = 0; i < c->nvhosts; i++)
+        if (strcmp(c->vhosts[i].name, name) == 0) {
+            snprintf(why, whylen, "[host %s] is already defined on line %u", name,
+                     c->vhosts[i].line);
+            return -1;
+        }
+    if (c->nvhosts >= MAX_VHOSTS) {
+        snprintf(why, whylen, "at most %d [host] sections", MAX_VHOSTS);
+        return -1;
+    }
+    c->vhosts = xrealloc(c->vhosts, (c->nvhosts + 1) * sizeof *c->vhosts);
+    struct vhost *v = &c->vhosts[c->nvhosts++];
+    memset(v, 0, sizeof *v);
+    v->name = xstrdup(name);
+    v->line = lineno;
+    return 0;
+}
+
+static int set_host_key(struct vhost *v, const char *key, const char *val, char *why,
+                        size_t whylen)
+{
+    for (size_t i = 0; i < ARRAY_LEN(host_keys); i++) {
+        if (strcmp(host_keys[i].name, key) != 0)
+            continue;
+        if (*(char **)((char *)v + host_keys[i].off)) {
+            snprintf(why, whylen, "'%s' is already set in [host %s]", key, v->name);
+            return -1;
+        }
+        char w[128];
+        const char *err = set_value(v, &host_keys[i], val, w, sizeof w);
+        if (err) {
+            snprintf(why, whylen, "%s: '%s' %s", key, val, err);
+            return -1;
+        }
+        return 0;
+    }
+    snprintf(why, whylen, "'%s' cannot be set in a [host] section", key);
+    return -1;
+}
+
 int config_parse_text(struct config *c, const char *name, const char *text,
                       void (*errfn)(const char *msg))
 {
@@ -213,6 +304,7 @@ int config_parse_text(struct config *c, const char *name, const char *text,
     unsigned lineno = 0;
     c->path = name;
     unsigned seen[ARRAY_LEN(keys)] = {0};
+    struct vhost *section = NULL;
     const char *p = text;
     while (*p) {
         const char *nl = strchr(p, '\n');
@@ -224,8 +316,17 @@ int config_parse_text(struct config *c, const char *name, const char *text,
         p += n + (nl ? 1 : 0);
 
         char *s = trim(line);
+        char why[256];
         if (*s == '\0' || *s == '#') {
             /* blank or comment */
+        } else if (*s == '[') {
+            if (start_section(c, s, lineno, why, sizeof why) < 0) {
+                report(errfn, name, lineno, "%s", why);
+                errors++;
+                section = NULL;
+            } else {
+                section = &c->vhosts[c->nvhosts - 1];
+            }
         } else {
             char *eq = strchr(s, '=');
             if (!eq) {
@@ -235,9 +336,13 @@ int config_parse_text(struct config *c, const char *name, const char *text,
                 *eq = '\0';
                 char *key = trim(s), *val = trim(eq + 1);
                 int idx = config_key_index(key);
-                char why[128];
                 const char *err;
-                if (idx < 0) {
+                if (section) {
+                    if (set_host_key(section, key, val, why, sizeof why) < 0) {
+                        report(errfn, name, lineno, "%s", why);
+                        errors++;
+                    }
+                } else if (idx < 0) {
                     report(errfn, name, lineno, "unknown key '%s'", key);
                     errors++;
                 } else if (seen[idx]) {
@@ -284,6 +389,23 @@ int config_validate(struct config *c, void (*errfn)(const char *msg))
     if (c->root_dir[0] && strstr(c->root_dir, "..")) {
         report(errfn, c->path, config_line(c, "root_dir"), "root_dir: must not contain '..'");
         errors++;
+    }
+    for (unsigned i = 0; i < c->nvhosts; i++) {
+        const struct vhost *v = &c->vhosts[i];
+        if (!v->tls_cert_file != !v->tls_key_file) {
+            report(errfn, c->path, v->line,
+                   "[host %s]: set both tls_cert_file and tls_key_file, or neither", v->name);
+            errors++;
+        }
+        if (v->banner && (strlen(v->banner) > 400 || strpbrk(v->banner, "\r\n"))) {
+            report(errfn, c->path, v->line, "[host %s]: banner must be one line of at most 400 "
+                                            "characters", v->name);
+            errors++;
+        }
+        if (v->root_dir && strstr(v->root_dir, "..")) {
+            report(errfn, c->path, v->line, "[host %s]: root_dir must not contain '..'", v->name);
+            errors++;
+        }
     }
     for (const char *p = c->root_dir; (p = strchr(p, '%')); p += 2) {
         if (p[1] != 'u' && p[1] != '%') {
@@ -342,8 +464,58 @@ int config_load(struct config *c, const char *path, void (*errfn)(const char *ms
     return rc;
 }
 
+const struct vhost *config_find_vhost(const struct config *c, const char *name)
+{
+    for (unsigned i = 0; i < c->nvhosts; i++)
+        if (strcasecmp(c->vhosts[i].name, name) == 0)
+            return &c->vhosts[i];
+    return NULL;
+}
+
+static const char *pick(const struct config *c, unsigned v, size_t off, const char *main_value)
+{
+    if (v == 0 || v > c->nvhosts)
+        return main_value;
+    const char *s = *(char *const *)((const char *)&c->vhosts[v - 1] + off);
+    return s ? s : main_value;
+}
+
+const char *config_cert(const struct config *c, unsigned v)
+{
+    return pick(c, v, H(tls_cert_file), c->tls_cert_file);
+}
+
+const char *config_key(const struct config *c, unsigned v)
+{
+    return pick(c, v, H(tls_key_file), c->tls_key_file);
+}
+
+const char *config_root_dir(const struct config *c, unsigned v)
+{
+    return pick(c, v, H(root_dir), c->root_dir);
+}
+
+const char *config_banner(const struct config *c, unsigned v)
+{
+    return pick(c, v, H(banner), c->banner);
+}
+
+const char *config_pam_service(const struct config *c, unsigned v)
+{
+    return pick(c, v, H(pam_service), c->pam_service);
+}
+
 void config_free(struct config *c)
 {
+    for (unsigned i = 0; i < c->nvhosts; i++) {
+        struct vhost *v = &c->vhosts[i];
+        free(v->name);
+        for (size_t k = 0; k < ARRAY_LEN(host_keys); k++)
+            free(*(char **)((char *)v + host_keys[k].off));
+    }
+    free(c->vhosts);
+    c->vhosts = NULL;
+    c->nvhosts = 0;
     for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
         enum ktype t = keys[i].type;
         if (t == K_STR || t == K_PATH || t == K_OPTPATH) {

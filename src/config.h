@@ -9,8 +9,24 @@
 #define FTPSD_CONFIG_FILE "/etc/ftpsd.conf"
 #endif
 
+/* A [host NAME] section (RFC 7151 HOST and TLS SNI): what differs for that name. NULL fields
+ * take the main value. */
+struct vhost {
+    char *name; /* lower case */
+    char *tls_cert_file;
+    char *tls_key_file;
+    char *root_dir;
+    char *banner;
+    char *pam_service;
+    unsigned line;
+};
+
+#define MAX_VHOSTS 64
+
 struct config {
     const char *path; /* the file read, for messages */
+    struct vhost *vhosts;
+    unsigned nvhosts;
 
     char *tls_cert_file;
     char *tls_key_file;
@@ -70,5 +86,15 @@ void config_free(struct config *c);
 
 /* Names of all keys, NULL-terminated (for the man page test and -t listing). */
 const char *const *config_key_names(void);
+/* Keys allowed inside a [host NAME] section, NULL-terminated. */
+const char *const *config_host_key_names(void);
+/* The section for a host name (case-insensitive), or NULL. */
+const struct vhost *config_find_vhost(const struct config *c, const char *name);
+/* Value for a session on vhost index v (0: main config, 1..n: sections). */
+const char *config_cert(const struct config *c, unsigned v);
+const char *config_key(const struct config *c, unsigned v);
+const char *config_root_dir(const struct config *c, unsigned v);
+const char *config_banner(const struct config *c, unsigned v);
+const char *config_pam_service(const struct config *c, unsigned v);
 
 #endif

@@ -125,14 +125,69 @@ void front_relay_reply(struct front *f, const struct ureply *r)
     front_reply_multi(f, r->code, r->text.data ? r->text.data : "");
 }
 
+SSL_CTX *front_ctx_for(const struct front *f, unsigned v)
+{
+    if (v > 0 && v <= f->cfg->nvhosts && f->vctx[v - 1])
+        return f->vctx[v - 1];
+    return f->ctx;
+}
+
+/* TLS SNI: the certificate of the [host] section named, unless HOST already chose one. Data
+ * connections keep the control connection's certificate whatever they send (RFC 4217 §15.1.1). */
+static int sni_callback(SSL *ssl, int *alert, void *arg)
+{
+    (void)alert;
+    struct front *f = arg;
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    if (f->in_worker || !name)
+        return SSL_TLSEXT_ERR_OK;
+    snprintf(f->sni, sizeof f->sni, "%s", name);
+    if (f->host_given)
+        return SSL_TLSEXT_ERR_OK;
+    const struct vhost *v = config_find_vhost(f->cfg, name);
+    unsigned idx = v ? (unsigned)(v - f->cfg->vhosts) + 1 : 0;
+    f->vhost = f->cert_vhost = idx;
+    SSL_CTX *c = front_ctx_for(f, idx);
+    if (c != SSL_get_SSL_CTX(ssl))
+        SSL_set_SSL_CTX(ssl, c);
+    return SSL_TLSEXT_ERR_OK;
+}
+
+SSL *front_new_ctl_ssl(struct front *f)
+{
+    SSL *s = SSL_new(f->ctx);
+    if (!s)
+        return NULL;
+    SSL_set_session_id_context(s, f->sid_ctx, sizeof f->sid_ctx);
+    /* Sessions and tickets stay with the main context even when a vhost's certificate is used. */
+    SSL_CTX *c = front_ctx_for(f, f->vhost);
+    if (f->host_given && c != f->ctx)
+        SSL_set_SSL_CTX(s, c);
+    f->cert_vhost = f->host_given ? f->vhost : 0;
+    return s;
+}
+
 static void setup_tls_and_drop(struct front *f)
 {
     const struct config *cfg = f->cfg;
     char err[512];
-    f->ctx = tls_server_ctx(cfg, err, sizeof err);
+    f->ctx = tls_server_ctx(cfg, cfg->tls_cert_file, cfg->tls_key_file, err, sizeof err);
     if (!f->ctx) {
         snprintf(f->ctx_err, sizeof f->ctx_err, "%s", err);
         log_msg(LOG_ERR, "TLS is not available: %s", err);
+    } else {
+        SSL_CTX_set_tlsext_servername_callback(f->ctx, sni_callback);
+        SSL_CTX_set_tlsext_servername_arg(f->ctx, f);
+    }
+    f->vctx = xcalloc(cfg->nvhosts + 1, sizeof *f->vctx);
+    for (unsigned i = 0; f->ctx && i < cfg->nvhosts; i++) {
+        const struct vhost *v = &cfg->vhosts[i];
+        if (!v->tls_cert_file)
+            continue;
+        f->vctx[i] = tls_server_ctx(cfg, v->tls_cert_file, v->tls_key_file, err, sizeof err);
+        if (!f->vctx[i])
+            log_msg(LOG_ERR, "[host %s]: TLS certificate not usable, the main one is used: %s",
+                    v->name, err);
     }
     /* Binds data connections to this control connection (see tls_check_data_session). */
     random_bytes(f->sid_ctx, sizeof f->sid_ctx);
@@ -157,8 +212,7 @@ static void start_control(struct front *f)
         if (!f->ctx) {
             front_exit(f, 1);
         }
-        SSL *ssl = SSL_new(f->ctx);
-        SSL_set_session_id_context(ssl, f->sid_ctx, sizeof f->sid_ctx);
+        SSL *ssl = front_new_ctl_ssl(f);
         if (!ssl || ctl_starttls(&f->ctl, ssl, (int)f->cfg->login_timeout * 1000, false, err,
                                  sizeof err) < 0) {
             log_msg(LOG_INFO, "implicit TLS handshake failed: %s", err);
@@ -172,7 +226,7 @@ static void start_control(struct front *f)
         tls_describe(ssl, d, sizeof d);
         log_msg(LOG_INFO, "implicit TLS established: %s", d);
     }
-    front_reply(f, 220, "%s", f->cfg->banner);
+    front_reply(f, 220, "%s", config_banner(f->cfg, f->vhost));
 }
 
 static int front_poll(struct front *f, int timeout_ms)

@@ -28,6 +28,12 @@ struct front {
     const struct config *cfg;
     struct ctlio ctl;
     SSL_CTX *ctx; /* NULL when the certificate could not be loaded: AUTH answers 431 */
+    SSL_CTX **vctx; /* [host] sections with their own certificate: vctx[i-1], else NULL */
+    unsigned vhost;      /* chosen by HOST or SNI: 0 the main configuration, i section i */
+    bool host_given;     /* HOST chose vhost (the certificate follows it) */
+    unsigned cert_vhost; /* whose certificate the control connection uses */
+    char sni[256];       /* server name the client sent, "" if none */
+    bool in_worker;      /* this copy runs in a data worker: the SNI callback must not switch */
     char ctx_err[256];
     unsigned char sid_ctx[TLS_SID_CTX_LEN];
     int mon_fd;
@@ -89,6 +95,10 @@ void front_user_request(struct front *f, uint32_t op, uint32_t flags, uint64_t o
                         const char *arg, const char *arg2, struct ureply *out);
 /* Sends the user process's reply text to the client. */
 void front_relay_reply(struct front *f, const struct ureply *r);
+/* The TLS context that serves vhost v (its own certificate, else the main one). */
+SSL_CTX *front_ctx_for(const struct front *f, unsigned v);
+/* A new SSL for the control connection, with this session's id context and vhost. */
+SSL *front_new_ctl_ssl(struct front *f);
 
 /* Transfers (xfer.c). */
 enum xfer_kind { XK_RETR, XK_STOR, XK_APPE, XK_LIST, XK_NLST, XK_MLSD, XK_STOU };

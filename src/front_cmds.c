@@ -66,6 +66,7 @@ static void c_pass(struct front *f, const char *name, char *arg)
     }
     struct msg *m = f->m;
     msg_init(m, MSG_LOGIN);
+    msg_put_u32(m, f->vhost);
     msg_put_str(m, f->user);
     /* An over-long password cannot be right; send one that fails, so the delay still applies. */
     msg_put_str(m, strlen(arg) < 1024 ? arg : "");
@@ -129,7 +130,7 @@ static void c_feat(struct front *f, const char *name, char *arg)
         sbuf_adds(&t, " CCC\n");
     if (f->cfg->port_enable)
         sbuf_adds(&t, " EPRT\n");
-    sbuf_adds(&t, " EPSV\n MDTM\n");
+    sbuf_adds(&t, " EPSV\n HOST\n MDTM\n");
     if (f->cfg->write_enable)
         sbuf_adds(&t, " MFMT\n");
     sbuf_adds(&t, " MLST ");
@@ -201,12 +202,11 @@ static void c_auth(struct front *f, const char *name, char *arg)
         front_reply(f, 431, "TLS is not available: the server has no usable certificate.");
         return;
     }
-    SSL *s = SSL_new(f->ctx);
+    SSL *s = front_new_ctl_ssl(f);
     if (!s) {
         front_reply(f, 431, "TLS is not available now.");
         return;
     }
-    SSL_set_session_id_context(s, f->sid_ctx, sizeof f->sid_ctx);
     front_reply(f, 234, "Proceed with negotiation.");
     char err[256];
     if (ctl_starttls(&f->ctl, s, (int)f->cfg->login_timeout * 1000, true, err, sizeof err) < 0) {
@@ -327,6 +327,9 @@ static void c_rein(struct front *f, const char *name, char *arg)
     f->rest = 0;
     f->mlst_facts = FACT_DEFAULT;
     f->reuse_relaxed = true;
+    f->vhost = f->cert_vhost = 0;
+    f->host_given = false;
+    f->sni[0] = '\0';
     f->user[0] = '\0';
     f->login_deadline = now_ms() + (int64_t)f->cfg->login_timeout * 1000;
 }
@@ -717,6 +720,89 @@ static void c_site(struct front *f, const char *name, char *arg)
     }
 }
 
+static bool is_local_address(const struct front *f, int family, const void *addr)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    if (family == AF_INET) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        s4->sin_family = AF_INET;
+        memcpy(&s4->sin_addr, addr, 4);
+    } else {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        s6->sin6_family = AF_INET6;
+        memcpy(&s6->sin6_addr, addr, 16);
+    }
+    return sockaddr_same_host(&ss, &f->si->local);
+}
+
+/* RFC 7151: HOST names the virtual host before login; it must agree with TLS SNI. */
+static void c_host(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    if (f->logged_in || f->have_user) {
+        front_reply(f, 503, "HOST must come before USER.");
+        return;
+    }
+    unsigned char addr[16];
+    unsigned idx = 0;
+    bool literal = false;
+    if (arg[0] == '[') {
+        char *end = strchr(arg, ']');
+        if (!end || end[1] != '\0') {
+            front_reply(f, 501, "HOST: a port or other text after the address is not allowed.");
+            return;
+        }
+        *end = '\0';
+        if (inet_pton(AF_INET6, arg + 1, addr) != 1) {
+            front_reply(f, 501, "HOST: not an IPv6 address.");
+            return;
+        }
+        if (!is_local_address(f, AF_INET6, addr)) {
+            front_reply(f, 504, "HOST: that address is not this server's.");
+            return;
+        }
+        literal = true;
+    } else if (strchr(arg, ':')) {
+        front_reply(f, 501, "HOST takes a name or address without a port (IPv6 in [brackets]).");
+        return;
+    } else if (inet_pton(AF_INET, arg, addr) == 1) {
+        if (!is_local_address(f, AF_INET, addr)) {
+            front_reply(f, 504, "HOST: that address is not this server's.");
+            return;
+        }
+        literal = true;
+    } else {
+        size_t n = strlen(arg);
+        bool ok = n > 0 && n <= 253;
+        for (const char *p = arg; ok && *p; p++)
+            ok = isalnum((unsigned char)*p) || *p == '-' || *p == '.';
+        if (!ok) {
+            front_reply(f, 501, "HOST: not a valid host name.");
+            return;
+        }
+        const struct vhost *v = config_find_vhost(f->cfg, arg);
+        if (v) {
+            idx = (unsigned)(v - f->cfg->vhosts) + 1;
+        } else if (f->cfg->nvhosts > 0) {
+            front_reply(f, 504, "HOST %s is not served here.", arg);
+            return;
+        }
+    }
+    if (f->tls) {
+        /* The TLS handshake already picked a certificate: HOST may not contradict it. */
+        bool sni_clash = f->sni[0] && !literal && strcasecmp(f->sni, arg) != 0;
+        if (sni_clash || idx != f->cert_vhost) {
+            front_reply(f, 504, "HOST %s does not match the TLS server name in use.", arg);
+            return;
+        }
+    }
+    f->vhost = idx;
+    f->host_given = true;
+    f->have_user = false;
+    front_reply(f, 220, "%s", config_banner(f->cfg, idx));
+}
+
 static void c_help(struct front *f, const char *name, char *arg);
 
 #define USEROP NULL
@@ -738,6 +824,7 @@ static const struct fcmd cmds[] = {
     {"EPSV", c_epsv, 0, 0, "EPSV [1|2|ALL]"},
     {"FEAT", c_feat, F_PRE | F_NOARG, 0, "FEAT"},
     {"HELP", c_help, F_PRE, 0, "HELP [command]"},
+    {"HOST", c_host, F_PRE | F_ARG, 0, "HOST <name>"},
     {"LIST", c_xfer, 0, 0, "LIST [-a] [path]"},
     {"MDTM", c_mdtm, F_ARG, 0, "MDTM [YYYYMMDDHHMMSS] <file>"},
     {"MFMT", c_mfmt, F_ARG, 0, "MFMT YYYYMMDDHHMMSS <path>"},

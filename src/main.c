@@ -46,17 +46,24 @@ static int check_config(struct config *cfg)
 {
     int bad = 0;
     char err[600];
-    SSL_CTX *ctx = tls_server_ctx(cfg, err, sizeof err);
-    if (!ctx) {
-        fprintf(stderr, "%s:%u: %s\n", cfg->path, config_line(cfg, "tls_cert_file"), err);
-        bad = 1;
-    } else {
-        SSL_CTX_free(ctx);
-    }
     struct stat st;
-    if (stat(cfg->tls_key_file, &st) == 0 && (st.st_mode & 0077))
-        fprintf(stderr, "%s:%u: warning: tls_key_file %s is readable by others than its owner\n",
-                cfg->path, config_line(cfg, "tls_key_file"), cfg->tls_key_file);
+    /* The main certificate, then each [host] section's own. */
+    for (unsigned v = 0; v <= cfg->nvhosts; v++) {
+        if (v > 0 && !cfg->vhosts[v - 1].tls_cert_file)
+            continue;
+        unsigned line = v ? cfg->vhosts[v - 1].line : config_line(cfg, "tls_cert_file");
+        const char *key = config_key(cfg, v);
+        SSL_CTX *ctx = tls_server_ctx(cfg, config_cert(cfg, v), key, err, sizeof err);
+        if (!ctx) {
+            fprintf(stderr, "%s:%u: %s\n", cfg->path, line, err);
+            bad = 1;
+        } else {
+            SSL_CTX_free(ctx);
+        }
+        if (stat(key, &st) == 0 && (st.st_mode & 0077))
+            fprintf(stderr, "%s:%u: warning: key %s is readable by others than its owner\n",
+                    cfg->path, v ? line : config_line(cfg, "tls_key_file"), key);
+    }
     struct passwd *pw = getpwnam(cfg->nopriv_user);
     if (!pw || pw->pw_uid == 0) {
         fprintf(stderr, "%s:%u: nopriv_user '%s' %s\n", cfg->path,

@@ -92,14 +92,14 @@ static int check_empty_dir(const char *dir, char *why, size_t whylen)
 }
 
 /* Expands root_dir's %u, or picks the home directory; also where the session starts. */
-static int user_root(const struct config *cfg, const struct passwd *pw, char *root, size_t rcap,
-                     char *start, size_t scap)
+static int user_root(const struct config *cfg, const char *root_dir, const struct passwd *pw,
+                     char *root, size_t rcap, char *start, size_t scap)
 {
     char tmp[PATH_MAX];
-    if (cfg->root_dir[0]) {
+    if (root_dir[0]) {
         struct sbuf b;
         sbuf_init(&b);
-        for (const char *p = cfg->root_dir; *p; p++) {
+        for (const char *p = root_dir; *p; p++) {
             if (p[0] == '%' && p[1] == 'u') {
                 sbuf_adds(&b, pw->pw_name);
                 p++;
@@ -187,12 +187,13 @@ static bool valid_user_name(const char *u)
     return strcmp(u, ".") != 0 && strcmp(u, "..") != 0;
 }
 
-static pid_t start_user_process(struct monitor *m, const struct passwd *pw, int *front_end,
-                                char *why, size_t whylen)
+static pid_t start_user_process(struct monitor *m, const struct passwd *pw, unsigned vhost,
+                                int *front_end, char *why, size_t whylen)
 {
     const struct config *cfg = m->si.cfg;
     char root[PATH_MAX], start[PATH_MAX];
-    if (user_root(cfg, pw, root, sizeof root, start, sizeof start) < 0) {
+    if (user_root(cfg, config_root_dir(cfg, vhost), pw, root, sizeof root, start, sizeof start) <
+        0) {
         snprintf(why, whylen, "root directory for %s is not usable: %s", pw->pw_name,
                  strerror(errno));
         return -1;
@@ -246,11 +247,13 @@ static void handle_login(struct monitor *m, struct msg *req)
 {
     const struct config *cfg = m->si.cfg;
     char user[256], pass[1024];
+    unsigned vhost = msg_get_u32(req);
     msg_get_str(req, user, sizeof user);
     msg_get_str(req, pass, sizeof pass);
     struct sbuf lines;
     sbuf_init(&lines);
-    if (!msg_ok_end(req) || m->logged_in || m->failures >= cfg->max_login_failures) {
+    if (!msg_ok_end(req) || vhost > cfg->nvhosts || m->logged_in ||
+        m->failures >= cfg->max_login_failures) {
         log_msg(LOG_ERR, "malformed or out-of-order login request from the front; ending");
         kill(m->front_pid, SIGKILL);
         explicit_bzero(pass, sizeof pass);
@@ -264,8 +267,8 @@ static void handle_login(struct monitor *m, struct msg *req)
     } else if (pw && pw->pw_uid == 0) {
         snprintf(why, sizeof why, "root may not log in");
     } else {
-        out = pamauth_login(&m->pam, cfg->pam_service, user, pass, m->si.peer_str, &lines, why,
-                            sizeof why);
+        out = pamauth_login(&m->pam, config_pam_service(cfg, vhost), user, pass,
+                            m->si.peer_str, &lines, why, sizeof why);
     }
     explicit_bzero(pass, sizeof pass);
 
@@ -276,7 +279,8 @@ static void handle_login(struct monitor *m, struct msg *req)
             snprintf(why, sizeof why, "%s", pw ? "root may not log in" : "user has no passwd entry");
             pamauth_close(&m->pam);
             out = PAMAUTH_BAD_LOGIN;
-        } else if ((m->user_pid = start_user_process(m, pw, &front_end, why, sizeof why)) < 0) {
+        } else if ((m->user_pid = start_user_process(m, pw, vhost, &front_end, why, sizeof why)) <
+                   0) {
             pamauth_close(&m->pam);
             out = PAMAUTH_ERROR;
         }
@@ -286,7 +290,11 @@ static void handle_login(struct monitor *m, struct msg *req)
         m->login_at = now_ms();
         snprintf(m->user, sizeof m->user, "%s", pw->pw_name);
         log_set_user(m->user);
-        log_msg(LOG_NOTICE, "login ok user=%s method=password", m->user);
+        if (vhost)
+            log_msg(LOG_NOTICE, "login ok user=%s method=password host=%s", m->user,
+                    cfg->vhosts[vhost - 1].name);
+        else
+            log_msg(LOG_NOTICE, "login ok user=%s method=password", m->user);
         if (lines.len)
             sbuf_addc(&lines, '\n');
         sbuf_adds(&lines, "Login successful.");

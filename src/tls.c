@@ -9,7 +9,7 @@
  * to resume the control session however long the login lasts. */
 #define SESSION_LIFETIME (7 * 24 * 3600)
 
-static bool alpn_is_ftp_family(const unsigned char *id, unsigned len)
+static bool alpn_may_be_ftp(const unsigned char *id, unsigned len)
 {
     static const char *const known_non_ftp[] = {
         "http/0.9", "http/1.0", "http/1.1", "h2", "h2c", "h3", "spdy/1", "spdy/2", "spdy/3",
@@ -39,7 +39,7 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
             *outlen = (unsigned char)n;
             return SSL_TLSEXT_ERR_OK;
         }
-        if (alpn_is_ftp_family(id, n))
+        if (alpn_may_be_ftp(id, n))
             any_unknown = true;
         i += 1 + n;
     }
@@ -56,7 +56,8 @@ static void last_error(char *err, size_t errlen, const char *what, const char *f
     ERR_clear_error();
 }
 
-SSL_CTX *tls_server_ctx(const struct config *cfg, char *err, size_t errlen)
+SSL_CTX *tls_server_ctx(const struct config *cfg, const char *cert, const char *key, char *err,
+                        size_t errlen)
 {
     OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, NULL);
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -64,16 +65,16 @@ SSL_CTX *tls_server_ctx(const struct config *cfg, char *err, size_t errlen)
         last_error(err, errlen, "cannot create", "TLS context");
         return NULL;
     }
-    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert_file) != 1) {
-        last_error(err, errlen, "cannot load certificate", cfg->tls_cert_file);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+        last_error(err, errlen, "cannot load certificate", cert);
         goto fail;
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key_file, SSL_FILETYPE_PEM) != 1) {
-        last_error(err, errlen, "cannot load key", cfg->tls_key_file);
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        last_error(err, errlen, "cannot load key", key);
         goto fail;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
-        last_error(err, errlen, "key does not match certificate", cfg->tls_key_file);
+        last_error(err, errlen, "key does not match certificate", key);
         goto fail;
     }
     SSL_CTX_set_min_proto_version(ctx, cfg->tls_min_version);

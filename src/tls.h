@@ -10,9 +10,10 @@
 
 #define TLS_SID_CTX_LEN 32
 
-/* Builds the server context from the configuration: certificate chain, key (checked to match),
- * protocol floor, ciphers, session cache and tickets, ALPN. NULL with a reason in err. */
-SSL_CTX *tls_server_ctx(const struct config *cfg, char *err, size_t errlen);
+/* Builds a server context from the configuration and one certificate/key pair (checked to
+ * match): protocol floor, ciphers, session cache and tickets, ALPN. NULL with a reason in err. */
+SSL_CTX *tls_server_ctx(const struct config *cfg, const char *cert, const char *key, char *err,
+                        size_t errlen);
 /* Reason for the last failure of an SSL call, for logs and 522 texts. */
 void tls_error_text(SSL *ssl, int ret, char *buf, size_t len);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" */

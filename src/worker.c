@@ -54,6 +54,8 @@ static void handshake(struct wstate *w)
         return;
     }
     SSL_set_session_id_context(w->ssl, a->sid_ctx, TLS_SID_CTX_LEN);
+    if (a->cert_ctx && a->cert_ctx != a->ctx)
+        SSL_set_SSL_CTX(w->ssl, a->cert_ctx);
     /* One fresh ticket per data connection: curl spends each TLS 1.3 ticket once. */
     SSL_set_num_tickets(w->ssl, 1);
     SSL_set_fd(w->ssl, a->data_fd);

@@ -27,7 +27,8 @@ enum job_status {
 struct worker_args {
     int data_fd;
     int chan_fd;
-    SSL_CTX *ctx;
+    SSL_CTX *ctx;      /* the control connection's session context (cache, ticket keys) */
+    SSL_CTX *cert_ctx; /* the certificate the control connection uses (its vhost's) */
     const unsigned char *sid_ctx;
     bool tls_now; /* PROT P when the connection was accepted: handshake at once */
     bool require_reuse;

@@ -50,10 +50,12 @@ static void spawn_worker(struct front *f, int fd)
     if (pid == 0) {
         /* The worker keeps the data socket and its channel, nothing else. */
         keep_only(fd, sv[1]);
+        f->in_worker = true;
         struct worker_args a = {
             .data_fd = fd,
             .chan_fd = sv[1],
             .ctx = f->ctx,
+            .cert_ctx = front_ctx_for(f, f->cert_vhost),
             .sid_ctx = f->sid_ctx,
             .tls_now = tls,
             .require_reuse = f->cfg->require_session_reuse && !f->reuse_relaxed,

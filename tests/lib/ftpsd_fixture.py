@@ -28,8 +28,8 @@ NOPRIV = ("ftpsdtest", 60100)
 
 
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
+    s = socket.socket(socket.AF_INET6)
+    s.bind(("::", 0))
     port = s.getsockname()[1]
     s.close()
     return port
@@ -62,7 +62,7 @@ class Env:
         subprocess.run(
             ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
              "-nodes", "-days", "2", "-subj", "/CN=localhost", "-addext",
-             "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", self.key, "-out", self.cert],
+             "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1", "-keyout", self.key, "-out", self.cert],
             check=True, capture_output=True)
         os.chmod(self.key, 0o600)
 
@@ -110,7 +110,8 @@ class Server:
     def __init__(self, env, name="srv", wrappers=True, listen="127.0.0.1", **conf):
         self.env = env
         self.port = free_port()
-        self.host = listen
+        # IPv6 listeners are given as "[::1]".
+        self.host = listen.strip("[]")
         self.conf_path = env.path(f"{name}-{self.port}.conf")
         settings = {
             "tls_cert_file": env.cert,
@@ -183,8 +184,8 @@ class Server:
                 f.prot_p()
         return f
 
-    def raw(self, timeout=10):
-        return RawClient(self.host, self.port, timeout)
+    def raw(self, timeout=10, source=None):
+        return RawClient(self.host, self.port, timeout, source)
 
     def curl(self, *args, user="alice", check=True, timeout=60):
         cmd = ["curl", "-sS", "--ssl-reqd", "--cacert", self.env.cert, "-u",
@@ -218,9 +219,10 @@ class ReusingFTP_TLS(ftplib.FTP_TLS):
 class RawClient:
     """A line-level client for exact reply codes, in plaintext or TLS."""
 
-    def __init__(self, host, port, timeout=10):
+    def __init__(self, host, port, timeout=10, source=None):
         self.host = host
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.buf = b""
         self.ctx = None
 
@@ -255,13 +257,45 @@ class RawClient:
                     break
         return code, lines
 
-    def starttls(self, cafile):
+    def starttls(self, cafile, server_hostname="localhost"):
         code, _ = self.cmd("AUTH TLS")
         assert code == 234, code
         self.ctx = ssl.create_default_context(cafile=cafile)
         self.ctx.check_hostname = False
-        self.sock = self.ctx.wrap_socket(self.sock, server_hostname="localhost")
+        self.sock = self.ctx.wrap_socket(self.sock, server_hostname=server_hostname)
         return code
+
+    def data_connect(self, lines_or_port, tls=True, session=None):
+        """Connects to the port of a 227/229 reply (or a port number) and wraps it in TLS."""
+        import re
+        if isinstance(lines_or_port, int):
+            port = lines_or_port
+        else:
+            text = lines_or_port[0]
+            m = re.search(r"\|\|\|(\d+)\|", text)
+            if m:
+                port = int(m.group(1))
+            else:
+                nums = re.search(r"(\d+),(\d+),(\d+),(\d+),(\d+),(\d+)", text).groups()
+                port = int(nums[4]) * 256 + int(nums[5])
+        d = socket.create_connection((self.host, port), timeout=10)
+        if tls:
+            d = self.ctx.wrap_socket(d, server_hostname="localhost",
+                                     session=session if session is not None else self.sock.session)
+        return d
+
+    @staticmethod
+    def read_all(d):
+        out = b""
+        try:
+            while True:
+                chunk = d.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+        except (ssl.SSLError, OSError):
+            pass
+        return out
 
     def login(self, user):
         assert self.cmd(f"USER {user}")[0] == 331
