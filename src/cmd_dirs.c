@@ -30,8 +30,11 @@ static void change_dir(struct usess *s, const char *arg, struct uresp *r)
     if (sess_vpath(s, arg, vp, r) < 0)
         return;
     int fd = path_open(s->rootfd, vp, O_PATH | O_DIRECTORY, 0);
-    if (fd < 0) {
+    /* O_PATH needs no search permission on the directory itself; entering it does. */
+    if (fd < 0 || faccessat(fd, "", X_OK, AT_EACCESS | AT_EMPTY_PATH) < 0) {
         uresp_errno(r, errno, arg);
+        if (fd >= 0)
+            close(fd);
         return;
     }
     close(fd);
@@ -198,34 +201,56 @@ void cmd_mdtm(struct usess *s, const struct ureq *q, struct uresp *r)
     uresp_set(r, 213, "%s", t);
 }
 
+/*
+ * Runs op on the object vp names, resolved inside the root: through a descriptor when the user
+ * can open it, else by name in its resolved directory unless that name is a symlink (which could
+ * point out of the root). Returns op's result with errno set.
+ */
+static int on_object(struct usess *s, const char *vp, int (*by_fd)(int, const void *),
+                     int (*by_name)(int, const char *, const void *), const void *arg)
+{
+    int fd = path_open(s->rootfd, vp, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
+    if (fd >= 0) {
+        int rc = by_fd(fd, arg), e = errno;
+        close(fd);
+        errno = e;
+        return rc;
+    }
+    if (errno != EACCES)
+        return -1;
+    const char *base;
+    struct stat st;
+    int dfd = path_open_parent(s->rootfd, vp, &base);
+    if (dfd < 0)
+        return -1;
+    int rc = -1;
+    if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISLNK(st.st_mode))
+        rc = by_name(dfd, base, arg);
+    else
+        errno = EACCES;
+    int e = errno;
+    close(dfd);
+    errno = e;
+    return rc;
+}
+
+static int chmod_fd(int fd, const void *arg)
+{
+    return fchmod(fd, *(const mode_t *)arg);
+}
+
+static int chmod_name(int dfd, const char *name, const void *arg)
+{
+    return fchmodat(dfd, name, *(const mode_t *)arg, 0);
+}
+
 void cmd_chmod(struct usess *s, const struct ureq *q, struct uresp *r)
 {
     char vp[VPATH_MAX];
     if (!may_write(s, r) || sess_vpath(s, q->arg, vp, r) < 0)
         return;
     mode_t mode = (mode_t)q->offset & 07777;
-    /* fchmod on a descriptor resolved inside the root; a file the user cannot read is changed
-     * by name in its (resolved) directory, unless that name is a symlink (it could point out). */
-    int fd = path_open(s->rootfd, vp, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
-    int rc = -1;
-    if (fd >= 0) {
-        rc = fchmod(fd, mode);
-        close(fd);
-    } else if (errno == EACCES) {
-        const char *base;
-        struct stat st;
-        int dfd = path_open_parent(s->rootfd, vp, &base);
-        if (dfd >= 0) {
-            if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISLNK(st.st_mode))
-                rc = fchmodat(dfd, base, mode, 0);
-            else
-                errno = EACCES;
-            int e = errno;
-            close(dfd);
-            errno = e;
-        }
-    }
-    if (rc < 0)
+    if (on_object(s, vp, chmod_fd, chmod_name, &mode) < 0)
         uresp_errno(r, errno, q->arg);
     else
         uresp_set(r, 200, "SITE CHMOD command ok.");
@@ -250,21 +275,27 @@ void cmd_umask(struct usess *s, const struct ureq *q, struct uresp *r)
     uresp_set(r, 200, "UMASK set to %04lo.", m);
 }
 
+static int settime_fd(int fd, const void *arg)
+{
+    return futimens(fd, arg);
+}
+
+static int settime_name(int dfd, const char *name, const void *arg)
+{
+    return utimensat(dfd, name, arg, AT_SYMLINK_NOFOLLOW);
+}
+
 void cmd_settime(struct usess *s, const struct ureq *q, struct uresp *r)
 {
     char vp[VPATH_MAX];
-    const char *base;
     if (!may_write(s, r) || sess_vpath(s, q->arg, vp, r) < 0)
         return;
-    int dfd = path_open_parent(s->rootfd, vp, &base);
     struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_sec = (time_t)q->offset}};
-    if (dfd < 0 || utimensat(dfd, base, ts, 0) < 0) {
+    if (on_object(s, vp, settime_fd, settime_name, ts) < 0) {
         uresp_errno(r, errno, q->arg);
     } else {
         char t[20];
         format_mdtm(t, sizeof t, (time_t)q->offset);
         uresp_set(r, 213, "Modify=%s; %s", t, q->arg);
     }
-    if (dfd >= 0)
-        close(dfd);
 }

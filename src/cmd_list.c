@@ -26,9 +26,10 @@ static int entry_cmp(const void *a, const void *b)
     return strcmp(((const struct entry *)a)->name, ((const struct entry *)b)->name);
 }
 
+/* name "" asks about dfd itself (an object already resolved inside the root). */
 static bool can(int dfd, const char *name, int mode)
 {
-    return faccessat(dfd, name, mode, AT_EACCESS) == 0;
+    return faccessat(dfd, name, mode, AT_EACCESS | AT_SYMLINK_NOFOLLOW | (name[0] ? 0 : AT_EMPTY_PATH)) == 0;
 }
 
 /* RFC 3659 §7.5.5: what this user may really do with the object. */
@@ -126,26 +127,33 @@ static void free_entries(struct entry *v, size_t n)
     free(v);
 }
 
-/* Facts of a symlink's target when it resolves inside the root, else of the link itself. */
+/*
+ * Facts of a symlink's target when it resolves inside the root, else of the link itself; the
+ * perm fact is worked out on what the name resolves to inside the root, never through a link
+ * that points outside it. with_name false leaves the name out (MLST prints the full path).
+ */
 static void mlsx_line(const struct usess *s, struct sbuf *out, int dfd, const char *dir_vp,
-                      struct entry *e, unsigned facts, const char *type, bool parent_w)
+                      struct entry *e, unsigned facts, const char *type, bool parent_w,
+                      bool with_name)
 {
-    struct listent le = {.name = e->name, .st = e->st, .target = e->target};
+    struct listent le = {.name = with_name ? e->name : NULL, .st = e->st, .target = e->target};
+    char perm[16] = "";
     if (S_ISLNK(e->st.st_mode)) {
         char vp[VPATH_MAX];
         struct stat tst;
-        if (vpath_join(dir_vp, e->name, vp, sizeof vp) == 0) {
-            int fd = path_open(s->rootfd, vp, O_PATH, 0);
-            if (fd >= 0 && fstat(fd, &tst) == 0) {
-                le.st = tst;
-                le.target = NULL;
-            }
-            if (fd >= 0)
-                close(fd);
+        int fd = -1;
+        if (vpath_join(dir_vp, e->name, vp, sizeof vp) == 0)
+            fd = path_open(s->rootfd, vp, O_PATH, 0);
+        if (fd >= 0 && fstat(fd, &tst) == 0) {
+            le.st = tst;
+            le.target = NULL;
+            perm_fact(s, fd, "", &le.st, parent_w, perm);
         }
+        if (fd >= 0)
+            close(fd);
+    } else {
+        perm_fact(s, dfd, e->name, &le.st, parent_w, perm);
     }
-    char perm[16];
-    perm_fact(s, dfd, e->name, &le.st, parent_w, perm);
     list_format_mlsx(out, &le, facts, type, perm, &s->ids);
 }
 
@@ -276,7 +284,7 @@ void cmd_list(struct usess *s, const struct ureq *q, struct uresp *r)
             if (strcmp(e->name, "..") == 0)
                 continue;
             bool cdir = strcmp(e->name, ".") == 0;
-            mlsx_line(s, &out, dfd, dir_vp, e, q->facts, cdir ? "cdir" : NULL, dir_w);
+            mlsx_line(s, &out, dfd, dir_vp, e, q->facts, cdir ? "cdir" : NULL, dir_w, true);
         } else if (q->op == UOP_NLST) {
             /* Names usable as RETR/DELE arguments from the current directory (RFC 1123). */
             sbuf_printf(&out, "%s%s\r\n", nlst_prefix, e->name);
@@ -333,12 +341,8 @@ void cmd_mlst(struct usess *s, const struct ureq *q, struct uresp *r)
     if (vpath_split(vp, dirpart, sizeof dirpart, &b2) == 0)
         dir_vp = dirpart;
     struct entry le = {.name = (char *)base, .st = e.st, .target = e.target};
-    mlsx_line(s, &line, dfd, dir_vp, &le, q->facts, NULL, parent_w);
-    /* The line ends "; base\r\n": MLST shows the full path instead. */
-    char *semi = strrchr(line.data, ';');
-    size_t keep = semi ? (size_t)(semi - line.data) + 1 : 0;
-    line.data[keep] = '\0';
-    uresp_set(r, 250, "Listing %s\n %s %s\nEnd", vp, line.data, vp);
+    mlsx_line(s, &line, dfd, dir_vp, &le, q->facts, NULL, parent_w, false);
+    uresp_set(r, 250, "Listing %s\n %s %s\nEnd", vp, line.data ? line.data : "", vp);
     sbuf_free(&line);
     close(dfd);
 }

@@ -9,13 +9,26 @@
 #include <strings.h>
 #include <syslog.h>
 
+#include "sandbox.h"
 #include "util.h"
 
 #ifndef FTPSD_EMPTY_DIR
 #define FTPSD_EMPTY_DIR "/usr/share/ftpsd/empty"
 #endif
 
-enum ktype { K_STR, K_PATH, K_OPTPATH, K_BOOL, K_UINT, K_OCTAL, K_TLSVER, K_LOGLEVEL, K_FACILITY };
+enum ktype {
+    K_STR,
+    K_PATH,
+    K_OPTPATH,
+    K_BOOL,
+    K_UINT,
+    K_U64,
+    K_OCTAL,
+    K_TLSVER,
+    K_LOGLEVEL,
+    K_FACILITY,
+    K_SECCOMP
+};
 
 struct key {
     const char *name;
@@ -62,6 +75,10 @@ static const struct key keys[] = {
     {"max_login_failures", K_UINT, O(max_login_failures), 1, 100, "3"},
     {"fail_delay_ms", K_UINT, O(fail_delay_ms), 0, 60000, "3000"},
     {"max_line_length", K_UINT, O(max_line_length), 512, 65536, "4096"},
+    {"max_open_files", K_UINT, O(max_open_files), 32, 65536, "256"},
+    {"max_file_size", K_U64, O(max_file_size), 0, 0, "0"},
+    {"seccomp", K_SECCOMP, O(seccomp), 0, 0, "on"},
+    {"landlock", K_BOOL, O(landlock), 0, 0, "yes"},
     {"banner", K_STR, O(banner), 0, 0, "ftpsd FTPS server ready."},
     {"log_level", K_LOGLEVEL, O(log_level), 0, 0, "info"},
     {"log_facility", K_FACILITY, O(log_facility), 0, 0, "ftp"},
@@ -171,6 +188,25 @@ static const char *set_value(void *base, const struct key *k, const char *v, cha
         *(unsigned *)field = u;
         return NULL;
     }
+    case K_U64: {
+        uint64_t u;
+        if (!parse_u64(v, UINT64_MAX, &u))
+            return "must be a whole number of bytes (0: no limit)";
+        *(uint64_t *)field = u;
+        return NULL;
+    }
+    case K_SECCOMP:
+        if (str_ieq(v, "on") || str_ieq(v, "yes"))
+            *(int *)field = SECCOMP_ON;
+        else if (str_ieq(v, "trap"))
+            *(int *)field = SECCOMP_TRAP;
+        else if (str_ieq(v, "log"))
+            *(int *)field = SECCOMP_LOG;
+        else if (str_ieq(v, "off") || str_ieq(v, "no"))
+            *(int *)field = SECCOMP_OFF;
+        else
+            return "must be on, trap, log or off";
+        return NULL;
     case K_OCTAL: {
         char *end;
         unsigned long u = strtoul(v, &end, 8);

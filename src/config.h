@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #ifndef FTPSD_CONFIG_FILE
 #define FTPSD_CONFIG_FILE "/etc/ftpsd.conf"
@@ -61,6 +62,10 @@ struct config {
     unsigned max_login_failures;
     unsigned fail_delay_ms;
     unsigned max_line_length;
+    unsigned max_open_files;
+    uint64_t max_file_size;
+    int seccomp; /* enum seccomp_mode */
+    bool landlock;
 
     char *banner;
     int log_level;

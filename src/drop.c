@@ -3,11 +3,35 @@
 #include <cap-ng.h>
 #include <errno.h>
 #include <grp.h>
+#include <linux/capability.h>
+#include <stdbool.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
+
+/* Checked with capget and prctl, not libcap-ng's /proc reader: after chroot, /proc would be
+ * looked up inside the new root. */
+static bool caps_left(void)
+{
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct d[2];
+    if (syscall(SYS_capget, &h, d) < 0)
+        return true;
+    for (int i = 0; i < 2; i++)
+        if (d[i].effective || d[i].permitted || d[i].inheritable)
+            return true;
+    for (int c = 0; c <= 63; c++) {
+        int b = prctl(PR_CAPBSET_READ, c, 0, 0, 0);
+        if (b < 0)
+            break; /* past the last capability this kernel knows */
+        if (b > 0 || prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, c, 0, 0) > 0)
+            return true;
+    }
+    return false;
+}
 
 int drop_privileges(const struct identity *id, const char *chroot_dir, char *why, size_t whylen)
 {
@@ -44,9 +68,7 @@ int drop_privileges(const struct identity *id, const char *chroot_dir, char *why
         snprintf(why, whylen, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
         return -1;
     }
-    capng_get_caps_process();
-    if (capng_have_capabilities(CAPNG_SELECT_CAPS) != CAPNG_NONE ||
-        capng_have_capabilities(CAPNG_SELECT_BOUNDS) != CAPNG_NONE) {
+    if (caps_left()) {
         snprintf(why, whylen, "capabilities are still held after the drop");
         return -1;
     }

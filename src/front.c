@@ -17,6 +17,7 @@
 #include "listing.h"
 #include "log.h"
 #include "reply.h"
+#include "sandbox.h"
 #include "uops.h"
 
 #define WRITE_TIMEOUT_MS 30000
@@ -193,12 +194,18 @@ static void setup_tls_and_drop(struct front *f)
     random_bytes(f->sid_ctx, sizeof f->sid_ctx);
     struct identity id = {.uid = f->si->nopriv_uid, .gid = f->si->nopriv_gid, .ngroups = 0};
     char why[512];
-    if (drop_privileges(&id, cfg->empty_dir, why, sizeof why) < 0) {
+    int abi = 0;
+    if (drop_privileges(&id, cfg->empty_dir, why, sizeof why) < 0 ||
+        sandbox_rlimits(cfg, SB_FRONT, why, sizeof why) < 0 ||
+        (cfg->landlock && (abi = sandbox_landlock(SB_FRONT, -1, why, sizeof why)) < 0) ||
+        sandbox_seccomp(cfg, SB_FRONT, -1, why, sizeof why) < 0) {
         log_msg(LOG_ERR, "front: %s", why);
         if (!cfg->implicit_tls)
             front_reply(f, 421, "Service not available (server configuration error).");
         exit(1);
     }
+    log_msg(LOG_DEBUG, "front sandboxed: seccomp %s, landlock ABI %d",
+            cfg->seccomp == SECCOMP_OFF ? "off" : "on", abi);
 }
 
 static void start_control(struct front *f)

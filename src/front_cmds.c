@@ -209,7 +209,11 @@ static void c_auth(struct front *f, const char *name, char *arg)
     }
     front_reply(f, 234, "Proceed with negotiation.");
     char err[256];
-    if (ctl_starttls(&f->ctl, s, (int)f->cfg->login_timeout * 1000, true, err, sizeof err) < 0) {
+    /* The handshake counts against the login deadline, not a fresh one. */
+    int64_t left = f->login_deadline - now_ms();
+    if (left < 1)
+        left = 1;
+    if (ctl_starttls(&f->ctl, s, (int)left, true, err, sizeof err) < 0) {
         log_msg(LOG_INFO, "control TLS handshake failed: %s", err);
         SSL_free(s);
         f->ctl.ssl = NULL;
@@ -311,6 +315,7 @@ static void c_rein(struct front *f, const char *name, char *arg)
     front_reply(f, 220, "Service ready for new user.");
     if (f->ctl.ssl && ctl_tls_clear(&f->ctl, 5000) < 0)
         front_exit(f, 0);
+    bool was_logged_in = f->logged_in;
     if (f->logged_in) {
         close(f->user_fd);
         f->user_fd = -1;
@@ -330,8 +335,10 @@ static void c_rein(struct front *f, const char *name, char *arg)
     f->vhost = f->cert_vhost = 0;
     f->host_given = false;
     f->sni[0] = '\0';
+    /* Only a user who had logged in gets a new login period; REIN cannot extend the first. */
+    if (was_logged_in)
+        f->login_deadline = now_ms() + (int64_t)f->cfg->login_timeout * 1000;
     f->user[0] = '\0';
-    f->login_deadline = now_ms() + (int64_t)f->cfg->login_timeout * 1000;
 }
 
 static void c_not_impl(struct front *f, const char *name, char *arg)
@@ -579,7 +586,8 @@ static void c_stat(struct front *f, const char *name, char *arg)
     sbuf_printf(&t, "FTP server status:\n Connected to %s\n Logged in as %s\n"
                     " TYPE: %s, STRU: File, MODE: Stream\n Control connection: %s\n"
                     " Data protection: %s\nEnd of status",
-                f->si->peer_str, f->user, f->type == 'A' ? "ASCII" : "Binary", d,
+                f->si->peer_str, f->logged_in ? f->user : "nobody (not logged in)",
+                f->type == 'A' ? "ASCII" : "Binary", d,
                 f->prot_p ? "Private (TLS)" : "Clear");
     front_reply_multi(f, 211, t.data);
     sbuf_free(&t);

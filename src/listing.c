@@ -167,5 +167,6 @@ void list_format_mlsx(struct sbuf *out, const struct listent *e, unsigned facts,
         sbuf_printf(out, "unix.owner=%u;", (unsigned)st->st_uid);
     if (facts & FACT_UNIX_GROUP)
         sbuf_printf(out, "unix.group=%u;", (unsigned)st->st_gid);
-    sbuf_printf(out, " %s\r\n", e->name);
+    if (e->name)
+        sbuf_printf(out, " %s\r\n", e->name);
 }

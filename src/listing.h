@@ -50,7 +50,8 @@ struct listent {
 
 /* One "ls -l" line with CRLF: mode nlink owner group size date name [-> target]. */
 void list_format_ls(struct sbuf *out, const struct listent *e, const struct idmap *ids, time_t now);
-/* "fact=value;...; name" with CRLF (no leading space: MLST adds it). type: NULL = from st. */
+/* "fact=value;...; name" with CRLF (no leading space: MLST adds it). type: NULL = from st.
+ * A NULL e->name writes only the facts ("fact=value;...;"), for MLST. */
 void list_format_mlsx(struct sbuf *out, const struct listent *e, unsigned facts, const char *type,
                       const char *perm, const struct idmap *ids);
 /* "YYYYMMDDHHMMSS" in UTC. */

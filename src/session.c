@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "privsep.h"
+#include "sandbox.h"
 #include "uops.h"
 
 void uresp_set(struct uresp *r, int code, const char *fmt, ...)
@@ -154,7 +155,14 @@ void session_main(const struct session_args *a)
         snprintf(s.cwd, sizeof s.cwd, "/");
     else
         close(fd);
-    log_msg(LOG_DEBUG, "user process ready: root=%s cwd=%s", a->root, s.cwd);
+    int abi = 0;
+    if (sandbox_rlimits(cfg, SB_USER, why, sizeof why) < 0 ||
+        (cfg->landlock && (abi = sandbox_landlock(SB_USER, s.rootfd, why, sizeof why)) < 0) ||
+        sandbox_seccomp(cfg, SB_USER, -1, why, sizeof why) < 0) {
+        log_msg(LOG_ERR, "user process: %s", why);
+        _exit(1);
+    }
+    log_msg(LOG_DEBUG, "user process ready: root=%s cwd=%s landlock ABI %d", a->root, s.cwd, abi);
     serve(&s);
     _exit(0);
 }

@@ -56,8 +56,12 @@ static void handshake(struct wstate *w)
     SSL_set_session_id_context(w->ssl, a->sid_ctx, TLS_SID_CTX_LEN);
     if (a->cert_ctx && a->cert_ctx != a->ctx)
         SSL_set_SSL_CTX(w->ssl, a->cert_ctx);
-    /* One fresh ticket per data connection: curl spends each TLS 1.3 ticket once. */
-    SSL_set_num_tickets(w->ssl, 1);
+    /* No ticket at the end of the handshake: on an upload the client never reads it, and
+     * closing with it unread makes the client's kernel reset the connection and drop what it
+     * had not sent yet (checklist D-11). Downloads get one later (send_ticket); the control
+     * connection issues one with every transfer reply, which keeps curl's chain of single-use
+     * TLS 1.3 tickets going. */
+    SSL_set_num_tickets(w->ssl, 0);
     SSL_set_fd(w->ssl, a->data_fd);
     ERR_clear_error();
     int r = SSL_accept(w->ssl);
@@ -155,6 +159,15 @@ static uint32_t net_write(struct wstate *w, const char *p, size_t n)
         }
     }
     return WR_OK;
+}
+
+/* A fresh TLS 1.3 ticket ahead of the download's first bytes; the client reads it with them. */
+static void send_ticket(struct wstate *w)
+{
+    if (w->ssl && SSL_version(w->ssl) >= TLS1_3_VERSION) {
+        SSL_new_session_ticket(w->ssl);
+        SSL_do_handshake(w->ssl);
+    }
 }
 
 static uint32_t send_file(struct wstate *w, int fd, bool ascii)
@@ -322,6 +335,8 @@ void worker_main(const struct worker_args *a)
         finish(&w, WR_TLS_FAILED);
     }
     bool ascii = type == 'A';
+    if (dir == JOB_SEND)
+        send_ticket(&w);
     uint32_t st = dir == JOB_SEND ? send_file(&w, fd, ascii) : recv_file(&w, fd, ascii);
     if (st == WR_OK)
         tls_close(&w);

@@ -22,6 +22,7 @@ enum job_status {
     WR_NO_CLOSE_NOTIFY, /* upload ended by TCP FIN without close_notify: 426 */
     WR_TIMEOUT,         /* no progress within data_timeout: 426 */
     WR_PROT_CHANGED,    /* data connection opened under another PROT level: 425 */
+    WR_SANDBOX,         /* seccomp refused a system call (its number is in bytes): 451 */
 };
 
 struct worker_args {

@@ -14,6 +14,7 @@
 
 #include "front.h"
 #include "log.h"
+#include "sandbox.h"
 #include "uops.h"
 #include "worker.h"
 
@@ -51,6 +52,11 @@ static void spawn_worker(struct front *f, int fd)
         /* The worker keeps the data socket and its channel, nothing else. */
         keep_only(fd, sv[1]);
         f->in_worker = true;
+        char why[256];
+        if (sandbox_rlimits(f->cfg, SB_WORKER, why, sizeof why) < 0 ||
+            (f->cfg->landlock && sandbox_landlock(SB_WORKER, -1, why, sizeof why) < 0) ||
+            sandbox_seccomp(f->cfg, SB_WORKER, sv[1], why, sizeof why) < 0)
+            _exit(3);
         struct worker_args a = {
             .data_fd = fd,
             .chan_fd = sv[1],
@@ -324,12 +330,29 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
         log_msg(LOG_INFO, "%s: client closed the control connection; transfer aborted", what);
         front_exit(f, 0);
     }
-    if (!got && !aborted) {
-        if (WIFSIGNALED(st))
+    if (got && status == WR_SANDBOX) {
+        /* seccomp = trap: the worker named the refused call before it died. */
+        char name[64];
+        sandbox_syscall_name((int)bytes, name, sizeof name);
+        log_msg(LOG_ERR, "%s: data worker killed by seccomp: forbidden system call %llu (%s)",
+                what, (unsigned long long)bytes, name);
+        snprintf(text, sizeof text, "the data transfer process was stopped by the sandbox "
+                                    "(forbidden system call %s)", name);
+        bytes = 0;
+        got = false;
+    } else if (!got && !aborted) {
+        if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS) {
+            snprintf(text, sizeof text, "the data transfer process was stopped by the sandbox "
+                                        "(forbidden system call)");
+            log_msg(LOG_ERR, "%s: data worker killed by seccomp (SIGSYS); the kernel audit log "
+                             "names the call (type=1326), or set seccomp = trap", what);
+        } else if (WIFSIGNALED(st)) {
             snprintf(text, sizeof text, "data transfer process died (signal %d)", WTERMSIG(st));
-        else
+            log_msg(LOG_ERR, "%s: %s", what, text);
+        } else {
             snprintf(text, sizeof text, "data transfer process ended unexpectedly");
-        log_msg(LOG_ERR, "%s: %s", what, text);
+            log_msg(LOG_ERR, "%s: %s", what, text);
+        }
     }
     bool ok = got && status == WR_OK;
     if (ok && upload && control_closed(f)) {
@@ -339,6 +362,9 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
     }
     upload_done(f, upload, ok, &fin);
     double secs = (double)(now_ms() - started) / 1000.0;
+    /* A fresh TLS 1.3 ticket travels with the final reply, for the next data connection. */
+    if (f->ctl.ssl && SSL_version(f->ctl.ssl) >= TLS1_3_VERSION)
+        SSL_new_session_ticket(f->ctl.ssl);
     int code;
     if (aborted) {
         front_reply(f, 426, "Transfer aborted.");

@@ -1,0 +1,287 @@
+"""The command line: -V, -h, -t (configuration, certificate and key checks), usage errors, and
+what ftpsd does when it is not started on a socket (ftpsd(8), ftpsd.conf(5))."""
+import os
+import pty
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from ftpsd_fixture import BINARY, LIBDIR, NOPRIV
+
+pytestmark = pytest.mark.skipif(not os.path.exists(BINARY), reason="ftpsd is not built")
+
+
+def wrapper_env(env):
+    """The nss_wrapper variables the fixture's Server uses, so that nopriv_user=ftpsdtest exists."""
+    e = dict(os.environ)
+    e.update({
+        "LD_PRELOAD": f"{LIBDIR}/libnss_wrapper.so",
+        "NSS_WRAPPER_PASSWD": env.passwd,
+        "NSS_WRAPPER_GROUP": env.group,
+    })
+    return e
+
+
+def run(args, env=None, stdin=subprocess.DEVNULL, timeout=20):
+    return subprocess.run([BINARY] + list(args), stdin=stdin, capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def good_settings(env):
+    return {
+        "tls_cert_file": env.cert,
+        "tls_key_file": env.key,
+        "nopriv_user": NOPRIV[0],
+        "empty_dir": env.empty,
+        "write_enable": "yes",
+    }
+
+
+def write_conf(tmp_path, lines, name="ftpsd.conf"):
+    p = tmp_path / name
+    p.write_text("".join(l + "\n" for l in lines))
+    return str(p)
+
+
+def conf_from(tmp_path, settings, name="ftpsd.conf", header=("# test configuration",)):
+    return write_conf(tmp_path, list(header) + [f"{k} = {v}" for k, v in settings.items()], name)
+
+
+# --- -V, -h, usage ---------------------------------------------------------------------------
+
+
+def test_version():
+    r = run(["-V"])
+    assert r.returncode == 0, r
+    assert re.fullmatch(r"ftpsd \d+\.\d+(\.\d+)?\S*\n", r.stdout), r.stdout
+
+
+def test_help_option():
+    r = run(["-h"])
+    assert r.returncode == 0
+    assert "usage" in r.stdout.lower() and "-t" in r.stdout
+
+
+@pytest.mark.parametrize("args", [["-x"], ["-f"], ["extra-argument"], ["-t", "-f", "a", "b"]])
+def test_usage_errors_exit_2(args):
+    r = run(args)
+    assert r.returncode == 2, r
+    assert "usage" in r.stderr.lower(), r.stderr
+
+
+# --- -t ----------------------------------------------------------------------------------------
+
+
+def test_check_good_config(env, tmp_path):
+    conf = conf_from(tmp_path, good_settings(env))
+    r = run(["-t", "-f", conf], env=wrapper_env(env))
+    assert r.returncode == 0, r
+    assert "configuration OK" in r.stdout, r
+    assert r.stderr == "", r.stderr
+
+
+def test_check_good_config_option_order(env, tmp_path):
+    conf = conf_from(tmp_path, good_settings(env))
+    r = run(["-f", conf, "-t"], env=wrapper_env(env))
+    assert r.returncode == 0 and "configuration OK" in r.stdout, r
+
+
+def test_comments_blank_lines_and_booleans(env, tmp_path):
+    """Blank and comment lines are ignored; booleans take yes/no, true/false, on/off, 1/0."""
+    lines = ["", "# comment", "   # indented comment", ""]
+    lines += [f"{k} = {v}" for k, v in good_settings(env).items() if k != "write_enable"]
+    lines += ["write_enable = TRUE", "chroot=on", "  require_prot_p   =   1  ",
+              "implicit_tls = off", "require_tls_login = Yes", "require_session_reuse = false",
+              "banner = hello # not a comment", "log_facility = local3", "log_level = warning",
+              "umask = 027", "tls_min_version = 1.3"]
+    r = run(["-t", "-f", write_conf(tmp_path, lines)], env=wrapper_env(env))
+    assert r.returncode == 0, r
+    assert "configuration OK" in r.stdout
+
+
+def test_unknown_key_reports_file_and_line(env, tmp_path):
+    conf = write_conf(tmp_path, ["# line 1", f"tls_cert_file = {env.cert}", "x = 1",
+                                 f"tls_key_file = {env.key}"])
+    r = run(["-t", "-f", conf], env=wrapper_env(env))
+    assert r.returncode != 0, r
+    assert f"{conf}:3: unknown key 'x'" in r.stderr, r.stderr
+    assert "configuration OK" not in r.stdout
+
+
+@pytest.mark.parametrize("line,what", [
+    ("write_enable = maybe", "write_enable"),
+    ("idle_timeout = 0", "idle_timeout"),
+    ("idle_timeout = -5", "idle_timeout"),
+    ("pasv_min_port = 80", "pasv_min_port"),
+    ("max_login_failures = many", "max_login_failures"),
+    ("umask = 999", "umask"),
+    ("tls_min_version = 1.1", "tls_min_version"),
+    ("log_level = loud", "log_level"),
+    ("log_facility = mail", "log_facility"),
+    ("tls_key_file = relative/key.pem", "tls_key_file"),
+    ("no equals sign here", ""),
+])
+def test_bad_value_reports_file_and_line(env, tmp_path, line, what):
+    settings = good_settings(env)
+    key = line.split("=")[0].strip()
+    settings.pop(key, None)
+    lines = ["# test"] + [f"{k} = {v}" for k, v in settings.items()]
+    lines.insert(2, line)          # line 3 of the file
+    conf = write_conf(tmp_path, lines)
+    r = run(["-t", "-f", conf], env=wrapper_env(env))
+    assert r.returncode == 1, r
+    assert f"{conf}:3: {what}" in r.stderr, r.stderr
+    assert "configuration OK" not in r.stdout
+
+
+def test_duplicate_key(env, tmp_path):
+    conf = conf_from(tmp_path, good_settings(env))
+    with open(conf, "a") as fh:
+        fh.write("write_enable = no\n")
+    r = run(["-t", "-f", conf], env=wrapper_env(env))
+    assert r.returncode == 1, r
+    n = len(open(conf).read().splitlines())
+    assert re.search(rf"{re.escape(conf)}:{n}: .*write_enable.*already set on line \d+", r.stderr), \
+        r.stderr
+
+
+def test_pasv_range_inverted(env, tmp_path):
+    s = good_settings(env)
+    s.update(pasv_min_port="50000", pasv_max_port="40000")
+    conf = conf_from(tmp_path, s)
+    r = run(["-t", "-f", conf], env=wrapper_env(env))
+    assert r.returncode == 1, r
+    assert f"{conf}:" in r.stderr and "pasv_max_port" in r.stderr, r.stderr
+
+
+def test_missing_config_file(env, tmp_path):
+    conf = str(tmp_path / "does-not-exist.conf")
+    r = run(["-t", "-f", conf], env=wrapper_env(env))
+    assert r.returncode == 1, r
+    assert conf in r.stderr
+
+
+def test_key_not_matching_certificate(env, tmp_path):
+    other = str(tmp_path / "other.key")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-out", other], check=True, capture_output=True)
+    os.chmod(other, 0o600)
+    s = good_settings(env)
+    s["tls_key_file"] = other
+    conf = conf_from(tmp_path, s)
+    r = run(["-t", "-f", conf], env=wrapper_env(env))
+    assert r.returncode != 0, r
+    assert other in r.stderr, r.stderr
+    assert re.search(rf"{re.escape(conf)}:\d+: ", r.stderr), r.stderr
+    assert "configuration OK" not in r.stdout
+
+
+def test_missing_certificate(env, tmp_path):
+    s = good_settings(env)
+    s["tls_cert_file"] = str(tmp_path / "no-such-cert.pem")
+    conf = conf_from(tmp_path, s)
+    r = run(["-t", "-f", conf], env=wrapper_env(env))
+    assert r.returncode != 0, r
+    assert s["tls_cert_file"] in r.stderr, r.stderr
+
+
+def test_missing_key(env, tmp_path):
+    s = good_settings(env)
+    s["tls_key_file"] = str(tmp_path / "no-such-key.pem")
+    conf = conf_from(tmp_path, s)
+    r = run(["-t", "-f", conf], env=wrapper_env(env))
+    assert r.returncode != 0, r
+    assert s["tls_key_file"] in r.stderr, r.stderr
+
+
+def test_world_readable_key_warns(env, tmp_path):
+    key = str(tmp_path / "readable.key")
+    shutil.copy(env.key, key)
+    os.chmod(key, 0o644)
+    s = good_settings(env)
+    s["tls_key_file"] = key
+    conf = conf_from(tmp_path, s)
+    r = run(["-t", "-f", conf], env=wrapper_env(env))
+    assert "warning" in r.stderr.lower() and key in r.stderr, r.stderr
+    # A warning, not an error.
+    assert r.returncode == 0 and "configuration OK" in r.stdout, r
+
+
+def test_private_key_gives_no_warning(env, tmp_path):
+    conf = conf_from(tmp_path, good_settings(env))
+    r = run(["-t", "-f", conf], env=wrapper_env(env))
+    assert "warning" not in r.stderr.lower(), r.stderr
+
+
+def test_nopriv_user_checks(env, tmp_path):
+    s = good_settings(env)
+    s["nopriv_user"] = "no-such-user-ftpsd"
+    r = run(["-t", "-f", conf_from(tmp_path, s)], env=wrapper_env(env))
+    assert r.returncode == 1 and "does not exist" in r.stderr, r
+    s["nopriv_user"] = "root"
+    r = run(["-t", "-f", conf_from(tmp_path, s, name="root.conf")], env=wrapper_env(env))
+    assert r.returncode == 1 and "root" in r.stderr, r
+
+
+def test_empty_dir_checks(env, tmp_path):
+    bad = tmp_path / "writable-empty"
+    bad.mkdir()
+    os.chmod(bad, 0o777)
+    s = good_settings(env)
+    s["empty_dir"] = str(bad)
+    r = run(["-t", "-f", conf_from(tmp_path, s)], env=wrapper_env(env))
+    assert r.returncode == 1 and str(bad) in r.stderr, r
+    s["empty_dir"] = str(tmp_path / "missing-dir")
+    r = run(["-t", "-f", conf_from(tmp_path, s, name="missing.conf")], env=wrapper_env(env))
+    assert r.returncode == 1 and "missing-dir" in r.stderr, r
+
+
+def test_config_error_at_connection_time_gives_421(make_server):
+    """ftpsd.conf(5): a bad configuration is reported to the client as 421."""
+    s = make_server(no_such_key="1")
+    r = s.raw()
+    code, lines = r.reply()
+    assert code == 421, lines
+    r.close()
+
+
+def test_banner_keeps_hash(make_server):
+    """A '#' later in a line is part of the value."""
+    s = make_server(banner="Welcome # to the test")
+    r = s.raw()
+    assert r.reply() == (220, ["220 Welcome # to the test"])
+    r.close()
+
+
+# --- not on a socket ---------------------------------------------------------------------------
+
+
+def test_stdin_not_a_socket(env, tmp_path):
+    conf = conf_from(tmp_path, good_settings(env))
+    with open(os.devnull, "rb") as devnull:
+        r = run(["-f", conf], env=wrapper_env(env), stdin=devnull)
+    assert r.returncode == 2, r
+    assert "not a socket" in r.stderr, r.stderr
+    assert r.stdout == ""
+
+
+def test_stdin_a_regular_file(env, tmp_path):
+    conf = conf_from(tmp_path, good_settings(env))
+    with open(conf, "rb") as fh:
+        r = run(["-f", conf], env=wrapper_env(env), stdin=fh)
+    assert r.returncode == 2, r
+    assert "not a socket" in r.stderr, r.stderr
+
+
+def test_stdin_a_terminal(env, tmp_path):
+    conf = conf_from(tmp_path, good_settings(env))
+    master, slave = pty.openpty()
+    try:
+        r = run(["-f", conf], env=wrapper_env(env), stdin=slave)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert r.returncode == 2, r
+    assert "terminal" in r.stderr, r.stderr

@@ -1,0 +1,163 @@
+"""What a session writes to syslog (ftpsd(8) LOGGING): connection, logins, failed logins,
+transfers and the disconnection, each line with the session id and the client address."""
+import io
+import os
+import re
+import time
+import uuid
+
+import pytest
+
+from ftpsd_fixture import USERS
+
+
+@pytest.fixture
+def log(syslog):
+    if syslog is None:
+        pytest.skip("needs root (the syslog fixture is not started otherwise)")
+    if not syslog.available:
+        pytest.skip(syslog.reason)
+    return syslog
+
+
+LINE = re.compile(r"ftpsd\[(?P<pid>\d+)\]: \[(?P<sid>[0-9a-f]{12})\] (?P<client>[^ :]+)"
+                  r"(?: user=(?P<user>[^:]*))?: (?P<msg>.*)$")
+
+
+def parse(text):
+    out = []
+    for l in text.splitlines():
+        m = LINE.search(l)
+        if m:
+            out.append(m.groupdict() | {"line": l})
+    return out
+
+
+def session_lines(log, marker, until, timeout=10):
+    """All lines of the session that logged `marker`, once that session has logged `until`."""
+    deadline = time.time() + timeout
+    while True:
+        entries = parse(log.text())
+        sids = {e["sid"] for e in entries if marker in e["msg"]}
+        if len(sids) == 1:
+            sid = sids.pop()
+            mine = [e for e in entries if e["sid"] == sid]
+            if any(until in e["msg"] for e in mine) or time.time() > deadline:
+                return sid, mine
+        elif time.time() > deadline:
+            pytest.fail(f"{len(sids)} sessions logged {marker!r}:\n{log.text()[-3000:]}")
+        time.sleep(0.1)
+
+
+def find(entries, pattern):
+    rx = re.compile(pattern)
+    hits = [e for e in entries if rx.search(e["msg"])]
+    assert hits, f"no line matching {pattern!r} in:\n" + "\n".join(e["line"] for e in entries)
+    return hits[0]
+
+
+def test_session_is_logged(server, env, log):
+    name = f"log-{uuid.uuid4().hex[:10]}.bin"
+    data = os.urandom(5000)
+    path = os.path.join(env.home("alice"), name)
+    with open(path, "wb") as fh:
+        fh.write(data)
+    try:
+        f = server.ftps_reuse()
+        try:
+            with pytest.raises(Exception):
+                f.login("alice", "wrong-password")
+            f.login("alice", USERS["alice"][1])
+            f.prot_p()
+            got = io.BytesIO()
+            f.retrbinary(f"RETR {name}", got.write)
+            assert got.getvalue() == data
+            f.quit()
+        finally:
+            f.close()
+        sid, mine = session_lines(log, f"RETR /{name}", "disconnect")
+    finally:
+        os.unlink(path)
+
+    connect = find(mine, r"^connect to 127\.0\.0\.1")
+    failed = find(mine, r"^login failed user=alice\b")
+    ok = find(mine, r"^login ok user=alice method=password$")
+    xfer = find(mine, rf"^RETR /{re.escape(name)} bytes=5000 .*\bprot=P\b")
+    disc = find(mine, r"^disconnect\b")
+    assert "reply=226" in xfer["msg"], xfer["line"]
+    assert re.search(r"\btls=TLSv1\.[23]\b", xfer["msg"]), xfer["line"]
+    # In order.
+    order = [mine.index(e) for e in (connect, failed, ok, xfer, disc)]
+    assert order == sorted(order), [e["line"] for e in mine]
+    # Every line of the session: same id, the client's address.
+    for e in mine:
+        assert e["sid"] == sid and e["client"] == "127.0.0.1", e["line"]
+    # After the login the lines name the user.
+    assert xfer["user"] == "alice" and disc["user"] == "alice"
+    # The password is never logged, right or wrong.
+    text = log.text()
+    assert USERS["alice"][1] not in text
+    assert "wrong-password" not in text
+
+
+def test_session_ids_differ(server, log):
+    sids = []
+    for _ in range(2):
+        r = server.raw()
+        r.reply()
+        r.starttls(server.env.cert)
+        marker = f"nobody-{uuid.uuid4().hex[:10]}"
+        assert r.cmd(f"USER {marker}")[0] == 331
+        assert r.cmd("PASS x")[0] == 530
+        r.cmd("QUIT")
+        r.close()
+        sid, mine = session_lines(log, marker, "disconnect")
+        find(mine, rf"^login failed user={marker}\b")
+        find(mine, r"^disconnect \(not logged in\)")
+        sids.append(sid)
+    assert sids[0] != sids[1]
+
+
+def test_client_text_cannot_forge_log_lines(server, log):
+    """Control characters from the client (here a CR inside a user name) never start a new
+    log line."""
+    marker = uuid.uuid4().hex[:10]
+    r = server.raw()
+    r.reply()
+    r.starttls(server.env.cert)
+    assert r.cmd(f"USER u{marker}\rFORGED{marker}: login ok user=root".encode())[0] == 331
+    assert r.cmd("PASS x")[0] == 530
+    r.close()
+    sid, mine = session_lines(log, f"u{marker}", "disconnect")
+    failed = find(mine, rf"^login failed user=u{marker}\?FORGED{marker}")
+    for l in log.text().splitlines():
+        if f"FORGED{marker}" in l:
+            assert l == failed["line"], l
+
+
+def test_too_many_failures_logged(make_server, log):
+    s = make_server(max_login_failures=1)
+    marker = f"nobody-{uuid.uuid4().hex[:10]}"
+    r = s.raw()
+    r.reply()
+    r.starttls(s.env.cert)
+    assert r.cmd(f"USER {marker}")[0] == 331
+    assert r.cmd("PASS x")[0] == 421
+    r.close()
+    sid, mine = session_lines(log, marker, "disconnect")
+    find(mine, r"too many login failures")
+
+
+def test_timeouts_logged(make_server, log):
+    s = make_server(login_timeout=2)
+    r = s.raw()
+    r.reply()
+    r.starttls(s.env.cert)
+    marker = f"nobody-{uuid.uuid4().hex[:10]}"
+    assert r.cmd(f"USER {marker}")[0] == 331
+    assert r.cmd("PASS x")[0] == 530     # logs the marker
+    r.sock.settimeout(5)
+    assert r.reply()[0] == 421
+    r.close()
+    sid, mine = session_lines(log, marker, "disconnect")
+    find(mine, r"login timeout")
