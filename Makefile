@@ -30,6 +30,20 @@ UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 
 all: ftpsd
 
+# The same sources with FTPSD_TEST_HOOKS, for tests that need a process to misbehave on
+# purpose (a worker making a forbidden system call). Never installed.
+HOOK_OBJS = $(SRCS:src/%.c=build/hooks/%.o)
+build/ftpsd-testhooks: $(HOOK_OBJS)
+	@$(if $(V),,echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $(HOOK_OBJS) $(LIBS)
+
+build/hooks/%.o: src/%.c | build
+	@mkdir -p build/hooks
+	@$(if $(V),,echo "  CC      $< (test hooks)")
+	$(Q)$(CC) $(ALL_CPPFLAGS) -DFTPSD_TEST_HOOKS $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+build/hooks/config.o build/hooks/main.o: build/paths.stamp
+-include $(HOOK_OBJS:.o=.d)
+
 ftpsd: $(OBJS)
 	@$(if $(V),,echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $(OBJS) $(LIBS)
@@ -62,7 +76,7 @@ unit: $(UNIT_BINS)
 deps:
 	@sh tests/lib/install-deps.sh
 
-check: deps all unit
+check: deps all unit build/ftpsd-testhooks
 	@./tests/run-integration.sh
 
 demo: all

@@ -34,6 +34,7 @@ struct front {
     unsigned cert_vhost; /* whose certificate the control connection uses */
     char sni[256];       /* server name the client sent, "" if none */
     bool in_worker;      /* this copy runs in a data worker: the SNI callback must not switch */
+    bool test_bad_worker; /* test builds: the next worker makes a forbidden system call */
     char ctx_err[256];
     unsigned char sid_ctx[TLS_SID_CTX_LEN];
     int mon_fd;

@@ -811,6 +811,26 @@ static void c_host(struct front *f, const char *name, char *arg)
     front_reply(f, 220, "%s", config_banner(f->cfg, idx));
 }
 
+#ifdef FTPSD_TEST_HOOKS
+/* Test builds only: XTST WORKER-SYSCALL (the next data worker calls socket(2), which its
+ * filter forbids) and XTST OPEN <path> (the user process tries a plain open(2)). */
+static void c_test_hook(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    if (str_ieq(arg, "WORKER-SYSCALL")) {
+        f->test_bad_worker = true;
+        front_reply(f, 200, "The next data worker will make a forbidden system call.");
+    } else if (str_has_prefix_ci(arg, "OPEN ")) {
+        struct ureply r;
+        front_user_request(f, UOP_TEST_OPEN, 0, 0, arg + 5, NULL, &r);
+        front_relay_reply(f, &r);
+        ureply_free(&r);
+    } else {
+        front_reply(f, 501, "XTST WORKER-SYSCALL | OPEN <path>");
+    }
+}
+#endif
+
 static void c_help(struct front *f, const char *name, char *arg);
 
 #define USEROP NULL
@@ -872,6 +892,9 @@ static const struct fcmd cmds[] = {
     {"XMKD", USEROP, F_ARG, UOP_MKD, "XMKD <directory>"},
     {"XPWD", USEROP, F_NOARG, UOP_PWD, "XPWD"},
     {"XRMD", USEROP, F_ARG, UOP_RMD, "XRMD <directory>"},
+#ifdef FTPSD_TEST_HOOKS
+    {"XTST", c_test_hook, F_ARG, 0, "XTST WORKER-SYSCALL | OPEN <path>"},
+#endif
 };
 
 static const struct fcmd *find_cmd(const char *verb)

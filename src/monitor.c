@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "audit_lookup.h"
 #include "drop.h"
 #include "front.h"
 #include "listing.h"
@@ -368,7 +369,9 @@ static void reap(pid_t pid, const char *what, int grace_ms)
         }
         sleep_ms(20);
     }
-    if (WIFSIGNALED(st) && WTERMSIG(st) != SIGKILL && WTERMSIG(st) != SIGTERM)
+    if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS)
+        audit_log_seccomp_kill(what, pid);
+    else if (WIFSIGNALED(st) && WTERMSIG(st) != SIGKILL && WTERMSIG(st) != SIGTERM)
         log_msg(LOG_ERR, "%s process died of signal %d", what, WTERMSIG(st));
 }
 
@@ -438,6 +441,10 @@ void monitor_run(struct config *cfg)
             handle_login(&m, req);
         } else if (req->type == MSG_LOGOUT) {
             handle_logout(&m, req);
+        } else if (req->type == MSG_WORKER_KILLED) {
+            uint32_t pid = msg_get_u32(req);
+            if (msg_ok_end(req) && pid > 1)
+                audit_log_seccomp_kill("data worker", (pid_t)pid);
         } else {
             log_msg(LOG_ERR, "unexpected message %u from the front; ending", req->type);
             break;

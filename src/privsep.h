@@ -19,6 +19,8 @@ enum msg_type {
     MSG_LOGIN_RESULT,     /* u32 ok, u32 code, u32 close, str lines; fd on success */
     MSG_LOGOUT,           /* front -> monitor, REIN: no fields */
     MSG_LOGOUT_DONE,      /* monitor -> front: the PAM session is closed */
+    MSG_WORKER_KILLED,    /* front -> monitor: u32 pid of a worker that died of SIGSYS (the
+                             monitor, as root, names the call from the kernel log) */
 
     /* front -> user process: one request per FTP command, answered by MSG_REPLY */
     MSG_REQ = 20,         /* u32 op, u32 type, u32 facts, u64 offset, str arg, str arg2 */
@@ -26,7 +28,7 @@ enum msg_type {
                              u64 value, str name; optional fd */
 
     /* front <-> data worker */
-    MSG_JOB = 40,         /* u32 dir, u32 type, u32 prot; fd = file */
+    MSG_JOB = 40,         /* u32 dir, u32 type, u32 prot, u32 test hook; fd = file */
     MSG_RESULT,           /* u32 status, u64 bytes, str text */
 };
 

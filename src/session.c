@@ -61,6 +61,21 @@ int sess_vpath(struct usess *s, const char *arg, char *out, struct uresp *r)
     return 0;
 }
 
+#ifdef FTPSD_TEST_HOOKS
+/* Test builds: what a plain open(2), bypassing openat2, may reach under Landlock. */
+static void cmd_test_open(struct usess *s, const struct ureq *q, struct uresp *r)
+{
+    (void)s;
+    int fd = open(q->arg, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        uresp_set(r, 550, "open %s: %s", q->arg, strerror(errno));
+        return;
+    }
+    close(fd);
+    uresp_set(r, 200, "opened %s", q->arg);
+}
+#endif
+
 typedef void (*ucmd_fn)(struct usess *, const struct ureq *, struct uresp *);
 
 static const ucmd_fn table[UOP_MAX] = {
@@ -75,6 +90,9 @@ static const ucmd_fn table[UOP_MAX] = {
     [UOP_COMMIT] = cmd_commit,   [UOP_ABORT] = cmd_abort,
     [UOP_STAT] = cmd_list,       [UOP_CHMOD] = cmd_chmod,
     [UOP_UMASK] = cmd_umask,     [UOP_SETTIME] = cmd_settime,
+#ifdef FTPSD_TEST_HOOKS
+    [UOP_TEST_OPEN] = cmd_test_open,
+#endif
 };
 
 static void serve(struct usess *s)

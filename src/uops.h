@@ -25,6 +25,7 @@ enum uop {
     UOP_CHMOD,  /* SITE CHMOD: offset = mode */
     UOP_UMASK,  /* SITE UMASK: arg = octal mask, or empty to show it */
     UOP_SETTIME, /* MFMT / MDTM with a time: offset = seconds since the epoch */
+    UOP_TEST_OPEN, /* test builds only (FTPSD_TEST_HOOKS): a plain open(2) of arg */
     UOP_MAX
 };
 

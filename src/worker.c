@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "ascii.h"
@@ -287,19 +288,26 @@ static uint32_t recv_file(struct wstate *w, int fd, bool ascii)
     return WR_OK;
 }
 
-/* A refused upload: close_notify, then read and discard what the client still sends, so it sees
- * a clean end and reads the 522 instead of failing on a reset. */
-static void drain_refused(struct wstate *w)
+/* A refused or failed upload: read and discard what the client still sends (for a while), so
+ * it sees a clean end and reads the 522/552 instead of failing on a connection reset. */
+static void drain_upload(struct wstate *w)
 {
-    if (!w->ssl || !w->handshake_done)
-        return;
-    SSL_shutdown(w->ssl);
     int64_t end = now_ms() + REJECT_DRAIN_MS;
     while (now_ms() < end) {
-        int r = SSL_read(w->ssl, w->buf, BUF_SIZE);
-        if (r <= 0)
+        if (w->ssl && w->handshake_done) {
+            int r = SSL_read(w->ssl, w->buf, BUF_SIZE);
+            if (r <= 0)
+                break;
+        } else if (!w->ssl) {
+            ssize_t r = read(w->a->data_fd, w->buf, BUF_SIZE);
+            if (r <= 0 && !(r < 0 && errno == EINTR))
+                break;
+        } else {
             break;
+        }
     }
+    if (w->ssl && w->handshake_done)
+        SSL_shutdown(w->ssl);
 }
 
 void worker_main(const struct worker_args *a)
@@ -314,6 +322,7 @@ void worker_main(const struct worker_args *a)
     if (msg_recv(a->chan_fd, m) < 0 || m->type != MSG_JOB)
         _exit(0);
     uint32_t dir = msg_get_u32(m), type = msg_get_u32(m), prot = msg_get_u32(m);
+    uint32_t test_forbidden = msg_get_u32(m);
     int fd = m->fd;
     if (!msg_ok_end(m) || fd < 0 || (dir != JOB_SEND && dir != JOB_RECV)) {
         snprintf(w.text, sizeof w.text, "malformed job");
@@ -328,17 +337,25 @@ void worker_main(const struct worker_args *a)
     }
     if (w.tls_failed) {
         if (dir == JOB_RECV)
-            drain_refused(&w);
+            drain_upload(&w);
         else if (w.handshake_done)
             SSL_shutdown(w.ssl);
         close(a->data_fd);
         finish(&w, WR_TLS_FAILED);
     }
+#ifdef FTPSD_TEST_HOOKS
+    if (test_forbidden) /* a call no worker may make: the filter must stop the process here */
+        syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
+#else
+    (void)test_forbidden;
+#endif
     bool ascii = type == 'A';
     if (dir == JOB_SEND)
         send_ticket(&w);
     uint32_t st = dir == JOB_SEND ? send_file(&w, fd, ascii) : recv_file(&w, fd, ascii);
-    if (st == WR_OK)
+    if (dir == JOB_RECV && (st == WR_NO_SPACE || st == WR_QUOTA || st == WR_LOCAL_ERROR))
+        drain_upload(&w);
+    else if (st == WR_OK)
         tls_close(&w);
     else if (w.ssl)
         SSL_set_shutdown(w.ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);

@@ -296,6 +296,12 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
     msg_put_u32(m, upload ? JOB_RECV : JOB_SEND);
     msg_put_u32(m, (listing || f->type == 'I') ? 'I' : 'A');
     msg_put_u32(m, f->prot_p ? 'P' : 'C');
+#ifdef FTPSD_TEST_HOOKS
+    msg_put_u32(m, f->test_bad_worker);
+    f->test_bad_worker = false;
+#else
+    msg_put_u32(m, 0);
+#endif
     m->fd = open.fd;
     int sent = msg_send(f->dc.worker_fd, m);
     m->fd = -1;
@@ -344,8 +350,10 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
         if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS) {
             snprintf(text, sizeof text, "the data transfer process was stopped by the sandbox "
                                         "(forbidden system call)");
-            log_msg(LOG_ERR, "%s: data worker killed by seccomp (SIGSYS); the kernel audit log "
-                             "names the call (type=1326), or set seccomp = trap", what);
+            log_msg(LOG_ERR, "%s: data worker killed by seccomp (SIGSYS)", what);
+            msg_init(m, MSG_WORKER_KILLED);
+            msg_put_u32(m, (uint32_t)wpid);
+            msg_send(f->mon_fd, m);
         } else if (WIFSIGNALED(st)) {
             snprintf(text, sizeof text, "data transfer process died (signal %d)", WTERMSIG(st));
             log_msg(LOG_ERR, "%s: %s", what, text);

@@ -14,6 +14,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.path.join(ROOT, "ftpsd")
+HOOKS_BINARY = os.path.join(ROOT, "build", "ftpsd-testhooks")
 MULTIARCH = subprocess.run(["gcc", "-print-multiarch"], capture_output=True, text=True).stdout.strip() or "x86_64-linux-gnu"
 LIBDIR = "/usr/lib/" + MULTIARCH
 PAM_MATRIX = LIBDIR + "/pam_wrapper/pam_matrix.so"
@@ -107,7 +108,7 @@ class Env:
 class Server:
     """ftpsd behind systemd-socket-activate --inetd on 127.0.0.1:<port>."""
 
-    def __init__(self, env, name="srv", wrappers=True, listen="127.0.0.1", **conf):
+    def __init__(self, env, name="srv", wrappers=True, listen="127.0.0.1", binary=None, **conf):
         self.env = env
         self.port = free_port()
         # IPv6 listeners are given as "[::1]".
@@ -135,7 +136,7 @@ class Server:
                         "PAM_WRAPPER=1", f"PAM_WRAPPER_SERVICE_DIR={env.pamdir}",
                         f"NSS_WRAPPER_PASSWD={env.passwd}", f"NSS_WRAPPER_GROUP={env.group}"):
                 cmd += ["-E", var]
-        cmd += [BINARY, "-f", self.conf_path]
+        cmd += [binary or BINARY, "-f", self.conf_path]
         self.stderr = open(env.path(f"{name}-{self.port}.stderr"), "w")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.stderr,
                                      start_new_session=True)
@@ -286,6 +287,7 @@ class RawClient:
 
     @staticmethod
     def read_all(d):
+        """Reads to the end, then closes as clients do (close_notify back, then TCP close)."""
         out = b""
         try:
             while True:
@@ -295,6 +297,12 @@ class RawClient:
                 out += chunk
         except (ssl.SSLError, OSError):
             pass
+        try:
+            if isinstance(d, ssl.SSLSocket):
+                d = d.unwrap()
+        except (ssl.SSLError, OSError, ValueError):
+            pass
+        d.close()
         return out
 
     def login(self, user):

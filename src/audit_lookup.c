@@ -1,0 +1,60 @@
+#include "audit_lookup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "sandbox.h"
+#include "util.h"
+
+int audit_seccomp_syscall(pid_t pid)
+{
+    int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    char want[32];
+    snprintf(want, sizeof want, " pid=%d ", (int)pid);
+    int found = -1;
+    char rec[8192];
+    /* The record is written as the process dies; give the kernel a moment to emit it. */
+    for (int attempt = 0; attempt < 5 && found < 0; attempt++) {
+        lseek(fd, 0, SEEK_SET);
+        for (;;) {
+            ssize_t n = read(fd, rec, sizeof rec - 1);
+            if (n < 0 && errno == EPIPE)
+                continue; /* records were overwritten while reading: go on */
+            if (n <= 0)
+                break;
+            rec[n] = '\0';
+            const char *p = strstr(rec, "type=1326");
+            if (!p || !strstr(p, want))
+                continue;
+            const char *s = strstr(p, " syscall=");
+            if (s)
+                found = atoi(s + 9);
+        }
+        if (found < 0)
+            sleep_ms(20);
+    }
+    close(fd);
+    return found;
+}
+
+void audit_log_seccomp_kill(const char *what, pid_t pid)
+{
+    int nr = audit_seccomp_syscall(pid);
+    if (nr < 0) {
+        log_msg(LOG_ERR, "%s (pid %d) killed by seccomp (SIGSYS); the system call is in the "
+                         "kernel audit log (type=1326), or set seccomp = trap",
+                what, (int)pid);
+        return;
+    }
+    char name[64];
+    sandbox_syscall_name(nr, name, sizeof name);
+    log_msg(LOG_ERR, "%s (pid %d) killed by seccomp: forbidden system call %d (%s)", what,
+            (int)pid, nr, name);
+}
