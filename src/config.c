@@ -399,6 +399,35 @@ int config_parse_text(struct config *c, const char *name, const char *text,
     return errors ? -1 : 0;
 }
 
+int config_override(struct config *c, const char *assignment, void (*errfn)(const char *msg))
+{
+    char buf[4096], msg[4300];
+    snprintf(buf, sizeof buf, "%s", assignment);
+    char *eq = strchr(buf, '=');
+    const char *err = NULL;
+    char why[128];
+    int idx = -1;
+    if (!eq) {
+        err = "expected key=value";
+    } else {
+        *eq = '\0';
+        char *key = trim(buf), *val = trim(eq + 1);
+        idx = config_key_index(key);
+        if (idx < 0)
+            err = "unknown key";
+        else
+            err = set_value(c, &keys[idx], val, why, sizeof why);
+    }
+    if (err) {
+        snprintf(msg, sizeof msg, "-o %s: %s", assignment, err);
+        if (errfn)
+            errfn(msg);
+        return -1;
+    }
+    c->line_of[idx] = 0;
+    return 0;
+}
+
 int config_validate(struct config *c, void (*errfn)(const char *msg))
 {
     int errors = 0;

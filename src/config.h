@@ -85,6 +85,8 @@ int config_load(struct config *c, const char *path, void (*errfn)(const char *ms
 /* Parses configuration text (used by config_load and the unit tests). */
 int config_parse_text(struct config *c, const char *name, const char *text,
                       void (*errfn)(const char *msg));
+/* "-o key=value" on the command line: sets one main-section key over the file's value. */
+int config_override(struct config *c, const char *assignment, void (*errfn)(const char *msg));
 /* Checks relations between keys (port range, ...). */
 int config_validate(struct config *c, void (*errfn)(const char *msg));
 void config_free(struct config *c);

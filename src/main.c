@@ -21,8 +21,9 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: ftpsd [-f CONFIG] [-t] [-V]\n"
+    fprintf(out, "usage: ftpsd [-f CONFIG] [-o KEY=VALUE]... [-t] [-V]\n"
                  "  -f CONFIG  configuration file (default " FTPSD_CONFIG_FILE ")\n"
+                 "  -o KEY=VALUE  set a configuration key over the file (e.g. implicit_tls=yes)\n"
                  "  -t         check the configuration, certificate and key, then exit\n"
                  "  -V         print the version and exit\n"
                  "ftpsd serves one FTPS control connection on standard input/output; it is\n"
@@ -83,6 +84,18 @@ static int check_config(struct config *cfg)
     return bad;
 }
 
+/* The file, then the -o assignments over it, then the checks across keys again. */
+static int load_all(struct config *cfg, const char *path, const char *const *overrides, int n,
+                    void (*errfn)(const char *))
+{
+    if (config_load(cfg, path, errfn) < 0)
+        return -1;
+    for (int i = 0; i < n; i++)
+        if (config_override(cfg, overrides[i], errfn) < 0)
+            return -1;
+    return n ? config_validate(cfg, errfn) : 0;
+}
+
 /* Under xinetd stderr is the client socket: nothing but replies may go there. */
 static void protect_stderr(void)
 {
@@ -104,10 +117,19 @@ int main(int argc, char **argv)
 {
     const char *path = FTPSD_CONFIG_FILE;
     bool test = false;
+    const char *overrides[32];
+    int noverrides = 0;
     int opt;
-    while ((opt = getopt(argc, argv, "f:tVh")) != -1) {
+    while ((opt = getopt(argc, argv, "f:o:tVh")) != -1) {
         switch (opt) {
         case 'f': path = optarg; break;
+        case 'o':
+            if (noverrides == (int)(sizeof overrides / sizeof overrides[0])) {
+                fprintf(stderr, "ftpsd: too many -o options\n");
+                return 2;
+            }
+            overrides[noverrides++] = optarg;
+            break;
         case 't': test = true; break;
         case 'V': printf("ftpsd %s\n", FTPSD_VERSION); return 0;
         case 'h': usage(stdout); return 0;
@@ -122,7 +144,7 @@ int main(int argc, char **argv)
     struct config cfg;
     config_defaults(&cfg);
     if (test) {
-        if (config_load(&cfg, path, print_err) < 0)
+        if (load_all(&cfg, path, overrides, noverrides, print_err) < 0)
             return 1;
         return check_config(&cfg);
     }
@@ -138,7 +160,7 @@ int main(int argc, char **argv)
     }
     protect_stderr();
     log_open(LOG_FTP, LOG_INFO);
-    if (config_load(&cfg, path, log_err) < 0) {
+    if (load_all(&cfg, path, overrides, noverrides, log_err) < 0) {
         static const char msg[] = "421 Service not available (server configuration error).\r\n";
         (void)!write(1, msg, sizeof msg - 1);
         return 1;

@@ -3,7 +3,7 @@
 # Run as root (CI is root); otherwise only reports what is missing.
 PKGS="gcc make libc6-dev libssl-dev libpam0g-dev libcap-ng-dev libseccomp-dev openssl
       libpam-wrapper libnss-wrapper libpam-modules python3 python3-pytest curl lftp
-      rsyslog systemd procps passwd"
+      rsyslog systemd procps passwd xinetd"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
