@@ -82,6 +82,7 @@ static const struct key keys[] = {
     {"banner", K_STR, O(banner), 0, 0, "ftpsd FTPS server ready."},
     {"log_level", K_LOGLEVEL, O(log_level), 0, 0, "info"},
     {"log_facility", K_FACILITY, O(log_facility), 0, 0, "ftp"},
+    {"xferlog_file", K_OPTPATH, O(xferlog_file), 0, 0, ""},
 };
 
 _Static_assert(ARRAY_LEN(keys) <= ARRAY_LEN(((struct config *)0)->line_of), "line_of too small");

@@ -70,6 +70,7 @@ struct config {
     char *banner;
     int log_level;
     int log_facility;
+    char *xferlog_file;
 
     /* Line on which each key was set (0: default), so -t can point at it. */
     unsigned line_of[64];

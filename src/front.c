@@ -126,6 +126,14 @@ void front_relay_reply(struct front *f, const struct ureply *r)
     front_reply_multi(f, r->code, r->text.data ? r->text.data : "");
 }
 
+void front_set_prot_log(struct front *f)
+{
+    char d[128] = "";
+    if (f->ctl.ssl)
+        tls_describe(f->ctl.ssl, d, sizeof d);
+    log_set_tls(d, f->prot_p ? 'P' : 'C');
+}
+
 SSL_CTX *front_ctx_for(const struct front *f, unsigned v)
 {
     if (v > 0 && v <= f->cfg->nvhosts && f->vctx[v - 1])
@@ -231,6 +239,7 @@ static void start_control(struct front *f)
         f->prot_p = true;
         char d[128];
         tls_describe(ssl, d, sizeof d);
+        log_set_tls(d, 'P');
         log_msg(LOG_INFO, "implicit TLS established: %s", d);
     }
     front_reply(f, 220, "%s", config_banner(f->cfg, f->vhost));

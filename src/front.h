@@ -96,6 +96,8 @@ void front_user_request(struct front *f, uint32_t op, uint32_t flags, uint64_t o
                         const char *arg, const char *arg2, struct ureply *out);
 /* Sends the user process's reply text to the client. */
 void front_relay_reply(struct front *f, const struct ureply *r);
+/* Puts the control TLS and the PROT level into the structured log fields. */
+void front_set_prot_log(struct front *f);
 /* The TLS context that serves vhost v (its own certificate, else the main one). */
 SSL_CTX *front_ctx_for(const struct front *f, unsigned v);
 /* A new SSL for the control connection, with this session's id context and vhost. */

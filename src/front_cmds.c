@@ -222,6 +222,7 @@ static void c_auth(struct front *f, const char *name, char *arg)
     f->tls = true;
     char d[128];
     tls_describe(s, d, sizeof d);
+    log_set_tls(d, ssl ? 'P' : 'C');
     log_msg(LOG_INFO, "control connection protected: %s", d);
     /* RFC 4217 §4.2: AUTH resets the session almost as REIN would. */
     f->have_user = false;
@@ -270,9 +271,11 @@ static void c_prot(struct front *f, const char *name, char *arg)
     }
     if (str_ieq(arg, "C")) {
         f->prot_p = false;
+        front_set_prot_log(f);
         front_reply(f, 200, "Protection level set to Clear.");
     } else if (str_ieq(arg, "P")) {
         f->prot_p = true;
+        front_set_prot_log(f);
         front_reply(f, 200, "Protection level set to Private.");
     } else if (str_ieq(arg, "S") || str_ieq(arg, "E")) {
         front_reply(f, 536, "PROT %s is not supported with TLS; use C or P.", arg);

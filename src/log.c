@@ -1,18 +1,50 @@
 #include "log.h"
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define JOURNAL_SOCKET "/run/systemd/journal/socket"
 
 static int g_max_level = LOG_INFO;
+static int g_facility = LOG_FTP;
 static char g_sid[32] = "-";
 static char g_client[64] = "-";
 static char g_user[64] = "";
+static char g_tls[96] = "";
+static char g_prot = 0;
 static int g_stderr_ok = 1;
+static int g_journal = -1;
+
+/* journald's native protocol (a datagram of FIELD=value lines) carries the session's fields
+ * as structured data; connected now, so it keeps working after chroot. */
+static int journal_connect(void)
+{
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", JOURNAL_SOCKET);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
 
 void log_open(int facility, int max_level)
 {
     g_max_level = max_level;
+    g_facility = facility;
+    if (g_journal < 0)
+        g_journal = journal_connect();
+    /* syslog stays open too: the journal can go away, syslog is the fallback. */
     openlog("ftpsd", LOG_PID | LOG_NDELAY, facility);
 }
 
@@ -27,9 +59,47 @@ void log_set_user(const char *user)
     snprintf(g_user, sizeof g_user, "%s", user);
 }
 
+void log_set_tls(const char *tls, char prot)
+{
+    snprintf(g_tls, sizeof g_tls, "%s", tls ? tls : "");
+    g_prot = prot;
+}
+
 const char *log_session_id(void)
 {
     return g_sid;
+}
+
+static void field(struct sbuf *b, const char *name, const char *value)
+{
+    if (value && *value)
+        sbuf_printf(b, "%s=%s\n", name, value);
+}
+
+static int journal_send(int prio, const char *line, const char *msg)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    char num[16];
+    field(&b, "MESSAGE", line);
+    snprintf(num, sizeof num, "%d", prio);
+    field(&b, "PRIORITY", num);
+    snprintf(num, sizeof num, "%d", g_facility >> 3);
+    field(&b, "SYSLOG_FACILITY", num);
+    field(&b, "SYSLOG_IDENTIFIER", "ftpsd");
+    snprintf(num, sizeof num, "%d", (int)getpid());
+    field(&b, "SYSLOG_PID", num);
+    field(&b, "FTPSD_SESSION", g_sid);
+    field(&b, "FTPSD_CLIENT", g_client);
+    field(&b, "FTPSD_USER", g_user);
+    field(&b, "FTPSD_TLS", g_tls);
+    char prot[2] = {g_prot, 0};
+    field(&b, "FTPSD_PROT", prot);
+    field(&b, "FTPSD_EVENT", msg);
+    ssize_t n = send(g_journal, b.data, b.len, MSG_NOSIGNAL);
+    int ok = n == (ssize_t)b.len;
+    sbuf_free(&b);
+    return ok ? 0 : -1;
 }
 
 void log_msg(int prio, const char *fmt, ...)
@@ -45,10 +115,14 @@ void log_msg(int prio, const char *fmt, ...)
     for (char *p = msg; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = '?';
+    char line[1280];
     if (g_user[0])
-        syslog(prio, "[%s] %s user=%s: %s", g_sid, g_client, g_user, msg);
+        snprintf(line, sizeof line, "[%s] %s user=%s: %s", g_sid, g_client, g_user, msg);
     else
-        syslog(prio, "[%s] %s: %s", g_sid, g_client, msg);
+        snprintf(line, sizeof line, "[%s] %s: %s", g_sid, g_client, msg);
+    if (g_journal >= 0 && journal_send(prio, line, msg) == 0)
+        return;
+    syslog(prio, "%s", line);
 }
 
 void log_stderr_disable(void)

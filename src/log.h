@@ -1,4 +1,7 @@
-/* Logging to syslog (journald), every line tagged with the session id and client address. */
+/*
+ * Logging to journald (native protocol, with the session's fields) or syslog: every line tagged
+ * with the session id and client address.
+ */
 #ifndef FTPSD_LOG_H
 #define FTPSD_LOG_H
 
@@ -8,6 +11,8 @@
 void log_open(int facility, int max_level);
 void log_set_session(const char *sid, const char *client);
 void log_set_user(const char *user);
+/* TLS version/cipher and PROT level, sent as structured fields to journald. */
+void log_set_tls(const char *tls, char prot);
 const char *log_session_id(void);
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Text for -t and start-up problems, before a session exists: stderr when it is not the socket. */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -141,6 +142,8 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* Time zone rules are read now, before any chroot (log timestamps, xferlog). */
+    tzset();
     struct config cfg;
     config_defaults(&cfg);
     if (test) {

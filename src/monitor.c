@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "audit_lookup.h"
@@ -30,6 +31,7 @@
 #include "session.h"
 #include "session_info.h"
 #include "util.h"
+#include "xferlog.h"
 
 struct monitor {
     struct session_info si;
@@ -40,6 +42,8 @@ struct monitor {
     bool logged_in;
     struct pamauth pam;
     char user[256];
+    char root[4096]; /* the logged-in user's root, for xferlog paths */
+    int xferlog_fd;
     int64_t login_at;
 };
 
@@ -214,6 +218,7 @@ static pid_t start_user_process(struct monitor *m, const struct passwd *pw, unsi
         free(groups);
         return -1;
     }
+    snprintf(m->root, sizeof m->root, "%s", root);
     pid_t pid = fork();
     if (pid < 0) {
         snprintf(why, whylen, "fork: %s", strerror(errno));
@@ -225,6 +230,8 @@ static pid_t start_user_process(struct monitor *m, const struct passwd *pw, unsi
     if (pid == 0) {
         close(sv[0]);
         close(m->front_fd);
+        if (m->xferlog_fd >= 0)
+            close(m->xferlog_fd);
         struct session_args a = {
             .si = &m->si,
             .id = {.uid = pw->pw_uid, .gid = pw->pw_gid, .groups = groups, .ngroups = ng},
@@ -331,6 +338,26 @@ static void handle_login(struct monitor *m, struct msg *req)
 
 static void reap(pid_t pid, const char *what, int grace_ms);
 
+static void handle_xferlog(struct monitor *m, struct msg *req)
+{
+    struct xferlog_entry e = {.end = time(NULL), .host = m->si.peer_str, .user = m->user};
+    char vpath[4096], full[8192];
+    e.bytes = msg_get_u64(req);
+    uint32_t msecs = msg_get_u32(req);
+    uint32_t dir = msg_get_u32(req), type = msg_get_u32(req), complete = msg_get_u32(req);
+    msg_get_str(req, vpath, sizeof vpath);
+    if (!msg_ok_end(req) || m->xferlog_fd < 0 || !m->logged_in || vpath[0] != '/' ||
+        (dir != 'o' && dir != 'i') || (type != 'a' && type != 'b'))
+        return;
+    e.seconds = (msecs + 999) / 1000;
+    e.direction = (char)dir;
+    e.type = (char)type;
+    e.complete = complete != 0;
+    snprintf(full, sizeof full, "%s%s", strcmp(m->root, "/") == 0 ? "" : m->root, vpath);
+    e.path = full;
+    xferlog_write(m->xferlog_fd, &e);
+}
+
 /* REIN: the user process has lost its channel and ends; close the PAM session. */
 static void handle_logout(struct monitor *m, struct msg *req)
 {
@@ -379,6 +406,7 @@ void monitor_run(struct config *cfg)
 {
     struct monitor m;
     memset(&m, 0, sizeof m);
+    m.xferlog_fd = -1;
     make_session_info(&m, cfg);
     log_msg(LOG_INFO, "connect to %s", m.si.local_str);
 
@@ -396,6 +424,8 @@ void monitor_run(struct config *cfg)
         plain_reply_and_exit(cfg, "421 Service not available (server configuration error).\r\n");
     }
 
+    if (cfg->xferlog_file[0] && (m.xferlog_fd = xferlog_open(cfg->xferlog_file)) < 0)
+        log_msg(LOG_ERR, "xferlog_file %s: %s", cfg->xferlog_file, strerror(errno));
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         die("socketpair: %s", strerror(errno));
@@ -404,6 +434,8 @@ void monitor_run(struct config *cfg)
         die("fork: %s", strerror(errno));
     if (m.front_pid == 0) {
         close(sv[0]);
+        if (m.xferlog_fd >= 0)
+            close(m.xferlog_fd);
         front_main(&m.si, sv[1]);
     }
     close(sv[1]);
@@ -441,6 +473,8 @@ void monitor_run(struct config *cfg)
             handle_login(&m, req);
         } else if (req->type == MSG_LOGOUT) {
             handle_logout(&m, req);
+        } else if (req->type == MSG_XFERLOG) {
+            handle_xferlog(&m, req);
         } else if (req->type == MSG_WORKER_KILLED) {
             uint32_t pid = msg_get_u32(req);
             if (msg_ok_end(req) && pid > 1)

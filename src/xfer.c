@@ -403,6 +403,16 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
         else
             front_reply(f, code, "Transfer failed: %s.", text);
     }
+    if (cfg->xferlog_file[0] && !listing) {
+        msg_init(m, MSG_XFERLOG);
+        msg_put_u64(m, bytes);
+        msg_put_u32(m, (uint32_t)(now_ms() - started));
+        msg_put_u32(m, upload ? 'i' : 'o');
+        msg_put_u32(m, f->type == 'A' ? 'a' : 'b');
+        msg_put_u32(m, code == 226);
+        msg_put_str(m, open.name);
+        msg_send(f->mon_fd, m);
+    }
     log_msg(LOG_INFO, "%s bytes=%llu secs=%.3f prot=%s%s%s reply=%d%s%s", what,
             (unsigned long long)bytes, secs, f->prot_p ? "P" : "C", tlsinfo[0] ? " tls=" : "",
             tlsinfo, code, text[0] ? " reason=" : "", text);

@@ -199,6 +199,10 @@ def exercise(s, cafile, version, cipher=None):
     f = ReusingFTP_TLS(context=ctx, timeout=20)
     f.connect(s.host, s.port)
     f.login("alice", USERS["alice"][1])
+    # A directory of its own: other tests leave names that are not UTF-8 in the home.
+    sub = f"cipher-{os.getpid()}-{time.time_ns()}"
+    f.mkd(sub)
+    f.cwd(sub)
     data = os.urandom(700000)
     text = b"line one\nline two\r\nthird\n" * 2000
     for prot in ("P", "C"):
@@ -214,7 +218,7 @@ def exercise(s, cafile, version, cipher=None):
         assert len(lines) == 6000
         assert len(list(f.mlsd())) >= 3
         f.storlines("STOR txt2", io.BytesIO(b"a\r\nb\r\n"))
-        assert open(os.path.join(s.env.home("alice"), "txt2"), "rb").read() == b"a\nb\n"
+        assert open(os.path.join(s.env.home("alice"), sub, "txt2"), "rb").read() == b"a\nb\n"
     f.quit()
 
 

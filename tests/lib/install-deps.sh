@@ -1,9 +1,12 @@
 #!/bin/sh
 # Installs the Debian packages the build and the tests need, skipping what is present.
 # Run as root (CI is root); otherwise only reports what is missing.
+# With arguments, only those packages (make deb passes its build dependencies).
 PKGS="gcc make libc6-dev libssl-dev libpam0g-dev libcap-ng-dev libseccomp-dev openssl
       libpam-wrapper libnss-wrapper libpam-modules python3 python3-pytest curl lftp
-      rsyslog systemd procps passwd xinetd"
+      rsyslog systemd procps passwd xinetd fail2ban
+      dpkg-dev debhelper fakeroot lintian"
+[ $# -gt 0 ] && PKGS="$*"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -1,0 +1,39 @@
+#include "xferlog.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+int xferlog_open(const char *path)
+{
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+}
+
+void xferlog_format(char *buf, size_t len, const struct xferlog_entry *e)
+{
+    char when[64];
+    struct tm tm;
+    localtime_r(&e->end, &tm);
+    /* ctime(3) layout, "Fri Nov 27 03:00:00 2026", without its newline. */
+    strftime(when, sizeof when, "%a %b %e %H:%M:%S %Y", &tm);
+    char name[4096];
+    snprintf(name, sizeof name, "%s", e->path);
+    for (char *p = name; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+            *p = '_';
+    /* transfer-time host size file type action direction access-mode user service
+     * auth-method auth-user-id status */
+    snprintf(buf, len, "%s %u %s %llu %s %c _ %c r %s ftp 0 * %c\n", when,
+             e->seconds ? e->seconds : 1, e->host, (unsigned long long)e->bytes, name, e->type,
+             e->direction, e->user, e->complete ? 'c' : 'i');
+}
+
+void xferlog_write(int fd, const struct xferlog_entry *e)
+{
+    char line[4600];
+    xferlog_format(line, sizeof line, e);
+    (void)!write(fd, line, strlen(line));
+}

@@ -1,0 +1,127 @@
+"""Logging (issue 6): journald structured fields, the xferlog(5) file, and the fail2ban filter
+checked against the lines the server really writes."""
+import io
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from ftpsd_fixture import USERS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+JOURNAL = "/run/systemd/journal/socket"
+
+
+@pytest.fixture
+def fake_journal():
+    """A datagram socket where journald's would be (no systemd runs here)."""
+    if os.path.exists(JOURNAL):
+        pytest.skip("a real journald socket exists; not replacing it")
+    os.makedirs(os.path.dirname(JOURNAL), exist_ok=True)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(JOURNAL)
+    s.settimeout(0.2)
+    yield s
+    s.close()
+    os.unlink(JOURNAL)
+
+
+def records(sock, until, timeout=5):
+    out = []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            data = sock.recv(65536).decode("utf-8", "replace")
+        except socket.timeout:
+            if any(until(r) for r in out):
+                break
+            continue
+        rec = dict(line.split("=", 1) for line in data.splitlines() if "=" in line)
+        out.append(rec)
+    return out
+
+
+def test_journald_structured_fields(make_server, fake_journal):
+    s = make_server()
+    f = s.ftps_reuse("alice")
+    f.storbinary("STOR j.txt", io.BytesIO(b"journal"))
+    f.quit()
+    recs = records(fake_journal, lambda r: r.get("MESSAGE", "").endswith("disconnect after 0 s")
+                   or "disconnect" in r.get("MESSAGE", ""))
+    assert recs, "nothing reached the journal socket"
+    sids = {r["FTPSD_SESSION"] for r in recs}
+    assert len(sids) == 1
+    for r in recs:
+        assert r["SYSLOG_IDENTIFIER"] == "ftpsd" and r["FTPSD_CLIENT"] == "127.0.0.1"
+        assert r["PRIORITY"].isdigit() and r["SYSLOG_PID"].isdigit()
+        assert r["MESSAGE"].startswith(f"[{r['FTPSD_SESSION']}] 127.0.0.1")
+    login = [r for r in recs if "login ok" in r["MESSAGE"]]
+    assert login and login[0]["FTPSD_USER"] == "alice" and login[0]["PRIORITY"] == "5"
+    xfer = [r for r in recs if "STOR /j.txt" in r["MESSAGE"]]
+    assert xfer and xfer[0]["FTPSD_PROT"] == "P" and xfer[0]["FTPSD_TLS"].startswith("TLSv1.")
+    assert xfer[0]["FTPSD_USER"] == "alice"
+
+
+def test_xferlog(make_server, env):
+    path = env.path("xferlog")
+    s = make_server(xferlog_file=path)
+    f = s.ftps_reuse("alice")
+    f.storbinary("STOR xl one.bin", io.BytesIO(b"x" * 1234))
+    f.retrbinary("RETR xl one.bin", io.BytesIO().write)
+    f.storlines("STOR xl.txt", io.BytesIO(b"a\nb\n"))
+    f.quit()
+    deadline = time.time() + 5
+    lines = []
+    while time.time() < deadline and len(lines) < 3:
+        lines = open(path).read().splitlines() if os.path.exists(path) else []
+        time.sleep(0.1)
+    assert len(lines) == 3, lines
+    home = env.home("alice")
+    # ctime date (5 fields), then: time host size file type action direction access user
+    # service auth-method auth-id status
+    expect = [("1234", f"{home}/xl_one.bin", "b", "i"),   # the space became '_'
+              ("1234", f"{home}/xl_one.bin", "b", "o"),
+              ("4", f"{home}/xl.txt", "a", "i")]
+    for line, (size, name, typ, direction) in zip(lines, expect):
+        fl = line.split()
+        assert len(fl) == 18, fl
+        assert re.match(r"^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} ", line)
+        assert int(fl[5]) >= 1 and fl[6] == "127.0.0.1"
+        assert (fl[7], fl[8], fl[9], fl[10], fl[11]) == (size, name, typ, "_", direction)
+        assert fl[12:] == ["r", "alice", "ftp", "0", "*", "c"]
+
+
+def test_fail2ban_filter_matches_real_lines(make_server, syslog, tmp_path):
+    if not shutil.which("fail2ban-regex"):
+        pytest.skip("fail2ban is not installed")
+    if not (syslog and syslog.available):
+        pytest.skip(syslog.reason if syslog else "no syslog")
+    s = make_server(max_login_failures=3)
+    for attempt in range(2):
+        r = s.raw()
+        r.reply()
+        r.starttls(s.env.cert)
+        r.cmd("USER mallory 1.2.3.4:")
+        assert r.cmd("PASS wrong")[0] == 530
+        r.close()
+    text = syslog.text(wait_for="user=mallory")
+    time.sleep(0.5)
+    log = tmp_path / "ftpsd.log"
+    log.write_text("\n".join(l for l in syslog.text().splitlines() if "ftpsd[" in l) + "\n")
+    filt = tmp_path / "filter.d"
+    filt.mkdir()
+    shutil.copy(os.path.join(ROOT, "contrib", "fail2ban", "filter.d", "ftpsd.conf"), filt)
+    shutil.copy("/etc/fail2ban/filter.d/common.conf", filt)
+    out = subprocess.run(["fail2ban-regex", "-v", str(log), str(filt / "ftpsd.conf")],
+                         capture_output=True, text=True, timeout=60).stdout
+    failed = len(re.findall(r"login failed user=mallory", log.read_text()))
+    assert failed >= 2
+    m = re.search(r"Failregex: (\d+) total", out)
+    assert m and int(m.group(1)) >= failed, out
+    # Every match is attributed to the real client, never to text the client sent.
+    hosts = set(re.findall(r"^\|\s+(\S+)\s+\w{3} \w{3}", out, re.M))
+    assert hosts == {"127.0.0.1"}, out
