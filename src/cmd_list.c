@@ -36,7 +36,7 @@ static bool can(int dfd, const char *name, int mode)
 static void perm_fact(const struct usess *s, int dfd, const char *name, const struct stat *st,
                       bool parent_writable, char out[16])
 {
-    bool w = s->cfg->write_enable;
+    bool w = s->write_enable;
     size_t n = 0;
     if (S_ISDIR(st->st_mode)) {
         bool dw = w && can(dfd, name, W_OK | X_OK);

@@ -126,7 +126,7 @@ void cmd_open_write(struct usess *s, const struct ureq *q, struct uresp *r)
     const char *base;
     struct stat st;
     upload_discard(s);
-    if (!s->cfg->write_enable) {
+    if (!s->write_enable) {
         uresp_set(r, 550, "Permission denied (this server is read-only).");
         return;
     }

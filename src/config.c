@@ -56,6 +56,21 @@ static const struct key keys[] = {
     {"require_session_reuse", K_BOOL, O(require_session_reuse), 0, 0, "yes"},
     {"implicit_tls", K_BOOL, O(implicit_tls), 0, 0, "no"},
     {"upload_require_close_notify", K_BOOL, O(upload_require_close_notify), 0, 0, "yes"},
+    {"tls_client_cert", K_STR, O(tls_client_cert), 0, 0, "none"},
+    {"tls_ca_file", K_OPTPATH, O(tls_ca_file), 0, 0, ""},
+    {"tls_ca_path", K_OPTPATH, O(tls_ca_path), 0, 0, ""},
+    {"tls_crl_file", K_OPTPATH, O(tls_crl_file), 0, 0, ""},
+    {"tls_verify_depth", K_UINT, O(tls_verify_depth), 1, 16, "5"},
+    {"tls_groups", K_STR, O(tls_groups), 0, 0, "X25519:P-256:P-384"},
+    {"tls_prefer_server_ciphers", K_BOOL, O(tls_prefer_server_ciphers), 0, 0, "yes"},
+    {"tls_ocsp_file", K_OPTPATH, O(tls_ocsp_file), 0, 0, ""},
+    {"cert_map_file", K_OPTPATH, O(cert_map_file), 0, 0, ""},
+    {"cert_login", K_STR, O(cert_login), 0, 0, "no"},
+    {"anonymous", K_BOOL, O(anonymous), 0, 0, "no"},
+    {"anon_root", K_PATH, O(anon_root), 0, 0, "/srv/ftp"},
+    {"anon_user", K_STR, O(anon_user), 0, 0, "ftp"},
+    {"anon_require_tls", K_BOOL, O(anon_require_tls), 0, 0, "no"},
+    {"anon_write_enable", K_BOOL, O(anon_write_enable), 0, 0, "no"},
     {"pam_service", K_STR, O(pam_service), 0, 0, "ftpsd"},
     {"chroot", K_BOOL, O(chroot), 0, 0, "yes"},
     {"root_dir", K_OPTPATH, O(root_dir), 0, 0, ""},
@@ -429,9 +444,45 @@ int config_override(struct config *c, const char *assignment, void (*errfn)(cons
     return 0;
 }
 
+enum client_cert_mode config_client_cert(const struct config *c)
+{
+    return strcmp(c->tls_client_cert, "required") == 0   ? CLIENT_CERT_REQUIRED
+           : strcmp(c->tls_client_cert, "optional") == 0 ? CLIENT_CERT_OPTIONAL
+                                                         : CLIENT_CERT_NONE;
+}
+
+enum cert_login_mode config_cert_login(const struct config *c)
+{
+    return strcmp(c->cert_login, "cert") == 0            ? CERT_LOGIN_CERT
+           : strcmp(c->cert_login, "cert+password") == 0 ? CERT_LOGIN_CERT_PASSWORD
+                                                         : CERT_LOGIN_NO;
+}
+
 int config_validate(struct config *c, void (*errfn)(const char *msg))
 {
     int errors = 0;
+    if (strcmp(c->tls_client_cert, "none") && strcmp(c->tls_client_cert, "optional") &&
+        strcmp(c->tls_client_cert, "required")) {
+        report(errfn, c->path, config_line(c, "tls_client_cert"),
+               "tls_client_cert: '%s' must be none, optional or required", c->tls_client_cert);
+        errors++;
+    } else if (config_client_cert(c) != CLIENT_CERT_NONE && !c->tls_ca_file[0] &&
+               !c->tls_ca_path[0]) {
+        report(errfn, c->path, config_line(c, "tls_client_cert"),
+               "tls_client_cert: verifying client certificates needs tls_ca_file or tls_ca_path");
+        errors++;
+    }
+    if (strcmp(c->cert_login, "no") && strcmp(c->cert_login, "cert") &&
+        strcmp(c->cert_login, "cert+password")) {
+        report(errfn, c->path, config_line(c, "cert_login"),
+               "cert_login: '%s' must be no, cert or cert+password", c->cert_login);
+        errors++;
+    } else if (config_cert_login(c) != CERT_LOGIN_NO &&
+               (config_client_cert(c) == CLIENT_CERT_NONE || !c->cert_map_file[0])) {
+        report(errfn, c->path, config_line(c, "cert_login"),
+               "cert_login: needs tls_client_cert = optional or required, and cert_map_file");
+        errors++;
+    }
     if (c->pasv_min_port > c->pasv_max_port) {
         report(errfn, c->path, config_line(c, "pasv_max_port"),
                "pasv_max_port (%u) is below pasv_min_port (%u)", c->pasv_max_port,

@@ -39,6 +39,22 @@ struct config {
     bool require_session_reuse;
     bool implicit_tls;
     bool upload_require_close_notify;
+    char *tls_client_cert; /* none | optional | required */
+    char *tls_ca_file;
+    char *tls_ca_path;
+    char *tls_crl_file;
+    unsigned tls_verify_depth;
+    char *tls_groups;
+    bool tls_prefer_server_ciphers;
+    char *tls_ocsp_file;
+    char *cert_map_file;
+    char *cert_login; /* no | cert | cert+password */
+
+    bool anonymous;
+    char *anon_root;
+    char *anon_user;
+    bool anon_require_tls;
+    bool anon_write_enable;
 
     char *pam_service;
     bool chroot;
@@ -75,6 +91,11 @@ struct config {
     /* Line on which each key was set (0: default), so -t can point at it. */
     unsigned line_of[64];
 };
+
+enum client_cert_mode { CLIENT_CERT_NONE, CLIENT_CERT_OPTIONAL, CLIENT_CERT_REQUIRED };
+enum cert_login_mode { CERT_LOGIN_NO, CERT_LOGIN_CERT, CERT_LOGIN_CERT_PASSWORD };
+enum client_cert_mode config_client_cert(const struct config *c);
+enum cert_login_mode config_cert_login(const struct config *c);
 
 /* Index of a key in the table, for config_line(). */
 int config_key_index(const char *name);

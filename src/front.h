@@ -45,6 +45,7 @@ struct front {
     bool prot_p;
     bool logged_in;
     bool have_user;
+    bool anon; /* USER named the anonymous account and anonymous FTP is on */
     char user[256];
     char type; /* 'A' or 'I' */
     uint64_t rest;

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "certid.h"
 #include "front.h"
 #include "listing.h"
 #include "log.h"
@@ -29,47 +30,48 @@ struct fcmd {
     const char *syntax;
 };
 
-static void c_user(struct front *f, const char *name, char *arg)
+static bool needs_tls(const struct front *f)
 {
-    (void)name;
-    if (f->logged_in) {
-        front_reply(f, 530, "Already logged in; cannot change to another user.");
-        return;
-    }
-    if (f->cfg->require_tls_login && !f->tls) {
-        front_reply(f, 530, "TLS required: send AUTH TLS before logging in.");
-        return;
-    }
-    if (strlen(arg) >= sizeof f->user) {
-        front_reply(f, 501, "User name too long.");
-        return;
-    }
-    snprintf(f->user, sizeof f->user, "%s", arg);
-    f->have_user = true;
-    front_reply(f, 331, "Please specify the password.");
+    return f->anon ? f->cfg->anon_require_tls : f->cfg->require_tls_login;
 }
 
-static void c_pass(struct front *f, const char *name, char *arg)
+/* The client's certificate chain, for the monitor to check and map (certificate login). */
+static void put_cert_chain(struct front *f, struct msg *m)
 {
-    (void)name;
-    if (f->logged_in) {
-        front_reply(f, 230, "Already logged in.");
+    X509 *leaf = f->ctl.ssl ? SSL_get0_peer_certificate(f->ctl.ssl) : NULL;
+    if (!leaf || f->anon || config_cert_login(f->cfg) == CERT_LOGIN_NO) {
+        msg_put_u32(m, 0);
         return;
     }
-    if (!f->have_user) {
-        front_reply(f, 503, "Login with USER first.");
-        return;
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(f->ctl.ssl);
+    int n = chain ? sk_X509_num(chain) : 0;
+    X509 *certs[CERTID_MAX_CHAIN];
+    size_t count = 0;
+    certs[count++] = leaf;
+    for (int i = 0; i < n && count < CERTID_MAX_CHAIN; i++)
+        if (X509_cmp(sk_X509_value(chain, i), leaf) != 0)
+            certs[count++] = sk_X509_value(chain, i);
+    msg_put_u32(m, (uint32_t)count);
+    for (size_t i = 0; i < count; i++) {
+        unsigned char *der = NULL;
+        int len = i2d_X509(certs[i], &der);
+        msg_put_blob(m, der, len > 0 ? (size_t)len : 0);
+        OPENSSL_free(der);
     }
-    if (f->cfg->require_tls_login && !f->tls) {
-        front_reply(f, 530, "TLS required: send AUTH TLS before logging in.");
-        return;
-    }
+}
+
+/* Asks the monitor to log in (with the password, or by certificate only) and relays its
+ * answer: 230/232 logged in, 331 password needed, 530 refused, 421 refused and closing. */
+static void login_request(struct front *f, bool has_password, const char *password)
+{
     struct msg *m = f->m;
     msg_init(m, MSG_LOGIN);
     msg_put_u32(m, f->vhost);
     msg_put_str(m, f->user);
+    msg_put_u32(m, has_password);
     /* An over-long password cannot be right; send one that fails, so the delay still applies. */
-    msg_put_str(m, strlen(arg) < 1024 ? arg : "");
+    msg_put_str(m, strlen(password) < 1024 ? password : "");
+    put_cert_chain(f, m);
     int rc = msg_send(f->mon_fd, m);
     explicit_bzero(m->data, m->len);
     if (rc < 0 || msg_recv(f->mon_fd, m) < 0 || m->type != MSG_LOGIN_RESULT) {
@@ -85,16 +87,64 @@ static void c_pass(struct front *f, const char *name, char *arg)
         front_reply(f, 421, "Service not available: internal error, closing connection.");
         front_exit(f, 1);
     }
-    f->have_user = false;
     if (ok) {
         f->logged_in = true;
         f->user_fd = fd;
         log_set_user(f->user);
+    } else if (code != 331) {
+        f->have_user = false;
     }
     front_reply_dashed(f, (int)code, lines);
     free(lines);
     if (close_after)
         front_exit(f, 0);
+}
+
+static void c_user(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    if (f->logged_in) {
+        front_reply(f, 530, "Already logged in; cannot change to another user.");
+        return;
+    }
+    if (strlen(arg) >= sizeof f->user) {
+        front_reply(f, 501, "User name too long.");
+        return;
+    }
+    f->anon = f->cfg->anonymous && (str_ieq(arg, "anonymous") || str_ieq(arg, "ftp"));
+    if (needs_tls(f) && !f->tls) {
+        front_reply(f, 530, "TLS required: send AUTH TLS before logging in.");
+        return;
+    }
+    snprintf(f->user, sizeof f->user, "%s", arg);
+    f->have_user = true;
+    if (f->anon) {
+        front_reply(f, 331, "Guest login ok, send your e-mail address as password.");
+    } else if (config_cert_login(f->cfg) != CERT_LOGIN_NO && f->ctl.ssl &&
+               SSL_get0_peer_certificate(f->ctl.ssl)) {
+        /* RFC 4217 §12.2: the certificate may be enough (232), or the password is asked. */
+        login_request(f, false, "");
+    } else {
+        front_reply(f, 331, "Please specify the password.");
+    }
+}
+
+static void c_pass(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    if (f->logged_in) {
+        front_reply(f, 230, "Already logged in.");
+        return;
+    }
+    if (!f->have_user) {
+        front_reply(f, 503, "Login with USER first.");
+        return;
+    }
+    if (needs_tls(f) && !f->tls) {
+        front_reply(f, 530, "TLS required: send AUTH TLS before logging in.");
+        return;
+    }
+    login_request(f, true, arg);
 }
 
 static void c_quit(struct front *f, const char *name, char *arg)
@@ -330,7 +380,7 @@ static void c_rein(struct front *f, const char *name, char *arg)
     }
     dc_reset(&f->dc);
     f->logged_in = f->have_user = f->tls = f->pbsz = f->prot_p = false;
-    f->ccc_done = f->epsv_all = f->rnfr_ok = false;
+    f->ccc_done = f->epsv_all = f->rnfr_ok = f->anon = false;
     f->type = 'A';
     f->rest = 0;
     f->mlst_facts = FACT_DEFAULT;

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "certmap.h"
 #include "config.h"
 #include "log.h"
 #include "monitor.h"
@@ -65,6 +66,20 @@ static int check_config(struct config *cfg)
         if (stat(key, &st) == 0 && (st.st_mode & 0077))
             fprintf(stderr, "%s:%u: warning: key %s is readable by others than its owner\n",
                     cfg->path, v ? line : config_line(cfg, "tls_key_file"), key);
+    }
+    if (cfg->cert_map_file[0]) {
+        struct certmap *map = certmap_load(cfg->cert_map_file, print_err);
+        if (!map)
+            bad = 1;
+        certmap_free(map);
+    }
+    if (cfg->anonymous) {
+        struct passwd *anon = getpwnam(cfg->anon_user);
+        if (!anon || anon->pw_uid == 0) {
+            fprintf(stderr, "%s:%u: anon_user '%s' %s\n", cfg->path, config_line(cfg, "anon_user"),
+                    cfg->anon_user, anon ? "must not be root" : "does not exist");
+            bad = 1;
+        }
     }
     struct passwd *pw = getpwnam(cfg->nopriv_user);
     if (!pw || pw->pw_uid == 0) {

@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 #include "audit_lookup.h"
+#include "certid.h"
+#include "certmap.h"
 #include "drop.h"
 #include "front.h"
 #include "listing.h"
@@ -41,6 +43,7 @@ struct monitor {
     unsigned failures;
     bool logged_in;
     struct pamauth pam;
+    struct certmap *certmap;
     char user[256];
     char root[4096]; /* the logged-in user's root, for xferlog paths */
     int xferlog_fd;
@@ -48,6 +51,11 @@ struct monitor {
 };
 
 static volatile sig_atomic_t g_term;
+
+static void log_error_line(const char *msg)
+{
+    log_msg(LOG_ERR, "%s", msg);
+}
 
 static void on_term(int sig)
 {
@@ -192,13 +200,20 @@ static bool valid_user_name(const char *u)
     return strcmp(u, ".") != 0 && strcmp(u, "..") != 0;
 }
 
-static pid_t start_user_process(struct monitor *m, const struct passwd *pw, unsigned vhost,
-                                int *front_end, char *why, size_t whylen)
+/* Where and how a logged-in user's process runs. */
+struct user_spec {
+    const char *root_dir; /* root_dir setting ("" = home), %u expanded */
+    bool write_enable;
+    bool force_chroot; /* anonymous sessions are always chrooted */
+};
+
+static pid_t start_user_process(struct monitor *m, const struct passwd *pw,
+                                const struct user_spec *u, int *front_end, char *why,
+                                size_t whylen)
 {
     const struct config *cfg = m->si.cfg;
     char root[PATH_MAX], start[PATH_MAX];
-    if (user_root(cfg, config_root_dir(cfg, vhost), pw, root, sizeof root, start, sizeof start) <
-        0) {
+    if (user_root(cfg, u->root_dir, pw, root, sizeof root, start, sizeof start) < 0) {
         snprintf(why, whylen, "root directory for %s is not usable: %s", pw->pw_name,
                  strerror(errno));
         return -1;
@@ -238,6 +253,8 @@ static pid_t start_user_process(struct monitor *m, const struct passwd *pw, unsi
             .user = pw->pw_name,
             .chan = sv[1],
             .ids = ids,
+            .write_enable = u->write_enable,
+            .chroot = cfg->chroot || u->force_chroot,
         };
         snprintf(a.root, sizeof a.root, "%s", root);
         snprintf(a.start, sizeof a.start, "%s", start);
@@ -251,88 +268,211 @@ static pid_t start_user_process(struct monitor *m, const struct passwd *pw, unsi
     return pid;
 }
 
+/* What the client proved, from the front's request and the monitor's own checks. */
+struct login_req {
+    unsigned vhost;
+    char user[256];
+    bool has_password;
+    char pass[1024];
+    size_t ncerts;
+    const unsigned char *der[CERTID_MAX_CHAIN];
+    size_t derlen[CERTID_MAX_CHAIN];
+};
+
+static bool parse_login(const struct config *cfg, struct msg *req, struct login_req *l)
+{
+    l->vhost = msg_get_u32(req);
+    msg_get_str(req, l->user, sizeof l->user);
+    l->has_password = msg_get_u32(req) != 0;
+    msg_get_str(req, l->pass, sizeof l->pass);
+    uint32_t n = msg_get_u32(req);
+    if (n > CERTID_MAX_CHAIN)
+        return false;
+    l->ncerts = n;
+    for (size_t i = 0; i < n; i++)
+        l->derlen[i] = msg_get_blob(req, &l->der[i], 64 * 1024);
+    return msg_ok_end(req) && l->vhost <= cfg->nvhosts;
+}
+
+static bool is_anonymous(const struct config *cfg, const char *user)
+{
+    return cfg->anonymous && (str_ieq(user, "anonymous") || str_ieq(user, "ftp"));
+}
+
+static void login_succeeded(struct monitor *m, const struct passwd *pw, const struct login_req *l,
+                            const char *method, int code, struct sbuf *lines, int front_end)
+{
+    const struct config *cfg = m->si.cfg;
+    m->logged_in = true;
+    m->login_at = now_ms();
+    snprintf(m->user, sizeof m->user, "%s", pw->pw_name);
+    log_set_user(m->user);
+    if (l->vhost)
+        log_msg(LOG_NOTICE, "login ok user=%s method=%s host=%s", m->user, method,
+                cfg->vhosts[l->vhost - 1].name);
+    else
+        log_msg(LOG_NOTICE, "login ok user=%s method=%s", m->user, method);
+    if (lines->len)
+        sbuf_addc(lines, '\n');
+    sbuf_adds(lines, code == 232 ? "User logged in, authorized by the client certificate."
+                                 : "Login successful.");
+    send_login_result(m, true, code, false, lines, front_end);
+    close(front_end);
+}
+
+static void login_failed(struct monitor *m, const struct login_req *l, const char *method,
+                         enum pam_outcome out, const char *why, struct sbuf *lines)
+{
+    const struct config *cfg = m->si.cfg;
+    m->failures++;
+    log_msg(LOG_WARNING, "login failed user=%s method=%s: %s (failure %u of %u)", l->user,
+            method, why, m->failures, cfg->max_login_failures);
+    /* The delay is the monitor's, so a misbehaving front cannot skip it. */
+    sleep_ms(cfg->fail_delay_ms);
+    if (lines->len)
+        sbuf_addc(lines, '\n');
+    if (out == PAMAUTH_EXPIRED_PW)
+        sbuf_adds(lines, "Password has expired; change it before logging in.");
+    else if (out == PAMAUTH_ACCT_DENIED)
+        sbuf_adds(lines, "Account is not allowed to log in now.");
+    else if (out == PAMAUTH_ERROR)
+        sbuf_adds(lines, "Login failed (server authentication error).");
+    else
+        sbuf_adds(lines, "Login incorrect.");
+    bool last = m->failures >= cfg->max_login_failures;
+    if (last) {
+        sbuf_adds(lines, "\nToo many failed logins; closing the connection.");
+        log_msg(LOG_WARNING, "too many login failures; closing");
+    }
+    send_login_result(m, false, last ? 421 : 530, last, lines, -1);
+}
+
+static void need_password(struct monitor *m)
+{
+    struct sbuf t;
+    sbuf_init(&t);
+    sbuf_adds(&t, "Please specify the password.");
+    send_login_result(m, false, 331, false, &t, -1);
+    sbuf_free(&t);
+}
+
+/* Anonymous FTP: no PAM, the configured account, its own root, read-only unless allowed. */
+static void login_anonymous(struct monitor *m, const struct login_req *l, struct sbuf *lines)
+{
+    const struct config *cfg = m->si.cfg;
+    char why[512];
+    int front_end = -1;
+    struct passwd *pw = getpwnam(cfg->anon_user);
+    if (!pw || pw->pw_uid == 0) {
+        snprintf(why, sizeof why, "anon_user '%s' %s", cfg->anon_user,
+                 pw ? "must not be root" : "does not exist");
+        log_msg(LOG_ERR, "%s", why);
+        login_failed(m, l, "anonymous", PAMAUTH_ERROR, why, lines);
+        return;
+    }
+    struct user_spec u = {.root_dir = cfg->anon_root, .write_enable = cfg->anon_write_enable,
+                          .force_chroot = true};
+    if ((m->user_pid = start_user_process(m, pw, &u, &front_end, why, sizeof why)) < 0) {
+        login_failed(m, l, "anonymous", PAMAUTH_ERROR, why, lines);
+        return;
+    }
+    char ident[64];
+    snprintf(ident, sizeof ident, "%s", l->pass);
+    log_msg(LOG_INFO, "anonymous login, password (e-mail) given: %s", ident);
+    login_succeeded(m, pw, l, "anonymous", 230, lines, front_end);
+}
+
 static void handle_login(struct monitor *m, struct msg *req)
 {
     const struct config *cfg = m->si.cfg;
-    char user[256], pass[1024];
-    unsigned vhost = msg_get_u32(req);
-    msg_get_str(req, user, sizeof user);
-    msg_get_str(req, pass, sizeof pass);
+    struct login_req *l = xcalloc(1, sizeof *l);
     struct sbuf lines;
     sbuf_init(&lines);
-    if (!msg_ok_end(req) || vhost > cfg->nvhosts || m->logged_in ||
-        m->failures >= cfg->max_login_failures) {
+    if (!parse_login(cfg, req, l) || m->logged_in || m->failures >= cfg->max_login_failures) {
         log_msg(LOG_ERR, "malformed or out-of-order login request from the front; ending");
         kill(m->front_pid, SIGKILL);
-        explicit_bzero(pass, sizeof pass);
-        return;
+        goto out;
     }
-    char why[512] = "";
+    if (is_anonymous(cfg, l->user)) {
+        if (l->has_password)
+            login_anonymous(m, l, &lines);
+        else
+            need_password(m);
+        goto out;
+    }
+
+    /* The certificate, checked here again rather than taken on the front's word. */
+    enum cert_login_mode mode = config_cert_login(cfg);
+    char mapped[256] = "", why[512] = "", dnenv[1100] = "", issenv[1100] = "";
+    const char *method = l->has_password ? "password" : "certificate";
+    if (mode != CERT_LOGIN_NO && l->ncerts > 0) {
+        struct certid id;
+        if (certid_verify_chain(cfg, l->der, l->derlen, l->ncerts, &id, why, sizeof why) < 0) {
+            login_failed(m, l, "certificate", PAMAUTH_BAD_LOGIN, why, &lines);
+            goto out;
+        }
+        struct cert_ids view;
+        certid_view(&id, &view);
+        unsigned rule = m->certmap ? certmap_lookup(m->certmap, &view, mapped, sizeof mapped) : 0;
+        log_msg(LOG_INFO, "client certificate subject=\"%s\" issuer=\"%s\" maps to %s%s",
+                id.subject, id.issuer, rule ? mapped : "no user", rule ? "" : " (no rule)");
+        snprintf(dnenv, sizeof dnenv, "FTPSD_CLIENT_DN=%s", id.subject);
+        snprintf(issenv, sizeof issenv, "FTPSD_CLIENT_ISSUER=%s", id.issuer);
+        certid_free(&id);
+    }
+    bool cert_is_user = mapped[0] && strcmp(mapped, l->user) == 0;
+    if (mapped[0] && !cert_is_user) {
+        snprintf(why, sizeof why, "the client certificate belongs to %s", mapped);
+        login_failed(m, l, "certificate", PAMAUTH_BAD_LOGIN, why, &lines);
+        goto out;
+    }
+    if (mode == CERT_LOGIN_CERT_PASSWORD && !cert_is_user) {
+        login_failed(m, l, "certificate+password", PAMAUTH_BAD_LOGIN,
+                     "no client certificate mapped to this user", &lines);
+        goto out;
+    }
+    bool cert_only = mode == CERT_LOGIN_CERT && cert_is_user && !l->has_password;
+    if (!l->has_password && !cert_only) {
+        need_password(m);
+        goto out;
+    }
+    if (cert_is_user)
+        method = cert_only ? "certificate" : "certificate+password";
+
     enum pam_outcome out = PAMAUTH_BAD_LOGIN;
-    struct passwd *pw = valid_user_name(user) ? getpwnam(user) : NULL;
-    if (!valid_user_name(user)) {
+    struct passwd *pw = valid_user_name(l->user) ? getpwnam(l->user) : NULL;
+    const char *env[] = {dnenv[0] ? dnenv : NULL, issenv, cert_is_user ? "FTPSD_AUTH=certificate" : NULL,
+                         NULL};
+    if (!valid_user_name(l->user)) {
         snprintf(why, sizeof why, "invalid user name");
     } else if (pw && pw->pw_uid == 0) {
         snprintf(why, sizeof why, "root may not log in");
     } else {
-        out = pamauth_login(&m->pam, config_pam_service(cfg, vhost), user, pass,
-                            m->si.peer_str, &lines, why, sizeof why);
+        out = pamauth_login(&m->pam, config_pam_service(cfg, l->vhost), l->user,
+                            cert_only ? NULL : l->pass, m->si.peer_str, env, &lines, why,
+                            sizeof why);
     }
-    explicit_bzero(pass, sizeof pass);
-
     int front_end = -1;
     if (out == PAMAUTH_OK) {
         pw = getpwnam(m->pam.user);
+        struct user_spec u = {.root_dir = config_root_dir(cfg, l->vhost),
+                              .write_enable = cfg->write_enable, .force_chroot = false};
         if (!pw || pw->pw_uid == 0) {
             snprintf(why, sizeof why, "%s", pw ? "root may not log in" : "user has no passwd entry");
             pamauth_close(&m->pam);
             out = PAMAUTH_BAD_LOGIN;
-        } else if ((m->user_pid = start_user_process(m, pw, vhost, &front_end, why, sizeof why)) <
-                   0) {
+        } else if ((m->user_pid = start_user_process(m, pw, &u, &front_end, why, sizeof why)) < 0) {
             pamauth_close(&m->pam);
             out = PAMAUTH_ERROR;
         }
     }
-    if (out == PAMAUTH_OK) {
-        m->logged_in = true;
-        m->login_at = now_ms();
-        snprintf(m->user, sizeof m->user, "%s", pw->pw_name);
-        log_set_user(m->user);
-        if (vhost)
-            log_msg(LOG_NOTICE, "login ok user=%s method=password host=%s", m->user,
-                    cfg->vhosts[vhost - 1].name);
-        else
-            log_msg(LOG_NOTICE, "login ok user=%s method=password", m->user);
-        if (lines.len)
-            sbuf_addc(&lines, '\n');
-        sbuf_adds(&lines, "Login successful.");
-        send_login_result(m, true, 230, false, &lines, front_end);
-        close(front_end);
-        sbuf_free(&lines);
-        return;
-    }
-
-    m->failures++;
-    log_msg(LOG_WARNING, "login failed user=%s method=password: %s (failure %u of %u)", user, why,
-            m->failures, cfg->max_login_failures);
-    /* The delay is the monitor's, so a misbehaving front cannot skip it. */
-    sleep_ms(cfg->fail_delay_ms);
-    if (lines.len)
-        sbuf_addc(&lines, '\n');
-    if (out == PAMAUTH_EXPIRED_PW)
-        sbuf_adds(&lines, "Password has expired; change it before logging in.");
-    else if (out == PAMAUTH_ACCT_DENIED)
-        sbuf_adds(&lines, "Account is not allowed to log in now.");
-    else if (out == PAMAUTH_ERROR)
-        sbuf_adds(&lines, "Login failed (server authentication error).");
+    if (out == PAMAUTH_OK)
+        login_succeeded(m, pw, l, method, cert_only ? 232 : 230, &lines, front_end);
     else
-        sbuf_adds(&lines, "Login incorrect.");
-    bool last = m->failures >= cfg->max_login_failures;
-    if (last) {
-        sbuf_adds(&lines, "\nToo many failed logins; closing the connection.");
-        log_msg(LOG_WARNING, "too many login failures; closing");
-    }
-    send_login_result(m, false, last ? 421 : 530, last, &lines, -1);
+        login_failed(m, l, method, out, why, &lines);
+out:
+    explicit_bzero(l->pass, sizeof l->pass);
+    free(l);
     sbuf_free(&lines);
 }
 
@@ -424,6 +564,9 @@ void monitor_run(struct config *cfg)
         plain_reply_and_exit(cfg, "421 Service not available (server configuration error).\r\n");
     }
 
+    if (cfg->cert_map_file[0] && !(m.certmap = certmap_load(cfg->cert_map_file, log_error_line)))
+        log_msg(LOG_ERR, "cert_map_file %s is not usable: certificate logins fail",
+                cfg->cert_map_file);
     if (cfg->xferlog_file[0] && (m.xferlog_fd = xferlog_open(cfg->xferlog_file)) < 0)
         log_msg(LOG_ERR, "xferlog_file %s: %s", cfg->xferlog_file, strerror(errno));
     int sv[2];

@@ -85,10 +85,13 @@ static void no_fail_delay(int retval, unsigned usec_delay, void *appdata)
 }
 
 enum pam_outcome pamauth_login(struct pamauth *pa, const char *service, const char *user,
-                               const char *password, const char *rhost, struct sbuf *msgs,
-                               char *why, size_t whylen)
+                               const char *password, const char *rhost,
+                               const char *const *env, struct sbuf *msgs, char *why,
+                               size_t whylen)
 {
-    struct conv_data cd = {.user = user, .password = password, .msgs = msgs};
+    /* Without a password, a module that still prompts gets nothing (and fails). */
+    struct conv_data cd = {.user = user, .password = password ? password : "", .msgs = msgs,
+                           .passwords_given = password ? 0 : 1};
     struct pam_conv conv = {conversation, &cd};
     memset(pa, 0, sizeof *pa);
     int rc = pam_start(service, user, &conv, &pa->pamh);
@@ -101,9 +104,11 @@ enum pam_outcome pamauth_login(struct pamauth *pa, const char *service, const ch
     pam_set_item(pa->pamh, PAM_RUSER, user);
     pam_set_item(pa->pamh, PAM_TTY, "ftp");
     pam_set_item(pa->pamh, PAM_FAIL_DELAY, (const void *)no_fail_delay);
+    for (const char *const *e = env; e && *e; e++)
+        pam_putenv(pa->pamh, *e);
 
     enum pam_outcome out = PAMAUTH_OK;
-    rc = pam_authenticate(pa->pamh, PAM_DISALLOW_NULL_AUTHTOK);
+    rc = password ? pam_authenticate(pa->pamh, PAM_DISALLOW_NULL_AUTHTOK) : PAM_SUCCESS;
     if (rc != PAM_SUCCESS) {
         snprintf(why, whylen, "authentication failed: %s", pam_strerror(pa->pamh, rc));
         out = (rc == PAM_ABORT || rc == PAM_BUF_ERR || rc == PAM_SYSTEM_ERR)

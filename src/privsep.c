@@ -67,6 +67,16 @@ void msg_put_str(struct msg *m, const char *s)
     msg_put_bytes(m, s, n);
 }
 
+void msg_put_blob(struct msg *m, const void *p, size_t n)
+{
+    if (n > UINT32_MAX) {
+        m->bad = true;
+        return;
+    }
+    msg_put_u32(m, (uint32_t)n);
+    msg_put_bytes(m, p, n);
+}
+
 static bool get_bytes(struct msg *m, void *out, size_t n)
 {
     if (m->bad || m->len - m->rpos < n) {
@@ -105,6 +115,19 @@ void msg_get_str(struct msg *m, char *out, size_t cap)
     memcpy(out, m->data + m->rpos, n);
     out[n] = '\0';
     m->rpos += n;
+}
+
+size_t msg_get_blob(struct msg *m, const unsigned char **p, size_t max)
+{
+    uint32_t n = msg_get_u32(m);
+    *p = NULL;
+    if (m->bad || n > max || m->len - m->rpos < n) {
+        m->bad = true;
+        return 0;
+    }
+    *p = m->data + m->rpos;
+    m->rpos += n;
+    return n;
 }
 
 bool msg_ok_end(const struct msg *m)

@@ -14,7 +14,8 @@
 
 enum msg_type {
     /* front -> monitor */
-    MSG_LOGIN = 1,        /* str user, str password */
+    MSG_LOGIN = 1,        /* u32 vhost, str user, u32 has_password, str password, u32 ncerts,
+                             blob cert... (the client's chain, DER, when certificate login is on) */
     /* monitor -> front */
     MSG_LOGIN_RESULT,     /* u32 ok, u32 code, u32 close, str lines; fd on success */
     MSG_LOGOUT,           /* front -> monitor, REIN: no fields */
@@ -50,11 +51,16 @@ void msg_put_u32(struct msg *m, uint32_t v);
 void msg_put_u64(struct msg *m, uint64_t v);
 void msg_put_str(struct msg *m, const char *s);
 void msg_put_bytes(struct msg *m, const void *p, size_t n);
+/* A length-prefixed binary field (may hold NUL). */
+void msg_put_blob(struct msg *m, const void *p, size_t n);
 
 uint32_t msg_get_u32(struct msg *m);
 uint64_t msg_get_u64(struct msg *m);
 /* Copies a string field into out (cap bytes incl. NUL); sets bad if too long or it holds NUL. */
 void msg_get_str(struct msg *m, char *out, size_t cap);
+/* Points *p at a blob inside the message (valid until the next receive); returns its length,
+ * 0 and bad set when it does not fit in max. */
+size_t msg_get_blob(struct msg *m, const unsigned char **p, size_t max);
 /* True when every field was read exactly and nothing was malformed. */
 bool msg_ok_end(const struct msg *m);
 

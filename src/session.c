@@ -46,7 +46,7 @@ void uresp_errno(struct uresp *r, int err, const char *path)
 
 bool sess_may_write(struct usess *s, struct uresp *r)
 {
-    if (s->cfg->write_enable)
+    if (s->write_enable)
         return true;
     uresp_set(r, 550, "Permission denied (this server is read-only).");
     return false;
@@ -147,6 +147,7 @@ void session_main(const struct session_args *a)
     struct usess s;
     memset(&s, 0, sizeof s);
     s.cfg = cfg;
+    s.write_enable = a->write_enable;
     s.chan = a->chan;
     s.ids = a->ids;
     s.up_fd = s.up_dirfd = -1;
@@ -155,12 +156,12 @@ void session_main(const struct session_args *a)
     signal(SIGTERM, SIG_DFL);
     signal(SIGHUP, SIG_DFL);
     char why[512];
-    if (drop_privileges(&a->id, cfg->chroot ? a->root : NULL, why, sizeof why) < 0) {
+    if (drop_privileges(&a->id, a->chroot ? a->root : NULL, why, sizeof why) < 0) {
         log_msg(LOG_ERR, "user process: %s", why);
         _exit(1);
     }
     umask((mode_t)cfg->umask);
-    s.rootfd = open(cfg->chroot ? "/" : a->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    s.rootfd = open(a->chroot ? "/" : a->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (s.rootfd < 0) {
         log_msg(LOG_ERR, "user process: cannot open root %s: %s", a->root, strerror(errno));
         _exit(1);

@@ -23,6 +23,8 @@ struct session_args {
     char start[PATH_MAX]; /* starting directory, as a path inside the root */
     int chan;
     struct idmap ids;
+    bool write_enable; /* write_enable, or anon_write_enable for anonymous sessions */
+    bool chroot;
 };
 
 _Noreturn void session_main(const struct session_args *a);
@@ -30,6 +32,7 @@ _Noreturn void session_main(const struct session_args *a);
 /* State of the user process, shared by its command files. */
 struct usess {
     const struct config *cfg;
+    bool write_enable;
     int chan;
     int rootfd;
     char cwd[VPATH_MAX];

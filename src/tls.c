@@ -1,7 +1,10 @@
 #include "tls.h"
 
 #include <errno.h>
+#include <openssl/buffer.h>
 #include <openssl/err.h>
+#include <openssl/ocsp.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -56,6 +59,89 @@ static void last_error(char *err, size_t errlen, const char *what, const char *f
     ERR_clear_error();
 }
 
+/* Client certificates: which CAs are trusted, the CRL, how deep a chain may be. */
+static int setup_client_verify(SSL_CTX *ctx, const struct config *cfg, char *err, size_t errlen)
+{
+    const char *file = cfg->tls_ca_file[0] ? cfg->tls_ca_file : NULL;
+    const char *path = cfg->tls_ca_path[0] ? cfg->tls_ca_path : NULL;
+    if (SSL_CTX_load_verify_locations(ctx, file, path) != 1) {
+        last_error(err, errlen, "cannot load client CA from", file ? file : path);
+        return -1;
+    }
+    if (file) {
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(file);
+        if (names)
+            SSL_CTX_set_client_CA_list(ctx, names);
+    }
+    X509_STORE *st = SSL_CTX_get_cert_store(ctx);
+    if (cfg->tls_crl_file[0]) {
+        X509_LOOKUP *lu = X509_STORE_add_lookup(st, X509_LOOKUP_file());
+        if (!lu || X509_load_crl_file(lu, cfg->tls_crl_file, X509_FILETYPE_PEM) < 1) {
+            last_error(err, errlen, "cannot load CRL", cfg->tls_crl_file);
+            return -1;
+        }
+        X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+    }
+    X509_STORE_set_purpose(st, X509_PURPOSE_SSL_CLIENT);
+    SSL_CTX_set_verify_depth(ctx, (int)cfg->tls_verify_depth);
+    int mode = SSL_VERIFY_PEER;
+    if (config_client_cert(cfg) == CLIENT_CERT_REQUIRED)
+        mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    SSL_CTX_set_verify(ctx, mode, NULL);
+    return 0;
+}
+
+/* OCSP stapling from a response file the admin refreshes (read once per connection). */
+static int ocsp_status_cb(SSL *s, void *arg)
+{
+    const BUF_MEM *resp = arg;
+    if (SSL_get_tlsext_status_type(s) != TLSEXT_STATUSTYPE_ocsp || !resp->length)
+        return SSL_TLSEXT_ERR_NOACK;
+    unsigned char *copy = OPENSSL_memdup(resp->data, resp->length);
+    if (!copy || SSL_set_tlsext_status_ocsp_resp(s, copy, (long)resp->length) != 1) {
+        OPENSSL_free(copy);
+        return SSL_TLSEXT_ERR_NOACK;
+    }
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static int setup_ocsp(SSL_CTX *ctx, const char *file, char *err, size_t errlen)
+{
+    BIO *in = BIO_new_file(file, "rb");
+    BUF_MEM *resp = BUF_MEM_new();
+    char chunk[4096];
+    int n;
+    if (!in || !resp) {
+        last_error(err, errlen, "cannot read OCSP response", file);
+        BIO_free(in);
+        BUF_MEM_free(resp);
+        return -1;
+    }
+    while ((n = BIO_read(in, chunk, sizeof chunk)) > 0) {
+        size_t old = resp->length;
+        if (old + (size_t)n > 1024 * 1024 || !BUF_MEM_grow(resp, old + (size_t)n)) {
+            snprintf(err, errlen, "OCSP response %s is too large", file);
+            BIO_free(in);
+            BUF_MEM_free(resp);
+            return -1;
+        }
+        memcpy(resp->data + old, chunk, (size_t)n);
+    }
+    BIO_free(in);
+    /* Check it parses, so -t reports a broken file rather than clients seeing garbage. */
+    const unsigned char *p = (const unsigned char *)resp->data;
+    OCSP_RESPONSE *r = d2i_OCSP_RESPONSE(NULL, &p, (long)resp->length);
+    if (!r) {
+        last_error(err, errlen, "not a DER OCSP response:", file);
+        BUF_MEM_free(resp);
+        return -1;
+    }
+    OCSP_RESPONSE_free(r);
+    SSL_CTX_set_tlsext_status_cb(ctx, ocsp_status_cb);
+    SSL_CTX_set_tlsext_status_arg(ctx, resp); /* lives as long as the process */
+    return 0;
+}
+
 SSL_CTX *tls_server_ctx(const struct config *cfg, const char *cert, const char *key, char *err,
                         size_t errlen)
 {
@@ -86,8 +172,17 @@ SSL_CTX *tls_server_ctx(const struct config *cfg, const char *cert, const char *
         last_error(err, errlen, "tls_ciphersuites: no usable suite in", cfg->tls_ciphersuites);
         goto fail;
     }
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-                                 SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                 (cfg->tls_prefer_server_ciphers ? SSL_OP_CIPHER_SERVER_PREFERENCE
+                                                                 : 0));
+    if (SSL_CTX_set1_groups_list(ctx, cfg->tls_groups) != 1) {
+        last_error(err, errlen, "tls_groups: no usable group in", cfg->tls_groups);
+        goto fail;
+    }
+    if (config_client_cert(cfg) != CLIENT_CERT_NONE && setup_client_verify(ctx, cfg, err, errlen) < 0)
+        goto fail;
+    if (cfg->tls_ocsp_file[0] && setup_ocsp(ctx, cfg->tls_ocsp_file, err, errlen) < 0)
+        goto fail;
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     /* Stateless tickets (the default) and the server cache, both valid as long as a login;
      * each session process has its own context, hence its own ticket keys. */

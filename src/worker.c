@@ -82,8 +82,17 @@ static void handshake(struct wstate *w)
     if (strlen(w->tlsinfo) < sizeof w->tlsinfo - 10 && SSL_session_reused(w->ssl))
         strcat(w->tlsinfo, " resumed");
     if (tls_check_data_session(w->ssl, a->sid_ctx, a->require_reuse, w->text, sizeof w->text) <
-        0)
+        0) {
         w->tls_failed = true;
+        return;
+    }
+    /* RFC 4217 §15.1.2: the data connection's client certificate must be the control's. */
+    X509 *peer = SSL_get0_peer_certificate(w->ssl);
+    if (a->ctl_peer && (!peer || X509_cmp(peer, a->ctl_peer) != 0)) {
+        snprintf(w->text, sizeof w->text, "The data connection's client certificate differs "
+                                          "from the control connection's; refused");
+        w->tls_failed = true;
+    }
 }
 
 static bool wait_readable(int fd, int ms)

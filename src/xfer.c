@@ -63,6 +63,7 @@ static void spawn_worker(struct front *f, int fd)
             .ctx = f->ctx,
             .cert_ctx = front_ctx_for(f, f->cert_vhost),
             .sid_ctx = f->sid_ctx,
+            .ctl_peer = f->ctl.ssl ? SSL_get0_peer_certificate(f->ctl.ssl) : NULL,
             .tls_now = tls,
             .require_reuse = f->cfg->require_session_reuse && !f->reuse_relaxed,
             .require_close_notify = f->cfg->upload_require_close_notify,
@@ -224,7 +225,9 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
     uint64_t rest = f->rest;
     f->rest = 0;
 
-    if (cfg->require_prot_p && !f->prot_p) {
+    /* Anonymous sessions need protected data only where they need TLS at all. */
+    bool need_p = f->anon ? cfg->anon_require_tls : cfg->require_prot_p;
+    if (need_p && !f->prot_p) {
         dc_reset(&f->dc);
         front_reply(f, 522, "Data connections must be protected: send PBSZ 0 and PROT P first.");
         return;

@@ -18,7 +18,7 @@ def test_every_key_is_in_the_man_page():
     man = open(os.path.join(ROOT, "man", "ftpsd.conf.5")).read()
     # ".B key" starts an entry; ".B a \", \" b" documents two keys at once.
     documented = set()
-    for line in re.findall(r"^\.B (.+)$", man, re.M):
+    for line in re.findall(r"^\.BR? (.+)$", man, re.M):
         documented.update(re.findall(r"[a-z][a-z0-9_]+", line))
     keys = code_keys()
     assert len(keys) >= 30

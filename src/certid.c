@@ -1,0 +1,137 @@
+#include "certid.h"
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util.h"
+
+static void name_rfc2253(X509_NAME *n, char *out, size_t cap)
+{
+    out[0] = '\0';
+    BIO *b = BIO_new(BIO_s_mem());
+    if (!b)
+        return;
+    if (X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253) >= 0) {
+        int len = BIO_read(b, out, (int)cap - 1);
+        out[len > 0 ? len : 0] = '\0';
+    }
+    BIO_free(b);
+}
+
+static void add_name(char **v, size_t *n, const unsigned char *s, int len)
+{
+    /* Values with NUL or control bytes cannot be honest names: skip them. */
+    if (*n >= CERTID_MAX_NAMES || len <= 0 || len > 255)
+        return;
+    for (int i = 0; i < len; i++)
+        if (s[i] < 0x20 || s[i] == 0x7f)
+            return;
+    char *c = xmalloc((size_t)len + 1);
+    memcpy(c, s, (size_t)len);
+    c[len] = '\0';
+    v[(*n)++] = c;
+}
+
+void certid_from_x509(X509 *x, struct certid *id)
+{
+    memset(id, 0, sizeof *id);
+    name_rfc2253(X509_get_subject_name(x), id->subject, sizeof id->subject);
+    name_rfc2253(X509_get_issuer_name(x), id->issuer, sizeof id->issuer);
+    GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
+        GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        if (g->type == GEN_EMAIL) {
+            add_name(id->emails, &id->nemails, ASN1_STRING_get0_data(g->d.rfc822Name),
+                     ASN1_STRING_length(g->d.rfc822Name));
+        } else if (g->type == GEN_OTHERNAME &&
+                   OBJ_obj2nid(g->d.otherName->type_id) == NID_ms_upn &&
+                   g->d.otherName->value->type == V_ASN1_UTF8STRING) {
+            ASN1_UTF8STRING *u = g->d.otherName->value->value.utf8string;
+            add_name(id->upns, &id->nupns, ASN1_STRING_get0_data(u), ASN1_STRING_length(u));
+        }
+    }
+    GENERAL_NAMES_free(gens);
+}
+
+void certid_free(struct certid *id)
+{
+    for (size_t i = 0; i < id->nemails; i++)
+        free(id->emails[i]);
+    for (size_t i = 0; i < id->nupns; i++)
+        free(id->upns[i]);
+    id->nemails = id->nupns = 0;
+}
+
+void certid_view(const struct certid *id, struct cert_ids *view)
+{
+    view->subject = id->subject;
+    view->issuer = id->issuer;
+    view->emails = (const char *const *)id->emails;
+    view->nemails = id->nemails;
+    view->upns = (const char *const *)id->upns;
+    view->nupns = id->nupns;
+}
+
+int certid_verify_chain(const struct config *cfg, const unsigned char *const *der,
+                        const size_t *len, size_t n, struct certid *id, char *why, size_t whylen)
+{
+    int rc = -1;
+    X509 *leaf = NULL;
+    STACK_OF(X509) *untrusted = sk_X509_new_null();
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    if (!untrusted || !store || !ctx || n == 0) {
+        snprintf(why, whylen, "no certificate");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *p = der[i];
+        X509 *x = d2i_X509(NULL, &p, (long)len[i]);
+        if (!x || p != der[i] + len[i]) {
+            X509_free(x);
+            snprintf(why, whylen, "malformed certificate");
+            goto out;
+        }
+        if (i == 0)
+            leaf = x;
+        else
+            sk_X509_push(untrusted, x);
+    }
+    const char *file = cfg->tls_ca_file[0] ? cfg->tls_ca_file : NULL;
+    const char *path = cfg->tls_ca_path[0] ? cfg->tls_ca_path : NULL;
+    if (X509_STORE_load_locations(store, file, path) != 1) {
+        snprintf(why, whylen, "cannot load the client CAs");
+        goto out;
+    }
+    if (cfg->tls_crl_file[0]) {
+        X509_LOOKUP *lu = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+        if (!lu || X509_load_crl_file(lu, cfg->tls_crl_file, X509_FILETYPE_PEM) < 1) {
+            snprintf(why, whylen, "cannot load the CRL");
+            goto out;
+        }
+        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+    }
+    X509_STORE_set_purpose(store, X509_PURPOSE_SSL_CLIENT);
+    X509_STORE_set_depth(store, (int)cfg->tls_verify_depth);
+    if (X509_STORE_CTX_init(ctx, store, leaf, untrusted) != 1) {
+        snprintf(why, whylen, "cannot set up verification");
+        goto out;
+    }
+    if (X509_verify_cert(ctx) != 1) {
+        snprintf(why, whylen, "certificate not accepted: %s",
+                 X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+        goto out;
+    }
+    certid_from_x509(leaf, id);
+    rc = 0;
+out:
+    ERR_clear_error();
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    sk_X509_pop_free(untrusted, X509_free);
+    X509_free(leaf);
+    return rc;
+}

@@ -1,0 +1,36 @@
+/* What a client certificate says about its holder, checked again by the monitor. */
+#ifndef FTPSD_CERTID_H
+#define FTPSD_CERTID_H
+
+#include <openssl/x509.h>
+#include <stddef.h>
+
+#include "certmap.h"
+#include "config.h"
+
+#define CERTID_MAX_NAMES 16
+#define CERTID_MAX_CHAIN 8
+
+struct certid {
+    char subject[1024]; /* RFC 2253 */
+    char issuer[1024];
+    char *emails[CERTID_MAX_NAMES];
+    size_t nemails;
+    char *upns[CERTID_MAX_NAMES];
+    size_t nupns;
+};
+
+/* Fills id from a certificate: DNs in RFC 2253 form, SAN e-mail addresses and UPNs. */
+void certid_from_x509(X509 *x, struct certid *id);
+void certid_free(struct certid *id);
+/* The view certmap_lookup() takes. */
+void certid_view(const struct certid *id, struct cert_ids *view);
+/*
+ * Verifies a chain (DER certificates, the client's first) against the configured CAs and CRL
+ * for TLS client use, as the handshake did, and fills id. 0, or -1 with why. The monitor runs
+ * this itself rather than trusting the front's word about a certificate.
+ */
+int certid_verify_chain(const struct config *cfg, const unsigned char *const *der,
+                        const size_t *len, size_t n, struct certid *id, char *why, size_t whylen);
+
+#endif
