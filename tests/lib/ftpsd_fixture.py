@@ -26,6 +26,7 @@ USERS = {
     "carol": (60003, "carol pass with spaces"),
 }
 NOPRIV = ("ftpsdtest", 60100)
+ANON_UID = 60200
 
 
 def free_port():
@@ -81,6 +82,9 @@ class Env:
             passdb.append(f"{name}:{pw}:ftpsd")
         passwd.append(f"{NOPRIV[0]}:x:{NOPRIV[1]}:{NOPRIV[1]}::/nonexistent:/usr/sbin/nologin")
         group.append(f"{NOPRIV[0]}:x:{NOPRIV[1]}:")
+        # The anonymous FTP account (anon_user).
+        passwd.append(f"ftp:x:{ANON_UID}:{ANON_UID}:anonymous:/nonexistent:/usr/sbin/nologin")
+        group.append(f"ftp:x:{ANON_UID}:")
         self.passwd = self.path("passwd")
         self.group = self.path("group")
         self.passdb = self.path("passdb")

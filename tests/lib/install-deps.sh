@@ -4,8 +4,8 @@
 # With arguments, only those packages (make deb passes its build dependencies).
 PKGS="gcc make libc6-dev libssl-dev libpam0g-dev libcap-ng-dev libseccomp-dev openssl
       libpam-wrapper libnss-wrapper libpam-modules python3 python3-pytest curl lftp
-      rsyslog systemd procps passwd xinetd fail2ban
-      dpkg-dev debhelper fakeroot lintian"
+      rsyslog systemd procps passwd xinetd fail2ban sslscan testssl.sh
+      dpkg-dev debhelper lintian"
 [ $# -gt 0 ] && PKGS="$*"
 missing=""
 for p in $PKGS; do

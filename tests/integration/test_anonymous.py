@@ -1,0 +1,99 @@
+"""Anonymous FTP (issue 4): off by default, read-only, chrooted, its own account, no TLS
+required unless configured."""
+import ftplib
+import io
+import os
+
+import pytest
+
+from ftpsd_fixture import ANON_UID, USERS
+from test_processes import session_processes, status
+
+
+@pytest.fixture(scope="module")
+def anon_root(env):
+    root = env.path("anon")
+    os.makedirs(os.path.join(root, "pub"), exist_ok=True)
+    with open(os.path.join(root, "pub", "README"), "w") as fh:
+        fh.write("public file\n")
+    os.makedirs(os.path.join(root, "incoming"), exist_ok=True)
+    os.chown(os.path.join(root, "incoming"), ANON_UID, ANON_UID)
+    return root
+
+
+def plain_ftp(s):
+    f = ftplib.FTP(timeout=20)
+    f.connect(s.host, s.port)
+    return f
+
+
+def test_anonymous_off_by_default(server):
+    f = plain_ftp(server)
+    r = server.raw()
+    r.reply()
+    r.starttls(server.env.cert)
+    assert r.cmd("USER anonymous")[0] == 331
+    assert r.cmd("PASS guest@example.org")[0] == 530
+    r.close()
+    f.close()
+
+
+def test_anonymous_plaintext_read_only(make_server, anon_root):
+    s = make_server(anonymous="yes", anon_root=anon_root, require_prot_p="yes")
+    f = plain_ftp(s)
+    assert f.sendcmd("USER anonymous").startswith("331 Guest login ok")
+    assert f.sendcmd("PASS guest@example.org").startswith("230")
+    assert f.pwd() == "/"
+    assert "pub" in f.nlst()
+    out = io.BytesIO()
+    f.retrbinary("RETR pub/README", out.write)       # plaintext data: TLS not required here
+    assert out.getvalue() == b"public file\n"
+    for op in (lambda: f.storbinary("STOR incoming/x", io.BytesIO(b"x")),
+               lambda: f.mkd("newdir"), lambda: f.delete("pub/README"),
+               lambda: f.rename("pub/README", "pub/R")):
+        with pytest.raises(ftplib.error_perm, match="^550"):
+            op()
+    f.cwd("../../..")
+    assert f.pwd() == "/" and "pub" in f.nlst()      # chrooted to anon_root
+    f.quit()
+    # local users still need TLS
+    r = s.raw()
+    r.reply()
+    assert r.cmd("USER alice")[0] == 530
+    r.close()
+
+
+def test_anonymous_process_identity(make_server, anon_root):
+    s = make_server(anonymous="yes", anon_root=anon_root)
+    f = plain_ftp(s)
+    f.login("ftp", "guest@")
+    mon, front, user = session_processes(s, ANON_UID)
+    st = status(user)
+    assert st["Uid"].split() == [str(ANON_UID)] * 4
+    assert os.readlink(f"/proc/{user}/root") == anon_root
+    f.quit()
+
+
+def test_anonymous_tls_required_when_configured(make_server, anon_root):
+    s = make_server(anonymous="yes", anon_root=anon_root, anon_require_tls="yes")
+    f = plain_ftp(s)
+    with pytest.raises(ftplib.error_perm, match="^530"):
+        f.sendcmd("USER anonymous")
+    f.close()
+    g = s.ftps()
+    g.login("anonymous", "guest@")
+    with pytest.raises(ftplib.error_perm, match="^522"):    # data protection required too
+        g.nlst()
+    g.quit()
+
+
+def test_anonymous_uploads_when_allowed(make_server, anon_root):
+    s = make_server(anonymous="yes", anon_root=anon_root, anon_write_enable="yes")
+    f = plain_ftp(s)
+    f.login("anonymous", "guest@")
+    f.storbinary("STOR incoming/upload.txt", io.BytesIO(b"anonymous upload"))
+    st = os.stat(os.path.join(anon_root, "incoming", "upload.txt"))
+    assert st.st_uid == ANON_UID
+    with pytest.raises(ftplib.error_perm, match="^550"):     # root itself is not theirs
+        f.storbinary("STOR toplevel.txt", io.BytesIO(b"x"))
+    f.quit()
