@@ -88,6 +88,9 @@ struct config {
     int log_facility;
     char *xferlog_file;
 
+    /* Not a key: started by a user other than root (rootless mode), see ftpsd(8). */
+    bool rootless;
+
     /* Line on which each key was set (0: default), so -t can point at it. */
     unsigned line_of[64];
 };

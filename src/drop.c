@@ -14,7 +14,7 @@
 
 /* Checked with capget and prctl, not libcap-ng's /proc reader: after chroot, /proc would be
  * looked up inside the new root. */
-static bool caps_left(void)
+static bool caps_left(bool bounding)
 {
     struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
     struct __user_cap_data_struct d[2];
@@ -27,10 +27,30 @@ static bool caps_left(void)
         int b = prctl(PR_CAPBSET_READ, c, 0, 0, 0);
         if (b < 0)
             break; /* past the last capability this kernel knows */
-        if (b > 0 || prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, c, 0, 0) > 0)
+        if ((bounding && b > 0) || prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, c, 0, 0) > 0)
             return true;
     }
     return false;
+}
+
+/* What every unprivileged process ends with, root-started or not. */
+static int finish_drop(bool bounding, char *why, size_t whylen)
+{
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+        snprintf(why, whylen, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+        return -1;
+    }
+    /* Without CAP_SETPCAP (rootless mode) the bounding set cannot be emptied; with no
+     * permitted capability and no_new_privs it grants nothing. */
+    if (caps_left(bounding)) {
+        snprintf(why, whylen, "capabilities are still held after the drop");
+        return -1;
+    }
+    struct rlimit nocore = {0, 0};
+    setrlimit(RLIMIT_CORE, &nocore);
+    /* Not dumpable: other processes of the same uid (other sessions) cannot ptrace this one. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    return 0;
 }
 
 int drop_privileges(const struct identity *id, const char *chroot_dir, char *why, size_t whylen)
@@ -38,6 +58,15 @@ int drop_privileges(const struct identity *id, const char *chroot_dir, char *why
     if (id->uid == 0) {
         snprintf(why, whylen, "refusing to run a session process as root");
         return -1;
+    }
+    if (geteuid() != 0) {
+        /* Rootless mode: already the one user there is; no chroot or id change is possible,
+         * and openat2 and Landlock do the confining. */
+        if (getuid() != id->uid || geteuid() != id->uid) {
+            snprintf(why, whylen, "rootless mode can only serve the user it runs as");
+            return -1;
+        }
+        return finish_drop(false, why, whylen);
     }
     if (chroot_dir) {
         if (chdir(chroot_dir) < 0 || chroot(".") < 0 || chdir("/") < 0) {
@@ -64,17 +93,5 @@ int drop_privileges(const struct identity *id, const char *chroot_dir, char *why
         snprintf(why, whylen, "uid/gid change did not take effect");
         return -1;
     }
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-        snprintf(why, whylen, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
-        return -1;
-    }
-    if (caps_left()) {
-        snprintf(why, whylen, "capabilities are still held after the drop");
-        return -1;
-    }
-    struct rlimit nocore = {0, 0};
-    setrlimit(RLIMIT_CORE, &nocore);
-    /* Not dumpable: other processes of the same uid (other sessions) cannot ptrace this one. */
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    return 0;
+    return finish_drop(true, why, whylen);
 }

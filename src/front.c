@@ -203,7 +203,7 @@ static void setup_tls_and_drop(struct front *f)
     struct identity id = {.uid = f->si->nopriv_uid, .gid = f->si->nopriv_gid, .ngroups = 0};
     char why[512];
     int abi = 0;
-    if (drop_privileges(&id, cfg->empty_dir, why, sizeof why) < 0 ||
+    if (drop_privileges(&id, cfg->rootless ? NULL : cfg->empty_dir, why, sizeof why) < 0 ||
         sandbox_rlimits(cfg, SB_FRONT, why, sizeof why) < 0 ||
         (cfg->landlock && (abi = sandbox_landlock(SB_FRONT, -1, why, sizeof why)) < 0) ||
         sandbox_seccomp(cfg, SB_FRONT, -1, why, sizeof why) < 0) {

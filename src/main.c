@@ -185,14 +185,7 @@ int main(int argc, char **argv)
     }
     closelog();
     log_open(cfg.log_facility, cfg.log_level);
-    if (geteuid() != 0) {
-        log_msg(LOG_ERR, "ftpsd must be started as root (it drops privileges per session)");
-        if (!cfg.implicit_tls) {
-            static const char msg[] = "421 Service not available (server configuration error)."
-                                      "\r\n";
-            (void)!write(1, msg, sizeof msg - 1);
-        }
-        return 1;
-    }
+    /* Started by an ordinary user: serve only that user, confined without root's tools. */
+    cfg.rootless = geteuid() != 0;
     monitor_run(&cfg);
 }

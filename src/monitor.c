@@ -445,6 +445,8 @@ static void handle_login(struct monitor *m, struct msg *req)
                          NULL};
     if (!valid_user_name(l->user)) {
         snprintf(why, sizeof why, "invalid user name");
+    } else if (cfg->rootless && (!pw || pw->pw_uid != geteuid())) {
+        snprintf(why, sizeof why, "rootless mode serves only the user it runs as");
     } else if (pw && pw->pw_uid == 0) {
         snprintf(why, sizeof why, "root may not log in");
     } else {
@@ -551,7 +553,7 @@ void monitor_run(struct config *cfg)
     log_msg(LOG_INFO, "connect to %s", m.si.local_str);
 
     char why[512];
-    struct passwd *np = getpwnam(cfg->nopriv_user);
+    struct passwd *np = cfg->rootless ? getpwuid(geteuid()) : getpwnam(cfg->nopriv_user);
     if (!np || np->pw_uid == 0) {
         log_msg(LOG_ERR, "nopriv_user '%s' %s", cfg->nopriv_user,
                 np ? "must not be root" : "does not exist");
@@ -559,7 +561,9 @@ void monitor_run(struct config *cfg)
     }
     m.si.nopriv_uid = np->pw_uid;
     m.si.nopriv_gid = np->pw_gid;
-    if (check_empty_dir(cfg->empty_dir, why, sizeof why) < 0) {
+    if (cfg->rootless)
+        log_msg(LOG_INFO, "rootless mode: serving only user %s", np->pw_name);
+    else if (check_empty_dir(cfg->empty_dir, why, sizeof why) < 0) {
         log_msg(LOG_ERR, "%s", why);
         plain_reply_and_exit(cfg, "421 Service not available (server configuration error).\r\n");
     }

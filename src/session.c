@@ -156,12 +156,13 @@ void session_main(const struct session_args *a)
     signal(SIGTERM, SIG_DFL);
     signal(SIGHUP, SIG_DFL);
     char why[512];
-    if (drop_privileges(&a->id, a->chroot ? a->root : NULL, why, sizeof why) < 0) {
+    bool chroot_ok = a->chroot && !cfg->rootless;
+    if (drop_privileges(&a->id, chroot_ok ? a->root : NULL, why, sizeof why) < 0) {
         log_msg(LOG_ERR, "user process: %s", why);
         _exit(1);
     }
     umask((mode_t)cfg->umask);
-    s.rootfd = open(a->chroot ? "/" : a->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    s.rootfd = open(chroot_ok ? "/" : a->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (s.rootfd < 0) {
         log_msg(LOG_ERR, "user process: cannot open root %s: %s", a->root, strerror(errno));
         _exit(1);

@@ -112,7 +112,8 @@ class Env:
 class Server:
     """ftpsd behind systemd-socket-activate --inetd on 127.0.0.1:<port>."""
 
-    def __init__(self, env, name="srv", wrappers=True, listen="127.0.0.1", binary=None, **conf):
+    def __init__(self, env, name="srv", wrappers=True, listen="127.0.0.1", binary=None,
+                 prefix=(), **conf):
         self.env = env
         self.port = free_port()
         # IPv6 listeners are given as "[::1]".
@@ -140,7 +141,7 @@ class Server:
                         "PAM_WRAPPER=1", f"PAM_WRAPPER_SERVICE_DIR={env.pamdir}",
                         f"NSS_WRAPPER_PASSWD={env.passwd}", f"NSS_WRAPPER_GROUP={env.group}"):
                 cmd += ["-E", var]
-        cmd += [binary or BINARY, "-f", self.conf_path]
+        cmd += list(prefix) + [binary or BINARY, "-f", self.conf_path]
         self.stderr = open(env.path(f"{name}-{self.port}.stderr"), "w")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.stderr,
                                      start_new_session=True)
