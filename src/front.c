@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -221,6 +222,7 @@ static void start_control(struct front *f)
     int one = 1;
     setsockopt(f->ctl.fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof one);
     setsockopt(f->ctl.fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    setsockopt(f->ctl.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     fcntl(f->ctl.fd, F_SETFL, fcntl(f->ctl.fd, F_GETFL) | O_NONBLOCK);
     if (f->cfg->implicit_tls) {
         char err[256];

@@ -29,6 +29,8 @@ static const char *const common_calls[] = {
     "time",  "rt_sigreturn", "restart_syscall", "futex", "read",         "write",
     "recvmsg", "sendmsg",    "sendto",    "poll",       "ppoll",        "clock_nanosleep",
     "nanosleep", "fcntl",    "lseek",
+    /* glibc's qsort() sizes its buffer with sysconf(_SC_PHYS_PAGES) for large arrays */
+    "sysinfo",
 };
 
 /* Measured with strace on Debian 12 (OpenSSL 3.0, glibc 2.36); see docs/ARCHITECTURE.md. */
