@@ -9,6 +9,8 @@
 #include <strings.h>
 #include <syslog.h>
 
+#include "netmatch.h"
+#include "proxy.h"
 #include "sandbox.h"
 #include "util.h"
 
@@ -27,7 +29,8 @@ enum ktype {
     K_TLSVER,
     K_LOGLEVEL,
     K_FACILITY,
-    K_SECCOMP
+    K_SECCOMP,
+    K_PROXY
 };
 
 struct key {
@@ -80,6 +83,9 @@ static const struct key keys[] = {
     {"pasv_max_port", K_UINT, O(pasv_max_port), 1024, 65535, "65534"},
     {"pasv_address", K_STR, O(pasv_address), 0, 0, ""},
     {"port_enable", K_BOOL, O(port_enable), 0, 0, "yes"},
+    {"proxy_protocol", K_PROXY, O(proxy_protocol), 0, 0, "off"},
+    {"proxy_trusted", K_STR, O(proxy_trusted), 0, 0, ""},
+    {"proxy_timeout", K_UINT, O(proxy_timeout), 1, 60, "5"},
     {"allow_ccc", K_BOOL, O(allow_ccc), 0, 0, "no"},
     {"allow_rein", K_BOOL, O(allow_rein), 0, 0, "no"},
     {"write_enable", K_BOOL, O(write_enable), 0, 0, "no"},
@@ -222,6 +228,18 @@ static const char *set_value(void *base, const struct key *k, const char *v, cha
             *(int *)field = SECCOMP_OFF;
         else
             return "must be on, trap, log or off";
+        return NULL;
+    case K_PROXY:
+        if (str_ieq(v, "off") || str_ieq(v, "no"))
+            *(int *)field = PROXY_OFF;
+        else if (str_ieq(v, "v1"))
+            *(int *)field = PROXY_V1;
+        else if (str_ieq(v, "v2"))
+            *(int *)field = PROXY_V2;
+        else if (str_ieq(v, "any"))
+            *(int *)field = PROXY_ANY;
+        else
+            return "must be off, v1, v2 or any";
         return NULL;
     case K_OCTAL: {
         char *end;
@@ -489,15 +507,23 @@ int config_validate(struct config *c, void (*errfn)(const char *msg))
                c->pasv_min_port);
         errors++;
     }
-    if (c->pasv_address[0]) {
-        unsigned a[4];
-        char extra;
-        if (sscanf(c->pasv_address, "%u.%u.%u.%u%c", &a[0], &a[1], &a[2], &a[3], &extra) != 4 ||
-            a[0] > 255 || a[1] > 255 || a[2] > 255 || a[3] > 255) {
-            report(errfn, c->path, config_line(c, "pasv_address"),
-                   "pasv_address: '%s' is not an IPv4 address", c->pasv_address);
-            errors++;
-        }
+    struct pasv_rule rules[PASV_RULES_MAX];
+    char bad[256];
+    if (pasv_rules_parse(c->pasv_address, rules, PASV_RULES_MAX, bad, sizeof bad) < 0) {
+        report(errfn, c->path, config_line(c, "pasv_address"),
+               "pasv_address: '%s' is not an address, host name or network=address", bad);
+        errors++;
+    }
+    struct cidr nets[64];
+    int nn = cidr_parse_list(c->proxy_trusted, nets, 64, bad, sizeof bad);
+    if (nn < 0) {
+        report(errfn, c->path, config_line(c, "proxy_trusted"),
+               "proxy_trusted: '%s' is not an address or network", bad);
+        errors++;
+    } else if (c->proxy_protocol != PROXY_OFF && nn == 0) {
+        report(errfn, c->path, config_line(c, "proxy_protocol"),
+               "proxy_protocol: needs proxy_trusted (the balancers allowed to send headers)");
+        errors++;
     }
     if (strlen(c->banner) > 400 || strpbrk(c->banner, "\r\n")) {
         report(errfn, c->path, config_line(c, "banner"), "banner: must be one line of at most 400 characters");

@@ -65,6 +65,9 @@ struct config {
     unsigned pasv_min_port;
     unsigned pasv_max_port;
     char *pasv_address;
+    int proxy_protocol; /* enum proxy_mode */
+    char *proxy_trusted;
+    unsigned proxy_timeout;
     bool port_enable;
     bool allow_ccc;
     bool allow_rein;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "proxy.h"
 #include "session_info.h"
 #include "util.h"
 
@@ -215,7 +216,30 @@ int dc_listen(struct datachan *dc, const struct sockaddr_storage *local, unsigne
     return -1;
 }
 
-int dc_accept(struct datachan *dc, const struct sockaddr_storage *peer)
+/* Through a trusted balancer, the data connection's real source is in its PROXY header. */
+static bool real_source(int fd, struct sockaddr_storage *from, const struct proxy_policy *pp)
+{
+    if (!pp || !pp->mode)
+        return true;
+    bool trusted = false;
+    for (int i = 0; i < pp->ntrusted && !trusted; i++)
+        trusted = cidr_match(&pp->trusted[i], from);
+    if (!trusted)
+        return true; /* a direct connection: its socket address is the source */
+    struct sockaddr_storage src;
+    char why[128], who[64];
+    if (proxy_read(fd, pp->mode, pp->timeout_ms, &src, why, sizeof why) != PROXY_OK) {
+        sockaddr_to_str(from, who, sizeof who);
+        log_msg(LOG_WARNING, "data connection from proxy %s refused: %s", who, why);
+        return false;
+    }
+    if (src.ss_family != AF_UNSPEC)
+        *from = src;
+    return true;
+}
+
+int dc_accept(struct datachan *dc, const struct sockaddr_storage *peer,
+              const struct proxy_policy *pp)
 {
     while (dc->listen_fd >= 0) {
         struct sockaddr_storage from;
@@ -223,6 +247,10 @@ int dc_accept(struct datachan *dc, const struct sockaddr_storage *peer)
         int fd = accept4(dc->listen_fd, (struct sockaddr *)&from, &len, SOCK_CLOEXEC);
         if (fd < 0)
             return -1;
+        if (!real_source(fd, &from, pp)) {
+            close(fd);
+            continue;
+        }
         if (!sockaddr_same_host(&from, peer)) {
             char who[64];
             sockaddr_to_str(&from, who, sizeof who);

@@ -7,6 +7,17 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "netmatch.h"
+
+/* PROXY protocol on data connections: a connection from one of these balancers starts with a
+ * header naming the real client (mode 0: off). */
+struct proxy_policy {
+    int mode;
+    const struct cidr *trusted;
+    int ntrusted;
+    int timeout_ms;
+};
+
 struct datachan {
     int listen_fd;  /* -1 when no PASV/EPSV is pending */
     bool active;    /* PORT/EPRT given: connect to target at the transfer */
@@ -26,7 +37,8 @@ int dc_listen(struct datachan *dc, const struct sockaddr_storage *local, unsigne
  * it comes from the control peer (and closes the listener); connections from other addresses
  * are closed and logged (port stealing). -1 when nothing acceptable is there.
  */
-int dc_accept(struct datachan *dc, const struct sockaddr_storage *peer);
+int dc_accept(struct datachan *dc, const struct sockaddr_storage *peer,
+              const struct proxy_policy *pp);
 /* Closes the listener and kills any worker. */
 void dc_reset(struct datachan *dc);
 /* Records an active-mode target (closing any listener). */

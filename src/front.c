@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -17,6 +19,8 @@
 #include "drop.h"
 #include "listing.h"
 #include "log.h"
+#include "netmatch.h"
+#include "proxy.h"
 #include "reply.h"
 #include "sandbox.h"
 #include "uops.h"
@@ -329,10 +333,97 @@ static void command_loop(struct front *f)
     front_exit(f, 0);
 }
 
+/* Behind a load balancer: the PROXY header names the real client, used from here on for logs,
+ * PAM, the data-connection address check and active mode. Only trusted balancers may send one. */
+static void read_proxy_header(struct front *f)
+{
+    const struct config *cfg = f->cfg;
+    struct session_info *si = &f->si_own;
+    char why[256];
+    bool ok = false;
+    for (int i = 0; i < f->proxy.ntrusted && !ok; i++)
+        ok = cidr_match(&f->proxy_trusted[i], &si->peer);
+    if (!ok) {
+        log_msg(LOG_WARNING, "connection from %s, which is not in proxy_trusted: closed",
+                si->peer_str);
+        exit(0);
+    }
+    struct sockaddr_storage src;
+    enum proxy_result r = proxy_read(f->ctl.fd, cfg->proxy_protocol,
+                                     (int)cfg->proxy_timeout * 1000, &src, why, sizeof why);
+    if (r != PROXY_OK) {
+        log_msg(LOG_WARNING, "PROXY header from %s refused: %s", si->peer_str, why);
+        exit(0);
+    }
+    if (src.ss_family == AF_UNSPEC)
+        return; /* LOCAL or UNKNOWN: the balancer's own connection (a health check) */
+    char via[64];
+    snprintf(via, sizeof via, "%s", si->peer_str);
+    si->peer = src;
+    sockaddr_to_str(&src, si->peer_str, sizeof si->peer_str);
+    log_set_session(si->sid, si->peer_str);
+    log_msg(LOG_INFO, "client %s via proxy %s", si->peer_str, via);
+    struct msg *m = f->m;
+    msg_init(m, MSG_PEER);
+    msg_put_u32(m, (uint32_t)src.ss_family);
+    if (src.ss_family == AF_INET) {
+        msg_put_blob(m, &((struct sockaddr_in *)&src)->sin_addr, 4);
+        msg_put_u32(m, ntohs(((struct sockaddr_in *)&src)->sin_port));
+    } else {
+        msg_put_blob(m, &((struct sockaddr_in6 *)&src)->sin6_addr, 16);
+        msg_put_u32(m, ntohs(((struct sockaddr_in6 *)&src)->sin6_port));
+    }
+    if (msg_send(f->mon_fd, m) < 0)
+        exit(1);
+}
+
+/* pasv_address rules; host names are resolved now, before chroot takes the resolver away. */
+static void resolve_pasv_addresses(struct front *f)
+{
+    char bad[256];
+    f->npasv = pasv_rules_parse(f->cfg->pasv_address, f->pasv_rules, PASV_RULES_MAX, bad,
+                                sizeof bad);
+    for (int i = 0; i < f->npasv; i++) {
+        const char *name = f->pasv_rules[i].address;
+        if (inet_pton(AF_INET, name, &f->pasv_addr[i]) == 1) {
+            f->pasv_ok[i] = true;
+            continue;
+        }
+        struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+        int rc = getaddrinfo(name, NULL, &hints, &res);
+        if (rc == 0 && res) {
+            f->pasv_addr[i] = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
+            f->pasv_ok[i] = true;
+        } else {
+            log_msg(LOG_ERR, "pasv_address %s: %s; the local address is announced instead",
+                    name, gai_strerror(rc));
+        }
+        if (res)
+            freeaddrinfo(res);
+    }
+}
+
+bool front_pasv_address(const struct front *f, struct in_addr *out)
+{
+    /* Networks first, in order; then the entry without a network. */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < f->npasv; i++) {
+            const struct pasv_rule *r = &f->pasv_rules[i];
+            if (!f->pasv_ok[i] || (pass == 0 ? r->any : !r->any))
+                continue;
+            if (r->any || cidr_match(&r->net, &f->si->peer)) {
+                *out = f->pasv_addr[i];
+                return true;
+            }
+        }
+    return false;
+}
+
 void front_main(const struct session_info *si, int mon_fd)
 {
     struct front *f = xcalloc(1, sizeof *f);
-    f->si = si;
+    f->si_own = *si;
+    f->si = &f->si_own;
     f->cfg = si->cfg;
     f->mon_fd = mon_fd;
     f->user_fd = -1;
@@ -345,7 +436,17 @@ void front_main(const struct session_info *si, int mon_fd)
     ctl_init(&f->ctl, 0, si->cfg->max_line_length);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGURG, SIG_IGN);
+    resolve_pasv_addresses(f);
     setup_tls_and_drop(f);
+    if (f->cfg->proxy_protocol != PROXY_OFF) {
+        char bad[64];
+        int n = cidr_parse_list(f->cfg->proxy_trusted, f->proxy_trusted, 64, bad, sizeof bad);
+        f->proxy = (struct proxy_policy){.mode = f->cfg->proxy_protocol,
+                                         .trusted = f->proxy_trusted,
+                                         .ntrusted = n < 0 ? 0 : n,
+                                         .timeout_ms = (int)f->cfg->proxy_timeout * 1000};
+        read_proxy_header(f);
+    }
     f->last_command = now_ms();
     f->login_deadline = f->last_command + (int64_t)f->cfg->login_timeout * 1000;
     start_control(f);

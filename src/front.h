@@ -8,6 +8,7 @@
 #ifndef FTPSD_FRONT_H
 #define FTPSD_FRONT_H
 
+#include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,7 +25,14 @@
 #define FRONT_QUEUE_MAX 32
 
 struct front {
-    const struct session_info *si;
+    const struct session_info *si; /* points at si_own */
+    struct session_info si_own;    /* the front's copy: PROXY may name the real client */
+    struct cidr proxy_trusted[64];
+    struct pasv_rule pasv_rules[PASV_RULES_MAX]; /* pasv_address, names resolved at start */
+    struct in_addr pasv_addr[PASV_RULES_MAX];
+    bool pasv_ok[PASV_RULES_MAX];
+    int npasv;
+    struct proxy_policy proxy;
     const struct config *cfg;
     struct ctlio ctl;
     SSL_CTX *ctx; /* NULL when the certificate could not be loaded: AUTH answers 431 */
@@ -97,6 +105,8 @@ void front_user_request(struct front *f, uint32_t op, uint32_t flags, uint64_t o
                         const char *arg, const char *arg2, struct ureply *out);
 /* Sends the user process's reply text to the client. */
 void front_relay_reply(struct front *f, const struct ureply *r);
+/* The address PASV announces to this client (pasv_address rules); false: the local one. */
+bool front_pasv_address(const struct front *f, struct in_addr *out);
 /* Puts the control TLS and the PROT level into the structured log fields. */
 void front_set_prot_log(struct front *f);
 /* The TLS context that serves vhost v (its own certificate, else the main one). */

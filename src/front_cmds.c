@@ -502,8 +502,7 @@ static void c_pasv(struct front *f, const char *name, char *arg)
         front_reply(f, 522, "PASV is IPv4-only; use EPSV.");
         return;
     }
-    if (f->cfg->pasv_address[0])
-        inet_pton(AF_INET, f->cfg->pasv_address, &a);
+    front_pasv_address(f, &a);
     unsigned port;
     char why[256];
     if (dc_listen(&f->dc, &f->si->local, f->cfg->pasv_min_port, f->cfg->pasv_max_port, &port, why,

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <grp.h>
 #include <limits.h>
 #include <poll.h>
@@ -25,6 +26,8 @@
 #include "certid.h"
 #include "certmap.h"
 #include "drop.h"
+#include "netmatch.h"
+#include "proxy.h"
 #include "front.h"
 #include "listing.h"
 #include "log.h"
@@ -44,6 +47,7 @@ struct monitor {
     bool logged_in;
     struct pamauth pam;
     struct certmap *certmap;
+    bool peer_set; /* the PROXY header's client replaced the socket's peer */
     char user[256];
     char root[4096]; /* the logged-in user's root, for xferlog paths */
     int xferlog_fd;
@@ -480,6 +484,46 @@ out:
 
 static void reap(pid_t pid, const char *what, int grace_ms);
 
+/* The real client named by a PROXY header, accepted only from a balancer this monitor also
+ * sees as trusted, once, before login. */
+static void handle_peer(struct monitor *m, struct msg *req)
+{
+    const struct config *cfg = m->si.cfg;
+    uint32_t fam = msg_get_u32(req);
+    const unsigned char *addr;
+    size_t len = msg_get_blob(req, &addr, 16);
+    uint32_t port = msg_get_u32(req);
+    struct cidr trusted[64];
+    char bad[64];
+    int n = cidr_parse_list(cfg->proxy_trusted, trusted, 64, bad, sizeof bad);
+    bool ok = false;
+    for (int i = 0; i < n && !ok; i++)
+        ok = cidr_match(&trusted[i], &m->si.peer);
+    if (!msg_ok_end(req) || cfg->proxy_protocol == PROXY_OFF || !ok || m->peer_set ||
+        m->logged_in || port > 65535 || !((fam == AF_INET && len == 4) || (fam == AF_INET6 && len == 16))) {
+        log_msg(LOG_ERR, "unexpected client address from the front; ending");
+        kill(m->front_pid, SIGKILL);
+        return;
+    }
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    if (fam == AF_INET) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        s4->sin_family = AF_INET;
+        memcpy(&s4->sin_addr, addr, 4);
+        s4->sin_port = htons((uint16_t)port);
+    } else {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        s6->sin6_family = AF_INET6;
+        memcpy(&s6->sin6_addr, addr, 16);
+        s6->sin6_port = htons((uint16_t)port);
+    }
+    m->si.peer = ss;
+    sockaddr_to_str(&ss, m->si.peer_str, sizeof m->si.peer_str);
+    log_set_session(m->si.sid, m->si.peer_str);
+    m->peer_set = true;
+}
+
 static void handle_xferlog(struct monitor *m, struct msg *req)
 {
     struct xferlog_entry e = {.end = time(NULL), .host = m->si.peer_str, .user = m->user};
@@ -620,6 +664,8 @@ void monitor_run(struct config *cfg)
             handle_login(&m, req);
         } else if (req->type == MSG_LOGOUT) {
             handle_logout(&m, req);
+        } else if (req->type == MSG_PEER) {
+            handle_peer(&m, req);
         } else if (req->type == MSG_XFERLOG) {
             handle_xferlog(&m, req);
         } else if (req->type == MSG_WORKER_KILLED) {

@@ -84,7 +84,7 @@ static void spawn_worker(struct front *f, int fd)
 
 void xfer_accept_ready(struct front *f)
 {
-    int fd = dc_accept(&f->dc, &f->si->peer);
+    int fd = dc_accept(&f->dc, &f->si->peer, &f->proxy);
     if (fd >= 0)
         spawn_worker(f, fd);
 }

@@ -81,6 +81,17 @@ int main(void)
     config_free(&c);
     CHECK(parse(&c, "pasv_address = 192.0.2.7\n") == 0);
     config_free(&c);
+    CHECK(parse(&c, "pasv_address = 10.0.0.0/8=10.1.1.5, ftp.example.org\n") == 0);
+    config_free(&c);
+    CHECK(parse(&c, "pasv_address = 10.0.0.0/33=10.1.1.5\n") < 0);
+    config_free(&c);
+    CHECK(parse(&c, "proxy_protocol = v2\n") < 0); /* needs proxy_trusted */
+    config_free(&c);
+    CHECK(parse(&c, "proxy_protocol = any\nproxy_trusted = 127.0.0.0/8, ::1\n") == 0);
+    config_free(&c);
+    CHECK(parse(&c, "proxy_trusted = 10.0.0.0/8 bogus\n") < 0);
+    CHECK(strstr(last_err, "'bogus'") != NULL);
+    config_free(&c);
     CHECK(parse(&c, "root_dir = /srv/ftp/%u\n") == 0);
     CHECK_STR(c.root_dir, "/srv/ftp/%u");
     config_free(&c);
