@@ -92,16 +92,24 @@ install: ftpsd
 	install -m 0644 pam.d/ftpsd $(DESTDIR)$(sysconfdir)/pam.d/ftpsd
 	sed 's|/usr/sbin/ftpsd|$(sbindir)/ftpsd|; s|/etc/ftpsd.conf|$(sysconfdir)/ftpsd.conf|' \
 		xinetd.d/ftpsd > $(DESTDIR)$(sysconfdir)/xinetd.d/ftpsd
-	install -m 0644 systemd/ftpsd.socket $(DESTDIR)$(unitdir)/ftpsd.socket
 	sed 's|/usr/sbin/ftpsd|$(sbindir)/ftpsd|; s|/etc/ftpsd.conf|$(sysconfdir)/ftpsd.conf|' \
-		systemd/ftpsd@.service > $(DESTDIR)$(unitdir)/ftpsd@.service
+		xinetd.d/ftpsd-implicit > $(DESTDIR)$(sysconfdir)/xinetd.d/ftpsd-implicit
+	install -m 0644 systemd/ftpsd.socket $(DESTDIR)$(unitdir)/ftpsd.socket
+	install -m 0644 systemd/ftpsd-implicit.socket $(DESTDIR)$(unitdir)/ftpsd-implicit.socket
+	for u in ftpsd@.service ftpsd-implicit@.service; do \
+		sed 's|/usr/sbin/ftpsd|$(sbindir)/ftpsd|; s|/etc/ftpsd.conf|$(sysconfdir)/ftpsd.conf|' \
+			systemd/$$u > $(DESTDIR)$(unitdir)/$$u || exit 1; done
 	install -m 0644 man/ftpsd.8 $(DESTDIR)$(mandir)/man8/ftpsd.8
 	install -m 0644 man/ftpsd.conf.5 $(DESTDIR)$(mandir)/man5/ftpsd.conf.5
 
 uninstall:
+	# The configuration goes only if the admin never changed it.
+	-cmp -s contrib/ftpsd.conf.example $(DESTDIR)$(sysconfdir)/ftpsd.conf && \
+		rm -f $(DESTDIR)$(sysconfdir)/ftpsd.conf
 	rm -f $(DESTDIR)$(sbindir)/ftpsd $(DESTDIR)$(sysconfdir)/pam.d/ftpsd \
-		$(DESTDIR)$(sysconfdir)/xinetd.d/ftpsd \
+		$(DESTDIR)$(sysconfdir)/xinetd.d/ftpsd $(DESTDIR)$(sysconfdir)/xinetd.d/ftpsd-implicit \
 		$(DESTDIR)$(unitdir)/ftpsd.socket $(DESTDIR)$(unitdir)/ftpsd@.service \
+		$(DESTDIR)$(unitdir)/ftpsd-implicit.socket $(DESTDIR)$(unitdir)/ftpsd-implicit@.service \
 		$(DESTDIR)$(mandir)/man8/ftpsd.8 $(DESTDIR)$(mandir)/man5/ftpsd.conf.5
 	-rmdir $(DESTDIR)$(datadir)/ftpsd/empty $(DESTDIR)$(datadir)/ftpsd
 
@@ -112,3 +120,60 @@ clean:
 	rm -rf build ftpsd
 
 .PHONY: all unit deps check demo install uninstall format clean FORCE
+
+# --- packaging ---
+# make dist     ftpsd-$(VERSION).tar.gz: the files git tracks (as they are in the work tree);
+#               in a tree without git (an unpacked tarball), every file but build products.
+# make deb      build/deb/ftpsd_$(VERSION)-*.deb: the dist tarball unpacked in build/deb,
+#               contrib/debian copied in as debian/, dpkg-buildpackage -b. As root, installs
+#               the build dependencies first (tests/lib/install-deps.sh, only what is missing).
+# make deb-lint lintian on what make deb built (errors and warnings fail).
+# DIST_UNTRACKED=yes adds the untracked files git does not ignore (the test suite builds the
+# work tree as it is; a release tarball has tracked files only).
+DIST     = ftpsd-$(VERSION)
+DIST_UNTRACKED ?= no
+DEB_DIR ?= build/deb
+DEB_DEPS = gcc make libc6-dev libssl-dev libpam0g-dev libcap-ng-dev libseccomp-dev \
+	dpkg-dev debhelper lintian
+
+dist:
+	@rm -rf build/dist && mkdir -p build/dist/$(DIST)
+	@if [ "$$(git rev-parse --show-toplevel 2>/dev/null)" = "$(CURDIR)" ]; then \
+		git ls-files -z $(if $(filter yes,$(DIST_UNTRACKED)),--cached --others --exclude-standard) | \
+		xargs -0 sh -c \
+			'for f; do if [ -e "$$f" ] || [ -L "$$f" ]; then printf "%s\0" "$$f"; fi; done' sh \
+			> build/dist/files; \
+		git log -1 --format=%ct > build/dist/mtime 2>/dev/null || date +%s > build/dist/mtime; \
+	else \
+		find . \( -path ./.git -o -path ./build -o -path ./debian -o -path ./demo \
+			-o -path ./tests/.work -o -name __pycache__ \) -prune -o \
+			\( -type f -o -type l \) ! -path ./ftpsd ! -name '*.tar.gz' ! -name '*.o' \
+			! -name '*.d' -printf '%P\0' > build/dist/files; \
+		date +%s > build/dist/mtime; \
+	fi
+	@tar -cf - --null -T build/dist/files | tar -xf - -C build/dist/$(DIST)
+	@tar -C build/dist --sort=name --owner=0 --group=0 --numeric-owner --mode=go-w \
+		--mtime=@$$(cat build/dist/mtime) -cf - $(DIST) | gzip -9n > $(DIST).tar.gz
+	@rm -rf build/dist
+	@echo "  DIST    $(DIST).tar.gz"
+
+# MAKEFLAGS and friends are dropped: variables given to this make (PREFIX=...) must not reach
+# the package build, whose paths debian/rules sets.
+deb: dist
+	@sh tests/lib/install-deps.sh $(DEB_DEPS)
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)
+	tar -xzf $(DIST).tar.gz -C $(DEB_DIR)
+	rm -rf $(DEB_DIR)/$(DIST)/debian && cp -R contrib/debian $(DEB_DIR)/$(DIST)/debian
+	cd $(DEB_DIR)/$(DIST) && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES \
+		dpkg-buildpackage -us -uc -b -Jauto
+	rm -rf $(DEB_DIR)/$(DIST)
+	@ls -1 $(DEB_DIR)/*.deb
+
+deb-lint:
+	lintian --fail-on error,warning $(DEB_DIR)/ftpsd_*.changes
+
+clean: clean-dist
+clean-dist:
+	rm -f $(DIST).tar.gz
+
+.PHONY: dist deb deb-lint clean-dist

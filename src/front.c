@@ -217,8 +217,7 @@ static void setup_tls_and_drop(struct front *f)
             front_reply(f, 421, "Service not available (server configuration error).");
         exit(1);
     }
-    log_msg(LOG_DEBUG, "front sandboxed: seccomp %s, landlock ABI %d",
-            cfg->seccomp == SECCOMP_OFF ? "off" : "on", abi);
+    f->landlock_abi = abi;
 }
 
 static void start_control(struct front *f)
@@ -355,14 +354,17 @@ static void read_proxy_header(struct front *f)
         log_msg(LOG_WARNING, "PROXY header from %s refused: %s", si->peer_str, why);
         exit(0);
     }
-    if (src.ss_family == AF_UNSPEC)
-        return; /* LOCAL or UNKNOWN: the balancer's own connection (a health check) */
+    if (src.ss_family == AF_UNSPEC) {
+        /* LOCAL or UNKNOWN: the balancer's own connection (a health check) */
+        log_msg(LOG_INFO, "connect to %s from the proxy itself", si->local_str);
+        return;
+    }
     char via[64];
     snprintf(via, sizeof via, "%s", si->peer_str);
     si->peer = src;
     sockaddr_to_str(&src, si->peer_str, sizeof si->peer_str);
     log_set_session(si->sid, si->peer_str);
-    log_msg(LOG_INFO, "client %s via proxy %s", si->peer_str, via);
+    log_msg(LOG_INFO, "connect to %s via proxy %s", si->local_str, via);
     struct msg *m = f->m;
     msg_init(m, MSG_PEER);
     msg_put_u32(m, (uint32_t)src.ss_family);
@@ -447,6 +449,9 @@ void front_main(const struct session_info *si, int mon_fd)
                                          .timeout_ms = (int)f->cfg->proxy_timeout * 1000};
         read_proxy_header(f);
     }
+    /* Logged only now: behind a balancer, this is the first line that knows the client. */
+    log_msg(LOG_DEBUG, "front sandboxed: seccomp %s, landlock ABI %d",
+            f->cfg->seccomp == SECCOMP_OFF ? "off" : "on", f->landlock_abi);
     f->last_command = now_ms();
     f->login_deadline = f->last_command + (int64_t)f->cfg->login_timeout * 1000;
     start_control(f);

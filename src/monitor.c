@@ -594,7 +594,9 @@ void monitor_run(struct config *cfg)
     memset(&m, 0, sizeof m);
     m.xferlog_fd = -1;
     make_session_info(&m, cfg);
-    log_msg(LOG_INFO, "connect to %s", m.si.local_str);
+    /* Behind a balancer the front logs the connection once the PROXY header names the client. */
+    if (cfg->proxy_protocol == PROXY_OFF)
+        log_msg(LOG_INFO, "connect to %s", m.si.local_str);
 
     char why[512];
     struct passwd *np = cfg->rootless ? getpwuid(geteuid()) : getpwnam(cfg->nopriv_user);

@@ -1,0 +1,381 @@
+"""The Debian package (contrib/debian, built by `make deb`): lintian is clean, it ships what it
+should (and not the test-hooks binary), its maintainer scripts do what they say when run in a
+fake environment, its units verify, and the binary and configuration it installs serve a real
+FTPS session. The package is extracted with dpkg -x, never installed on this machine."""
+import glob
+import io
+import os
+import re
+import shutil
+import stat
+import subprocess
+import time
+import types
+
+import pytest
+
+from ftpsd_fixture import LIBDIR, NOPRIV, USERS, Server
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEB_DIR = os.path.join(ROOT, "build", "deb")
+TOOLS = {"dpkg-buildpackage": "dpkg-dev", "dh": "debhelper", "lintian": "lintian"}
+
+
+
+def makefile_version():
+    return re.search(r"^VERSION\s*=\s*(\S+)", open(os.path.join(ROOT, "Makefile")).read(),
+                     re.M).group(1)
+
+
+def clean_env():
+    """The environment without make's variables: `make check` runs this suite."""
+    return {k: v for k, v in os.environ.items()
+            if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, **kw)
+
+
+@pytest.fixture(scope="session")
+def deb(tmp_path_factory):
+    """Builds the package once per session with `make deb`, then extracts it (dpkg -x) and its
+    control files (dpkg-deb -e) into a throwaway directory."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: make deb installs its build dependencies, dpkg -x keeps root "
+                    "ownership (the empty chroot dir must be root's) and the server chroots")
+    missing = [pkg for tool, pkg in TOOLS.items() if not shutil.which(tool)]
+    if missing:
+        run(["sh", os.path.join(ROOT, "tests", "lib", "install-deps.sh"), "dpkg-dev",
+             "debhelper", "lintian"], timeout=900)
+        missing = [pkg for tool, pkg in TOOLS.items() if not shutil.which(tool)]
+        if missing:
+            pytest.skip(f"packaging tools missing and could not be installed: {missing}")
+    start = time.monotonic()
+    # The work tree as it is, files not yet added to git included (CI builds a clean clone).
+    r = run(["make", "-C", ROOT, "deb", "DIST_UNTRACKED=yes"], env=clean_env(), timeout=900)
+    seconds = time.monotonic() - start
+    if r.returncode != 0:
+        pytest.fail("make deb DIST_UNTRACKED=yes failed (the tarball holds the files git "
+                    "tracks and the untracked ones it does not ignore):\n"
+                    + (r.stdout + r.stderr)[-4000:], pytrace=False)
+    debs = [d for d in glob.glob(os.path.join(DEB_DIR, "ftpsd_*.deb"))]
+    changes = glob.glob(os.path.join(DEB_DIR, "ftpsd_*.changes"))
+    assert len(debs) == 1 and len(changes) == 1, os.listdir(DEB_DIR)
+    top = tmp_path_factory.mktemp("package")
+    root = top / "root"
+    ctl = top / "control"
+    for p in (top, root):
+        p.mkdir(exist_ok=True)
+        os.chmod(p, 0o755)
+    subprocess.run(["dpkg", "-x", debs[0], str(root)], check=True)
+    subprocess.run(["dpkg-deb", "-e", debs[0], str(ctl)], check=True)
+    units = next(d for d in (root / "lib/systemd/system", root / "usr/lib/systemd/system")
+                 if d.is_dir())
+    return types.SimpleNamespace(deb=debs[0], changes=changes[0], root=root, ctl=ctl,
+                                 units=units, top=top, build_seconds=seconds)
+
+
+def test_versions_agree():
+    """contrib/debian/changelog and contrib/ftpsd.spec follow the Makefile's VERSION, and the
+    spec ships every unit and xinetd service of the tree (runs without root)."""
+    version = makefile_version()
+    changelog = open(os.path.join(ROOT, "contrib", "debian", "changelog")).readline()
+    assert re.match(rf"ftpsd \({re.escape(version)}-[0-9.]+\) ", changelog), changelog
+    spec = open(os.path.join(ROOT, "contrib", "ftpsd.spec")).read()
+    assert re.search(rf"^Version:\s+{re.escape(version)}$", spec, re.M)
+    files = spec[spec.index("\n%files"):spec.index("\n%changelog")]
+    for u in os.listdir(os.path.join(ROOT, "systemd")):
+        assert f"%{{_unitdir}}/{u}" in files, u
+    for x in os.listdir(os.path.join(ROOT, "xinetd.d")):
+        assert f"%{{_sysconfdir}}/xinetd.d/{x}" in files, x
+    if shutil.which("rpmspec"):
+        r = run(["rpmspec", "-q", "--qf", "%{VERSION}\n", os.path.join(ROOT, "contrib",
+                                                                       "ftpsd.spec")])
+        assert r.returncode == 0 and r.stdout.split() == [version], r.stdout + r.stderr
+
+
+def field(deb, name):
+    return run(["dpkg-deb", "-f", deb.deb, name], check=True).stdout.strip()
+
+
+def test_build_time(deb):
+    print(f"make deb took {deb.build_seconds:.1f} s")
+    assert deb.build_seconds < 180
+
+
+def test_lintian_clean(deb):
+    r = run(["lintian", "--fail-on", "error,warning", deb.changes], timeout=300)
+    tags = [l for l in r.stdout.splitlines() if re.match(r"[EW]: ", l)]
+    assert r.returncode == 0 and not tags, r.stdout + r.stderr
+
+
+def test_control_fields(deb):
+    assert field(deb, "Package") == "ftpsd"
+    assert field(deb, "Section") == "net"
+    assert field(deb, "Priority") == "optional"
+    # The package version follows the Makefile's (contrib/debian/changelog is bumped with it).
+    assert field(deb, "Version").rsplit("-", 1)[0] == makefile_version()
+    depends = field(deb, "Depends")
+    for dep in ("adduser", "libpam-modules", "libssl3", "libseccomp2", "libcap-ng0"):
+        assert dep in depends
+    desc = field(deb, "Description").splitlines()
+    assert len(desc) > 5 and len(desc[0]) < 80
+
+
+def test_file_list(deb):
+    root = deb.root
+    files = {os.path.relpath(os.path.join(d, f), root)
+             for d, dirs, fs in os.walk(root) for f in fs + [x for x in dirs
+                                                            if os.path.islink(os.path.join(d, x))]}
+    unitdir = os.path.relpath(deb.units, root)
+    expected = {"usr/sbin/ftpsd", "etc/ftpsd.conf", "etc/pam.d/ftpsd",
+                "usr/share/man/man8/ftpsd.8.gz", "usr/share/man/man5/ftpsd.conf.5.gz",
+                "usr/share/doc/ftpsd/copyright", "usr/share/doc/ftpsd/changelog.Debian.gz"}
+    # every unit and xinetd service of the tree (ftpsd.socket, ftpsd@.service, the implicit pair)
+    expected |= {f"{unitdir}/{u}" for u in os.listdir(os.path.join(ROOT, "systemd"))}
+    expected |= {f"etc/xinetd.d/{x}" for x in os.listdir(os.path.join(ROOT, "xinetd.d"))}
+    assert {"ftpsd.socket", "ftpsd@.service"} <= set(os.listdir(deb.units))
+    assert expected <= files, sorted(expected - files)
+    assert not [f for f in files if "testhooks" in f], "the test-hooks binary is shipped"
+    # nothing outside the usual places
+    assert all(re.match(r"(etc|lib|usr/(sbin|share|lib))/", f) for f in files), sorted(files)
+
+    binary = root / "usr/sbin/ftpsd"
+    st = binary.stat()
+    assert st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o755
+    data = binary.read_bytes()
+    assert b"XTST" not in data, "the installed binary was built with FTPSD_TEST_HOOKS"
+    # the install paths compiled in are Debian's
+    assert b"/etc/ftpsd.conf" in data and b"/usr/share/ftpsd/empty" in data
+    assert run([str(binary), "-V"]).stdout.strip() == f"ftpsd {makefile_version()}"
+
+    empty = root / "usr/share/ftpsd/empty"
+    st = empty.stat()
+    assert stat.S_ISDIR(st.st_mode) and st.st_uid == 0 and st.st_gid == 0
+    assert stat.S_IMODE(st.st_mode) == 0o755 and os.listdir(empty) == []
+
+    for unit in os.listdir(deb.units):
+        text = (deb.units / unit).read_text()
+        assert "[Install]" in text or unit.endswith("@.service"), unit
+        if unit.endswith(".service"):
+            assert re.search(r"^ExecStart=/usr/sbin/ftpsd -f /etc/ftpsd.conf\b", text, re.M), unit
+
+
+def test_conffiles(deb):
+    conffiles = set((deb.ctl / "conffiles").read_text().split())
+    etc = {"/" + os.path.relpath(os.path.join(d, f), deb.root)
+           for d, _, fs in os.walk(deb.root / "etc") for f in fs}
+    assert {"/etc/ftpsd.conf", "/etc/pam.d/ftpsd", "/etc/xinetd.d/ftpsd"} <= conffiles
+    assert conffiles == etc
+
+
+def test_nothing_enabled_or_started_by_text(deb):
+    """Whatever the fake environment below can or cannot run: the scripts never enable or
+    start a unit, and the purge never removes the user."""
+    scripts = {p.name: p.read_text() for p in deb.ctl.iterdir()
+               if p.name in ("preinst", "postinst", "prerm", "postrm")}
+    allt = "\n".join(scripts.values())
+    # deb-systemd-invoke only ever stops (debhelper's start snippets use a variable action)
+    actions = re.findall(r"deb-systemd-invoke\s+(?:--user\s+)?(\S+)", allt)
+    assert all(a == "stop" for a in actions), actions
+    assert not re.search(r"systemctl\s+.*\b(enable|start|restart)\b", allt)
+    # `deb-systemd-helper enable` only for a unit the package installed before and an admin
+    # enabled (debhelper's --no-enable snippet), never on a first install
+    for m in re.finditer(r"deb-systemd-helper enable", allt):
+        assert "debian-installed" in allt[max(0, m.start() - 400):m.start()]
+    post = scripts["postinst"]
+    assert re.search(r"getent passwd ftpsd", post)
+    assert re.search(r"adduser --system .*--group --no-create-home\s*\\?\s*--home /nonexistent "
+                     r"--shell /usr/sbin/nologin ftpsd", post, re.S)
+    assert not re.search(r"^\s*(deluser|userdel|delgroup|groupdel)\b", scripts.get("postrm", ""),
+                         re.M)
+
+
+# --- maintainer scripts in a fake environment ---------------------------------------------
+# Each script runs in its own mount namespace where /usr, /etc and /var are read-only, a tmpfs
+# stands in for /usr/share (so the empty dir the postinst makes is a throwaway) and for /run
+# (with /run/systemd/system, as on a systemd machine), and adduser, getent, deb-systemd-helper,
+# deb-systemd-invoke, systemctl and the user-removal commands are fakes that log their
+# arguments (deb-systemd-helper answers as the real one does on a first install: never
+# installed by the package, and was-enabled true, its default for a unit it has not seen).
+# The scripts run with dpkg's real conditions (DPKG_ROOT empty).
+
+FAKE = r"""#!/bin/sh
+echo "$(basename "$0") $*" >> "$FAKE_LOG"
+case "$(basename "$0") $1 $2" in
+"getent passwd ftpsd") [ "$FAKE_USER" = 1 ] && echo "ftpsd:x:999:999::/nonexistent:/usr/sbin/nologin" && exit 0; exit 2 ;;
+"getent group ftpsd") [ "$FAKE_GROUP" = 1 ] && echo "ftpsd:x:999:" && exit 0; exit 2 ;;
+"deb-systemd-helper debian-installed"*) exit 1 ;;
+"deb-systemd-helper --quiet was-enabled") exit 0 ;;
+esac
+exit 0
+"""
+
+NAMESPACE = r"""set -e
+for d in /usr /etc /var; do mount --bind $d $d; mount -o remount,ro,bind $d $d; done
+mount -t tmpfs tmpfs /usr/share
+mount -t tmpfs tmpfs /run
+mkdir -p /run/systemd/system
+if [ -n "$PRE_EMPTY" ]; then
+    mkdir -p /usr/share/ftpsd/empty; chown 65534:65534 /usr/share/ftpsd/empty
+    chmod "$PRE_EMPTY" /usr/share/ftpsd/empty
+fi
+rc=0
+env -i PATH="$FAKE_BIN:/usr/sbin:/usr/bin:/sbin:/bin" FAKE_LOG="$FAKE_LOG" \
+    FAKE_USER="$FAKE_USER" FAKE_GROUP="$FAKE_GROUP" DPKG_MAINTSCRIPT_PACKAGE=ftpsd \
+    DPKG_MAINTSCRIPT_NAME="$(basename "$1")" /bin/sh "$@" || rc=$?
+stat -c 'empty %U:%G %a' /usr/share/ftpsd/empty >> "$FAKE_LOG" 2>/dev/null || \
+    echo "empty missing" >> "$FAKE_LOG"
+exit $rc
+"""
+
+
+@pytest.fixture(scope="session")
+def fake(deb):
+    probe = run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                 "mount -t tmpfs tmpfs /mnt"])
+    if not shutil.which("unshare") or probe.returncode != 0:
+        pytest.skip("no private mount namespace (unshare --mount) to run maintainer scripts "
+                    f"in safely: {probe.stderr.strip()}")
+    bindir = deb.top / "fakebin"
+    bindir.mkdir(exist_ok=True)
+    for name in ("adduser", "addgroup", "useradd", "groupadd", "deluser", "delgroup", "userdel",
+                 "groupdel", "getent", "deb-systemd-helper", "deb-systemd-invoke", "systemctl"):
+        p = bindir / name
+        p.write_text(FAKE)
+        p.chmod(0o755)
+    counter = iter(range(1000))
+
+    def runscript(script, *args, user=False, group=False, pre_empty=""):
+        log = deb.top / f"fake-{next(counter)}.log"
+        log.write_text("")
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "FAKE_BIN": str(bindir),
+               "FAKE_LOG": str(log), "FAKE_USER": "1" if user else "0",
+               "FAKE_GROUP": "1" if group else "0", "PRE_EMPTY": pre_empty}
+        r = run(["unshare", "--mount", "--propagation", "private", "sh", "-c", NAMESPACE, "ns",
+                 str(deb.ctl / script)] + list(args), env=env, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return log.read_text().splitlines()
+
+    return runscript
+
+
+def calls(log, cmd):
+    return [l for l in log if l.split()[0] == cmd]
+
+
+def assert_nothing_enabled_or_started(log):
+    assert not calls(log, "deb-systemd-invoke"), log
+    assert not [l for l in calls(log, "deb-systemd-helper") if " enable" in l], log
+    assert [l for l in calls(log, "systemctl") if "daemon-reload" not in l] == [], log
+
+
+def test_postinst_fresh_install(fake):
+    log = fake("postinst", "configure")
+    assert calls(log, "adduser") == [
+        "adduser --system --quiet --group --no-create-home --home /nonexistent "
+        "--shell /usr/sbin/nologin ftpsd"], log
+    assert "empty root:root 755" in log
+    assert_nothing_enabled_or_started(log)
+    # the sockets are registered with deb-systemd-helper (so purge can clean up), not enabled
+    assert any("update-state 'ftpsd.socket'" in l or "update-state ftpsd.socket" in l
+               for l in log), log
+
+
+def test_postinst_existing_group(fake):
+    log = fake("postinst", "configure", group=True)
+    assert calls(log, "adduser") == [
+        "adduser --system --quiet --ingroup ftpsd --no-create-home --home /nonexistent "
+        "--shell /usr/sbin/nologin ftpsd"], log
+
+
+def test_postinst_upgrade_repairs_empty_dir(fake):
+    log = fake("postinst", "configure", "0.0.9-1", user=True, group=True, pre_empty="1777")
+    assert not calls(log, "adduser"), log
+    assert "empty root:root 755" in log
+    assert_nothing_enabled_or_started(log)
+    assert "systemctl --system daemon-reload" in log
+
+
+def test_prerm_stops_sockets_on_remove_only(fake):
+    log = fake("prerm", "remove")
+    assert calls(log, "deb-systemd-invoke") == [
+        "deb-systemd-invoke stop ftpsd.socket ftpsd-implicit.socket"], log
+    log = fake("prerm", "upgrade", "0.1.1-1")
+    assert not calls(log, "deb-systemd-invoke"), log
+
+
+def test_postrm_purge_keeps_the_user(fake):
+    log = fake("postrm", "purge", user=True, group=True)
+    for cmd in ("deluser", "delgroup", "userdel", "groupdel"):
+        assert not calls(log, cmd), log
+    assert any(l.startswith("deb-systemd-helper purge") for l in log), log
+
+
+# --- the installed files at work ------------------------------------------------------------
+
+def test_units_verify(deb, tmp_path):
+    """systemd-analyze verify on the packaged units, ExecStart pointed at the extracted
+    binary and man pages looked up in the extracted tree."""
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze is not installed")
+    binary = str(deb.root / "usr/sbin/ftpsd")
+    for u in os.listdir(deb.units):
+        (tmp_path / u).write_text((deb.units / u).read_text().replace("/usr/sbin/ftpsd", binary))
+    r = run(["systemd-analyze", "verify"] + sorted(str(p) for p in tmp_path.iterdir()),
+            env={**os.environ, "MANPATH": str(deb.root / "usr/share/man")})
+    print(r.stdout + r.stderr)
+    assert r.returncode == 0 and r.stderr.strip() == "", r.stderr
+
+
+def shipped_config(deb):
+    conf = {}
+    for line in (deb.root / "etc/ftpsd.conf").read_text().splitlines():
+        m = re.match(r"\s*([a-z0-9_]+)\s*=\s*(.*?)\s*$", line)
+        if m and not line.lstrip().startswith("#"):
+            conf[m.group(1)] = m.group(2)
+    return conf
+
+
+def test_shipped_config_checks(deb, env):
+    """ftpsd -t of the installed binary on the installed ftpsd.conf, with only the certificate,
+    key, unprivileged user and empty dir pointed at the test fixtures."""
+    text = (deb.root / "etc/ftpsd.conf").read_text()
+    text = re.sub(r"^tls_cert_file\s*=.*$", f"tls_cert_file = {env.cert}", text, flags=re.M)
+    text = re.sub(r"^tls_key_file\s*=.*$", f"tls_key_file = {env.key}", text, flags=re.M)
+    text += f"nopriv_user = {NOPRIV[0]}\nempty_dir = {deb.root / 'usr/share/ftpsd/empty'}\n"
+    path = deb.top / "ftpsd.conf"
+    path.write_text(text)
+    r = run([str(deb.root / "usr/sbin/ftpsd"), "-t", "-f", str(path)],
+            env={**os.environ, "LD_PRELOAD": f"{LIBDIR}/libnss_wrapper.so",
+                 "NSS_WRAPPER_PASSWD": env.passwd, "NSS_WRAPPER_GROUP": env.group})
+    assert r.returncode == 0 and "configuration OK" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_installed_binary_serves_a_session(deb, env):
+    """One FTPS session through the extracted /usr/sbin/ftpsd, configured like the extracted
+    /etc/ftpsd.conf (TLS required, session reuse required, chroot): login, upload, download."""
+    conf = shipped_config(deb)
+    assert conf["require_session_reuse"] == "yes" and conf["chroot"] == "yes"
+    conf.update(tls_cert_file=env.cert, tls_key_file=env.key, nopriv_user=NOPRIV[0],
+                empty_dir=str(deb.root / "usr/share/ftpsd/empty"))
+    srv = Server(env, name="package", binary=str(deb.root / "usr/sbin/ftpsd"), **conf)
+    try:
+        f = srv.ftps_reuse("alice")
+        assert f.pwd() == "/"
+        payload = os.urandom(200000) + b"packaged\r\n"
+        f.storbinary("STOR from-package.bin", io.BytesIO(payload))
+        out = io.BytesIO()
+        f.retrbinary("RETR from-package.bin", out.write)
+        assert out.getvalue() == payload
+        f.quit()
+        st = os.stat(os.path.join(env.home("alice"), "from-package.bin"))
+        assert st.st_uid == USERS["alice"][0]
+        assert stat.S_IMODE(st.st_mode) == 0o644  # umask = 022 of the shipped config
+    finally:
+        srv.stop()
+        try:
+            os.unlink(os.path.join(env.home("alice"), "from-package.bin"))
+        except OSError:
+            pass
