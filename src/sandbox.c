@@ -34,12 +34,12 @@ static const char *const common_calls[] = {
 };
 
 /* Measured with strace on Debian 12 (OpenSSL 3.0, glibc 2.36); see docs/ARCHITECTURE.md. */
-static const char *const worker_calls[] = {"sendfile"};
+static const char *const worker_calls[] = {"sendfile", "splice"};
 
 /* The front's filter stays under each worker's own (filters stack), so it also lets through
  * what only workers call (sendfile). */
 static const char *const front_calls[] = {
-    "sendfile",   "accept4",    "bind",        "listen",     "connect",    "getsockopt", "setsockopt",
+    "sendfile",   "splice",      "pipe2",      "accept4",    "bind",        "listen",     "connect",    "getsockopt", "setsockopt",
     "getsockname", "getpeername", "shutdown",  "recvfrom",   "socketpair", "wait4",
     "close_range", "seccomp",    "prlimit64",  "setrlimit",  "set_robust_list", "rseq",
     "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self", "rt_sigaction",

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -63,7 +64,22 @@ static void handshake(struct wstate *w)
      * connection issues one with every transfer reply, which keeps curl's chain of single-use
      * TLS 1.3 tickets going. */
     SSL_set_num_tickets(w->ssl, 0);
-    SSL_set_fd(w->ssl, a->data_fd);
+    /* Reads: read-ahead with a large buffer, so one read(2) brings many records. Writes: a
+     * buffering BIO under the TLS layer, so the 16 KiB records of one SSL_write leave in a few
+     * large write(2) calls instead of one each (flushed by the handshake and at the end). */
+    SSL_set_read_ahead(w->ssl, 1);
+    SSL_set_default_read_buffer_len(w->ssl, BUF_SIZE);
+    BIO *sock = BIO_new_socket(a->data_fd, BIO_NOCLOSE);
+    BIO *buf = BIO_new(BIO_f_buffer());
+    if (sock && buf && BIO_set_write_buffer_size(buf, BUF_SIZE) == 1) {
+        BIO_push(buf, sock);
+        SSL_set_bio(w->ssl, sock, buf);
+        BIO_up_ref(sock); /* read side and write chain both own it */
+    } else {
+        BIO_free(buf);
+        BIO_free(sock);
+        SSL_set_fd(w->ssl, a->data_fd);
+    }
     ERR_clear_error();
     int r = SSL_accept(w->ssl);
     if (r != 1) {
@@ -111,7 +127,9 @@ static void tls_close(struct wstate *w)
 {
     if (!w->ssl)
         return;
-    if (SSL_shutdown(w->ssl) == 0 && wait_readable(w->a->data_fd, CLOSE_NOTIFY_WAIT_MS))
+    int r = SSL_shutdown(w->ssl);
+    BIO_flush(SSL_get_wbio(w->ssl));
+    if (r == 0 && wait_readable(w->a->data_fd, CLOSE_NOTIFY_WAIT_MS))
         SSL_shutdown(w->ssl);
 }
 
@@ -137,6 +155,14 @@ static uint32_t net_error(struct wstate *w, int err, const char *what)
     return WR_CONN_LOST;
 }
 
+/* A blocking socket with SO_RCVTIMEO/SO_SNDTIMEO: "want read/write" means the timeout ran out,
+ * unless a signal (a debugger, SIGSTOP/SIGCONT) interrupted the call. */
+static bool tls_retry(struct wstate *w, int r)
+{
+    int e = SSL_get_error(w->ssl, r);
+    return (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) && errno == EINTR;
+}
+
 static uint32_t tls_io_error(struct wstate *w, int r, const char *what)
 {
     int e = SSL_get_error(w->ssl, r);
@@ -153,7 +179,10 @@ static uint32_t net_write(struct wstate *w, const char *p, size_t n)
     while (n > 0) {
         if (w->ssl) {
             ERR_clear_error();
+            errno = 0;
             int r = SSL_write(w->ssl, p, (int)n);
+            if (r <= 0 && tls_retry(w, r))
+                continue;
             if (r <= 0)
                 return tls_io_error(w, r, "sending data");
             p += r;
@@ -177,6 +206,7 @@ static void send_ticket(struct wstate *w)
     if (w->ssl && SSL_version(w->ssl) >= TLS1_3_VERSION) {
         SSL_new_session_ticket(w->ssl);
         SSL_do_handshake(w->ssl);
+        BIO_flush(SSL_get_wbio(w->ssl));
     }
 }
 
@@ -244,14 +274,50 @@ static uint32_t file_write(struct wstate *w, int fd, const char *p, size_t n)
     return WR_OK;
 }
 
+/* PROT C, TYPE I upload: socket -> pipe -> file inside the kernel. */
+static uint32_t splice_file(struct wstate *w, int fd)
+{
+    const struct worker_args *a = w->a;
+    for (;;) {
+        ssize_t n = splice(a->data_fd, NULL, a->pipe_w, NULL, 1 << 20, SPLICE_F_MOVE);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return net_error(w, errno, "receiving data");
+        if (n == 0)
+            return WR_OK;
+        while (n > 0) {
+            ssize_t m = splice(a->pipe_r, NULL, fd, NULL, (size_t)n, SPLICE_F_MOVE);
+            if (m < 0 && errno == EINTR)
+                continue;
+            if (m <= 0)
+                return file_write_error(w, m < 0 ? errno : ENOSPC);
+            n -= m;
+            w->bytes += (uint64_t)m;
+        }
+    }
+}
+
 static uint32_t recv_file(struct wstate *w, int fd, bool ascii)
 {
+    if (!w->ssl && !ascii && w->a->pipe_r >= 0)
+        return splice_file(w, fd);
     bool pending_cr = false;
     for (;;) {
         ssize_t n;
         if (w->ssl) {
             ERR_clear_error();
+            errno = 0;
             int r = SSL_read(w->ssl, w->buf, BUF_SIZE);
+            if (r <= 0 && tls_retry(w, r))
+                continue;
+            /* Records already read ahead are decrypted now, so the file gets large writes. */
+            while (r > 0 && r < BUF_SIZE - 16384 && SSL_has_pending(w->ssl)) {
+                int more = SSL_read(w->ssl, w->buf + r, BUF_SIZE - r);
+                if (more <= 0)
+                    break;
+                r += more;
+            }
             if (r <= 0) {
                 int e = SSL_get_error(w->ssl, r);
                 if (e == SSL_ERROR_ZERO_RETURN)

@@ -28,6 +28,7 @@ enum job_status {
 struct worker_args {
     int data_fd;
     int chan_fd;
+    int pipe_r, pipe_w; /* for splice(2) in clear-text uploads, or -1 */
     SSL_CTX *ctx;      /* the control connection's session context (cache, ticket keys) */
     SSL_CTX *cert_ctx; /* the certificate the control connection uses (its vhost's) */
     const unsigned char *sid_ctx;

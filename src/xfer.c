@@ -20,14 +20,26 @@
 #include "uops.h"
 #include "worker.h"
 
-static void keep_only(int a, int b)
+static int cmp_int(const void *a, const void *b)
 {
-    int lo = a < b ? a : b, hi = a < b ? b : a;
-    if (lo > 0)
-        close_range(0, (unsigned)lo - 1, 0);
-    if (hi > lo + 1)
-        close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
-    close_range((unsigned)hi + 1, ~0U, 0);
+    return *(const int *)a - *(const int *)b;
+}
+
+/* Closes every descriptor but the n given (-1 entries are ignored). */
+static void keep_only(const int *keep, int n)
+{
+    int k[8], m = 0;
+    for (int i = 0; i < n && m < 8; i++)
+        if (keep[i] >= 0)
+            k[m++] = keep[i];
+    qsort(k, (size_t)m, sizeof k[0], cmp_int);
+    unsigned next = 0;
+    for (int i = 0; i < m; i++) {
+        if ((unsigned)k[i] > next)
+            close_range(next, (unsigned)k[i] - 1, 0);
+        next = (unsigned)k[i] + 1;
+    }
+    close_range(next, ~0U, 0);
 }
 
 static void spawn_worker(struct front *f, int fd)
@@ -45,17 +57,27 @@ static void spawn_worker(struct front *f, int fd)
         return;
     }
     bool tls = f->prot_p;
+    /* Clear-text uploads move from the socket to the file through a pipe with splice(2), so
+     * the bytes never pass through the worker; the pipe is made here, not in the sandbox. */
+    int pp[2] = {-1, -1};
+    if (!tls && pipe2(pp, O_CLOEXEC) == 0)
+        fcntl(pp[1], F_SETPIPE_SZ, 1 << 20);
     pid_t pid = fork();
     if (pid < 0) {
         log_msg(LOG_ERR, "fork: %s", strerror(errno));
         close(fd);
         close(sv[0]);
         close(sv[1]);
+        if (pp[0] >= 0) {
+            close(pp[0]);
+            close(pp[1]);
+        }
         return;
     }
     if (pid == 0) {
-        /* The worker keeps the data socket and its channel, nothing else. */
-        keep_only(fd, sv[1]);
+        /* The worker keeps the data socket, its channel and its pipe, nothing else. */
+        int keep[4] = {fd, sv[1], pp[0], pp[1]};
+        keep_only(keep, 4);
         f->in_worker = true;
         char why[256];
         if (sandbox_rlimits(f->cfg, SB_WORKER, why, sizeof why) < 0 ||
@@ -65,6 +87,8 @@ static void spawn_worker(struct front *f, int fd)
         struct worker_args a = {
             .data_fd = fd,
             .chan_fd = sv[1],
+            .pipe_r = pp[0],
+            .pipe_w = pp[1],
             .ctx = f->ctx,
             .cert_ctx = front_ctx_for(f, f->cert_vhost),
             .sid_ctx = f->sid_ctx,
@@ -77,6 +101,10 @@ static void spawn_worker(struct front *f, int fd)
     }
     close(fd);
     close(sv[1]);
+    if (pp[0] >= 0) {
+        close(pp[0]);
+        close(pp[1]);
+    }
     f->dc.worker = pid;
     f->dc.worker_fd = sv[0];
     f->dc.worker_tls = tls;

@@ -43,7 +43,7 @@ def run(*args, **kw):
     return subprocess.run(list(args), check=True, capture_output=True, **kw)
 
 
-class TestCA:
+class CertAuthority:
     def __init__(self, d, name):
         self.d = d
         os.makedirs(f"{d}/newcerts", exist_ok=True)
@@ -82,8 +82,8 @@ class TestCA:
 
 @pytest.fixture(scope="module")
 def pki(env):
-    ca = TestCA(env.path("pki"), "Test Lab CA")
-    other = TestCA(env.path("pki-other"), "Other CA")
+    ca = CertAuthority(env.path("pki"), "Test Lab CA")
+    other = CertAuthority(env.path("pki-other"), "Other CA")
     p = {
         "ca": ca,
         "alice": ca.issue("alice", "/C=US/O=Test Lab/OU=Staff/CN=alice"),

@@ -83,7 +83,8 @@ def cluster(env):
     servers = {}
     for name, addr in (("a", "127.0.0.2"), ("b", "127.0.0.3")):
         lo, hi = ranges[name]
-        servers[name] = Server(env, name=f"scale-{name}", listen=addr, proxy_protocol="v2",
+        servers[name] = Server(env, name=f"scale-{name}", listen=addr, system_pam=True,
+                               proxy_protocol="v2",
                                proxy_trusted="127.0.0.1", pasv_min_port=lo, pasv_max_port=hi,
                                pasv_address="127.0.0.1")
     vip = free_port()

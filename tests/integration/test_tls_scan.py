@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from test_certs import TestCA
+from test_certs import CertAuthority
 
 
 def test_sslscan_defaults(server):
@@ -54,7 +54,7 @@ def test_testssl_defaults(server):
 
 
 def test_ocsp_stapling(make_server, env, tmp_path):
-    ca = TestCA(str(tmp_path / "ca"), "OCSP Test CA")
+    ca = CertAuthority(str(tmp_path / "ca"), "OCSP Test CA")
     # A server certificate from the CA, and a signed OCSP response saying it is good.
     cert, key = ca.issue("server", "/CN=localhost")
     resp = str(tmp_path / "ocsp.der")

@@ -113,9 +113,26 @@ class Server:
     """ftpsd behind systemd-socket-activate --inetd on 127.0.0.1:<port>."""
 
     def __init__(self, env, name="srv", wrappers=True, listen="127.0.0.1", binary=None,
-                 prefix=(), **conf):
+                 prefix=(), system_pam=False, **conf):
+        """system_pam: the real libpam loads pam_matrix from a temporary /etc/pam.d service
+        (users still come from nss_wrapper). pam_wrapper keeps one directory per process in
+        /tmp/pam.X, of which only 62 can exist and whose choice races between processes that
+        start at the same moment: tests with many concurrent sessions use this instead."""
         self.env = env
         self.port = free_port()
+        self.system_pam_file = None
+        if system_pam:
+            service = f"ftpsd-test-{os.getpid()}-{self.port}"
+            passdb = env.path(f"passdb-{service}")
+            with open(passdb, "w") as fh:
+                fh.write("".join(f"{u}:{pw}:{service}\n" for u, (_, pw) in USERS.items()))
+            os.chmod(passdb, 0o600)
+            self.system_pam_file = f"/etc/pam.d/{service}"
+            with open(self.system_pam_file, "w") as fh:
+                fh.write("# temporary, written by the ftpsd test suite\n")
+                for kind in ("auth", "account", "password", "session"):
+                    fh.write(f"{kind} required {PAM_MATRIX} passdb={passdb}\n")
+            conf.setdefault("pam_service", service)
         # IPv6 listeners are given as "[::1]".
         self.host = listen.strip("[]")
         self.conf_path = env.path(f"{name}-{self.port}.conf")
@@ -136,7 +153,11 @@ class Server:
             for k, v in settings.items():
                 fh.write(f"{k} = {v}\n")
         cmd = ["systemd-socket-activate", "--accept", "--inetd", "-l", f"{listen}:{self.port}"]
-        if wrappers:
+        if wrappers and system_pam:
+            for var in (f"LD_PRELOAD={LIBDIR}/libnss_wrapper.so",
+                        f"NSS_WRAPPER_PASSWD={env.passwd}", f"NSS_WRAPPER_GROUP={env.group}"):
+                cmd += ["-E", var]
+        elif wrappers:
             for var in (f"LD_PRELOAD={LIBDIR}/libpam_wrapper.so:{LIBDIR}/libnss_wrapper.so",
                         "PAM_WRAPPER=1", f"PAM_WRAPPER_SERVICE_DIR={env.pamdir}",
                         f"NSS_WRAPPER_PASSWD={env.passwd}", f"NSS_WRAPPER_GROUP={env.group}"):
@@ -164,6 +185,11 @@ class Server:
             pass
         self.proc.wait(timeout=10)
         self.stderr.close()
+        if self.system_pam_file:
+            try:
+                os.unlink(self.system_pam_file)
+            except OSError:
+                pass
 
     # --- clients -------------------------------------------------------------------------
     def ftps(self, user=None, prot_p=True, timeout=20):
