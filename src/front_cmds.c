@@ -180,7 +180,7 @@ static void c_feat(struct front *f, const char *name, char *arg)
         sbuf_adds(&t, " CCC\n");
     if (f->cfg->port_enable)
         sbuf_adds(&t, " EPRT\n");
-    sbuf_adds(&t, " EPSV\n HOST\n MDTM\n");
+    sbuf_adds(&t, " EPSV\n HOST\n LANG EN*\n MDTM\n");
     if (f->cfg->write_enable)
         sbuf_adds(&t, " MFMT\n");
     sbuf_adds(&t, " MLST ");
@@ -849,6 +849,11 @@ static void c_host(struct front *f, const char *name, char *arg)
             return;
         }
     }
+    if (idx > 0 && f->cfg->vhosts[idx - 1].tls_cert_file && !f->vctx[idx - 1]) {
+        /* RFC 7151 §3.2: its certificate could not be loaded; the client may retry later. */
+        front_reply(f, 421, "HOST %s is temporarily unavailable; closing connection.", arg);
+        front_exit(f, 0);
+    }
     if (f->tls) {
         /* The TLS handshake already picked a certificate: HOST may not contradict it. */
         bool sni_clash = f->sni[0] && !literal && strcasecmp(f->sni, arg) != 0;
@@ -883,6 +888,28 @@ static void c_test_hook(struct front *f, const char *name, char *arg)
 }
 #endif
 
+/* RFC 2640 §4: English is the one language; LANG names it or asks for the default. */
+static void c_lang(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    if (!arg[0] || str_ieq(arg, "EN") || str_has_prefix_ci(arg, "EN-")) {
+        bool ok = !arg[0] || strlen(arg) <= 8;
+        for (const char *p = arg; ok && *p; p++)
+            ok = isalpha((unsigned char)*p) || *p == '-';
+        if (ok) {
+            /* English is all there is, so nothing changes and REIN has nothing to undo. */
+            front_reply(f, 200, "Responses in English.");
+            return;
+        }
+    }
+    for (const char *p = arg; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-') {
+            front_reply(f, 501, "Syntax: LANG [language-tag]");
+            return;
+        }
+    front_reply(f, 504, "Language %s is not supported; only EN.", arg);
+}
+
 static void c_help(struct front *f, const char *name, char *arg);
 
 #define USEROP NULL
@@ -905,6 +932,7 @@ static const struct fcmd cmds[] = {
     {"FEAT", c_feat, F_PRE | F_NOARG, 0, "FEAT"},
     {"HELP", c_help, F_PRE, 0, "HELP [command]"},
     {"HOST", c_host, F_PRE | F_ARG, 0, "HOST <name>"},
+    {"LANG", c_lang, F_PRE, 0, "LANG [EN]"},
     {"LIST", c_xfer, 0, 0, "LIST [-a] [path]"},
     {"MDTM", c_mdtm, F_ARG, 0, "MDTM [YYYYMMDDHHMMSS] <file>"},
     {"MFMT", c_mfmt, F_ARG, 0, "MFMT YYYYMMDDHHMMSS <path>"},
