@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -246,6 +247,7 @@ static void start_control(struct front *f)
         tls_describe(ssl, d, sizeof d);
         log_set_tls(d, 'P');
         log_msg(LOG_INFO, "implicit TLS established: %s", d);
+        malloc_trim(0);
     }
     front_reply(f, 220, "%s", config_banner(f->cfg, f->vhost));
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <malloc.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -91,6 +92,7 @@ static void login_request(struct front *f, bool has_password, const char *passwo
         f->logged_in = true;
         f->user_fd = fd;
         log_set_user(f->user);
+        malloc_trim(0);
     } else if (code != 331) {
         f->have_user = false;
     }
@@ -274,6 +276,8 @@ static void c_auth(struct front *f, const char *name, char *arg)
     tls_describe(s, d, sizeof d);
     log_set_tls(d, ssl ? 'P' : 'C');
     log_msg(LOG_INFO, "control connection protected: %s", d);
+    /* The handshake's temporary allocations go back to the kernel: an idle session is small. */
+    malloc_trim(0);
     /* RFC 4217 §4.2: AUTH resets the session almost as REIN would. */
     f->have_user = false;
     f->type = 'A';

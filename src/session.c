@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -183,6 +184,7 @@ void session_main(const struct session_args *a)
         _exit(1);
     }
     log_msg(LOG_DEBUG, "user process ready: root=%s cwd=%s landlock ABI %d", a->root, s.cwd, abi);
+    malloc_trim(0);
     serve(&s);
     _exit(0);
 }

@@ -183,7 +183,9 @@ SSL_CTX *tls_server_ctx(const struct config *cfg, const char *cert, const char *
         goto fail;
     if (cfg->tls_ocsp_file[0] && setup_ocsp(ctx, cfg->tls_ocsp_file, err, errlen) < 0)
         goto fail;
-    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* RELEASE_BUFFERS: an idle control connection holds no 17 KiB record buffers. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
     /* Stateless tickets (the default) and the server cache, both valid as long as a login;
      * each session process has its own context, hence its own ticket keys. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
