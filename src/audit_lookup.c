@@ -48,13 +48,14 @@ void audit_log_seccomp_kill(const char *what, pid_t pid)
 {
     int nr = audit_seccomp_syscall(pid);
     if (nr < 0) {
-        log_msg(LOG_ERR, "%s (pid %d) killed by seccomp (SIGSYS); the system call is in the "
-                         "kernel audit log (type=1326), or set seccomp = trap",
+        log_msg(LOG_ERR,
+                "%s (pid %d) killed by seccomp (SIGSYS); the system call is in the "
+                "kernel audit log (type=1326), or set seccomp = trap",
                 what, (int)pid);
         return;
     }
     char name[64];
     sandbox_syscall_name(nr, name, sizeof name);
-    log_msg(LOG_ERR, "%s (pid %d) killed by seccomp: forbidden system call %d (%s)", what,
-            (int)pid, nr, name);
+    log_msg(LOG_ERR, "%s (pid %d) killed by seccomp: forbidden system call %d (%s)", what, (int)pid,
+            nr, name);
 }

@@ -46,8 +46,7 @@ void certid_from_x509(X509 *x, struct certid *id)
         if (g->type == GEN_EMAIL) {
             add_name(id->emails, &id->nemails, ASN1_STRING_get0_data(g->d.rfc822Name),
                      ASN1_STRING_length(g->d.rfc822Name));
-        } else if (g->type == GEN_OTHERNAME &&
-                   OBJ_obj2nid(g->d.otherName->type_id) == NID_ms_upn &&
+        } else if (g->type == GEN_OTHERNAME && OBJ_obj2nid(g->d.otherName->type_id) == NID_ms_upn &&
                    g->d.otherName->value->type == V_ASN1_UTF8STRING) {
             ASN1_UTF8STRING *u = g->d.otherName->value->value.utf8string;
             add_name(id->upns, &id->nupns, ASN1_STRING_get0_data(u), ASN1_STRING_length(u));

@@ -29,7 +29,8 @@ static int entry_cmp(const void *a, const void *b)
 /* name "" asks about dfd itself (an object already resolved inside the root). */
 static bool can(int dfd, const char *name, int mode)
 {
-    return faccessat(dfd, name, mode, AT_EACCESS | AT_SYMLINK_NOFOLLOW | (name[0] ? 0 : AT_EMPTY_PATH)) == 0;
+    return faccessat(dfd, name, mode,
+                     AT_EACCESS | AT_SYMLINK_NOFOLLOW | (name[0] ? 0 : AT_EMPTY_PATH)) == 0;
 }
 
 /* RFC 3659 §7.5.5: what this user may really do with the object. */

@@ -71,8 +71,8 @@ static int open_temp(struct usess *s, int dfd, const struct stat *old)
         random_bytes(rnd, sizeof rnd);
         snprintf(s->up_tmpname, sizeof s->up_tmpname, ".ftpsd-%02x%02x%02x%02x%02x%02x.part",
                  rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
-        int fd = openat(dfd, s->up_tmpname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                        0666);
+        int fd =
+            openat(dfd, s->up_tmpname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
         if (fd >= 0) {
             if (old)
                 fchmod(fd, old->st_mode & 0777);

@@ -150,12 +150,15 @@ static void report(void (*errfn)(const char *), const char *file, unsigned line,
 static const struct {
     const char *name;
     int value;
-} loglevels[] = {{"error", LOG_ERR},   {"warning", LOG_WARNING}, {"notice", LOG_NOTICE},
-                 {"info", LOG_INFO},   {"debug", LOG_DEBUG}},
-  facilities[] = {{"ftp", LOG_FTP},       {"daemon", LOG_DAEMON}, {"auth", LOG_AUTH},
+} loglevels[] = {{"error", LOG_ERR},
+                 {"warning", LOG_WARNING},
+                 {"notice", LOG_NOTICE},
+                 {"info", LOG_INFO},
+                 {"debug", LOG_DEBUG}},
+  facilities[] = {{"ftp", LOG_FTP},           {"daemon", LOG_DAEMON}, {"auth", LOG_AUTH},
                   {"authpriv", LOG_AUTHPRIV}, {"local0", LOG_LOCAL0}, {"local1", LOG_LOCAL1},
-                  {"local2", LOG_LOCAL2}, {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4},
-                  {"local5", LOG_LOCAL5}, {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7}};
+                  {"local2", LOG_LOCAL2},     {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4},
+                  {"local5", LOG_LOCAL5},     {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7}};
 
 #define H(f) offsetof(struct vhost, f)
 static const struct key host_keys[] = {
@@ -345,8 +348,7 @@ static int start_section(struct config *c, char *s, unsigned lineno, char *why, 
     return 0;
 }
 
-static int set_host_key(struct vhost *v, const char *key, const char *val, char *why,
-                        size_t whylen)
+static int set_host_key(struct vhost *v, const char *key, const char *val, char *why, size_t whylen)
 {
     for (size_t i = 0; i < ARRAY_LEN(host_keys); i++) {
         if (strcmp(host_keys[i].name, key) != 0)
@@ -416,8 +418,7 @@ int config_parse_text(struct config *c, const char *name, const char *text,
                     report(errfn, name, lineno, "unknown key '%s'", key);
                     errors++;
                 } else if (seen[idx]) {
-                    report(errfn, name, lineno, "'%s' is already set on line %u", key,
-                           seen[idx]);
+                    report(errfn, name, lineno, "'%s' is already set on line %u", key, seen[idx]);
                     errors++;
                 } else if ((err = set_value(c, &keys[idx], val, why, sizeof why))) {
                     report(errfn, name, lineno, "%s: '%s' %s", key, val, err);
@@ -526,7 +527,8 @@ int config_validate(struct config *c, void (*errfn)(const char *msg))
         errors++;
     }
     if (strlen(c->banner) > 400 || strpbrk(c->banner, "\r\n")) {
-        report(errfn, c->path, config_line(c, "banner"), "banner: must be one line of at most 400 characters");
+        report(errfn, c->path, config_line(c, "banner"),
+               "banner: must be one line of at most 400 characters");
         errors++;
     }
     if (c->root_dir[0] && strstr(c->root_dir, "..")) {
@@ -541,8 +543,10 @@ int config_validate(struct config *c, void (*errfn)(const char *msg))
             errors++;
         }
         if (v->banner && (strlen(v->banner) > 400 || strpbrk(v->banner, "\r\n"))) {
-            report(errfn, c->path, v->line, "[host %s]: banner must be one line of at most 400 "
-                                            "characters", v->name);
+            report(errfn, c->path, v->line,
+                   "[host %s]: banner must be one line of at most 400 "
+                   "characters",
+                   v->name);
             errors++;
         }
         if (v->root_dir && strstr(v->root_dir, "..")) {

@@ -123,7 +123,8 @@ int ctl_tls_clear(struct ctlio *c, int timeout_ms)
         if (e != SSL_ERROR_WANT_WRITE && e != SSL_ERROR_WANT_READ)
             return -1;
         int64_t left = deadline - now_ms();
-        if (left <= 0 || wait_fd(c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, (int)left) <= 0)
+        if (left <= 0 ||
+            wait_fd(c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, (int)left) <= 0)
             return -1;
     }
     c->clearing = true;
@@ -193,7 +194,6 @@ bool ctl_has_input(const struct ctlio *c)
         return true;
     return c->ssl && SSL_pending(c->ssl) > 0;
 }
-
 
 int ctl_read_line(struct ctlio *c, char *out, size_t cap, size_t *n, int timeout_ms)
 {

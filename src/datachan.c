@@ -146,8 +146,8 @@ int dc_connect_start(struct datachan *dc, const struct sockaddr_storage *local, 
         memcpy(&s6->sin6_addr.s6_addr[12], &s4.sin_addr, 4);
     }
     set_port(&from, 0);
-    socklen_t alen = from.ss_family == AF_INET ? sizeof(struct sockaddr_in)
-                                               : sizeof(struct sockaddr_in6);
+    socklen_t alen =
+        from.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
     int fd = socket(from.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || bind(fd, (struct sockaddr *)&from, alen) < 0) {
         snprintf(why, whylen, "%s: %s", fd < 0 ? "socket" : "bind", strerror(errno));
@@ -187,8 +187,8 @@ int dc_listen(struct datachan *dc, const struct sockaddr_storage *local, unsigne
         return -1;
     }
     struct sockaddr_storage a = *local;
-    socklen_t alen = a.ss_family == AF_INET ? sizeof(struct sockaddr_in)
-                                            : sizeof(struct sockaddr_in6);
+    socklen_t alen =
+        a.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
     /* A random start in the range, then every port once (RFC 2577 §8: not sequential). */
     unsigned span = max_port - min_port + 1;
     unsigned first = random_below(span);
@@ -254,8 +254,10 @@ int dc_accept(struct datachan *dc, const struct sockaddr_storage *peer,
         if (!sockaddr_same_host(&from, peer)) {
             char who[64];
             sockaddr_to_str(&from, who, sizeof who);
-            log_msg(LOG_WARNING, "data connection from %s refused: not the client's address "
-                                 "(port stealing attempt?)", who);
+            log_msg(LOG_WARNING,
+                    "data connection from %s refused: not the client's address "
+                    "(port stealing attempt?)",
+                    who);
             close(fd);
             continue;
         }

@@ -19,11 +19,11 @@ struct proxy_policy {
 };
 
 struct datachan {
-    int listen_fd;  /* -1 when no PASV/EPSV is pending */
-    bool active;    /* PORT/EPRT given: connect to target at the transfer */
+    int listen_fd; /* -1 when no PASV/EPSV is pending */
+    bool active;   /* PORT/EPRT given: connect to target at the transfer */
     struct sockaddr_storage target;
-    pid_t worker;   /* worker carrying the accepted connection, or 0 */
-    int worker_fd;  /* its channel */
+    pid_t worker;    /* worker carrying the accepted connection, or 0 */
+    int worker_fd;   /* its channel */
     bool worker_tls; /* it began the TLS handshake at accept time */
 };
 

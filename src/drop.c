@@ -79,8 +79,8 @@ int drop_privileges(const struct identity *id, const char *chroot_dir, char *why
         return -1;
     }
     capng_clear(CAPNG_SELECT_ALL);
-    int rc = capng_change_id((int)id->uid, (int)id->gid,
-                             CAPNG_CLEAR_BOUNDING | CAPNG_CLEAR_AMBIENT);
+    int rc =
+        capng_change_id((int)id->uid, (int)id->gid, CAPNG_CLEAR_BOUNDING | CAPNG_CLEAR_AMBIENT);
     if (rc < 0) {
         snprintf(why, whylen, "capng_change_id(%u, %u) failed (%d): %s", (unsigned)id->uid,
                  (unsigned)id->gid, rc, strerror(errno));

@@ -323,8 +323,9 @@ static void command_loop(struct front *f)
             deadline = f->login_deadline;
         if (now >= deadline) {
             log_msg(LOG_INFO, "%s timeout; closing", login_limit ? "login" : "idle");
-            front_reply(f, 421, "%s", login_limit ? "Login timeout: closing control connection."
-                                                  : "Idle timeout: closing control connection.");
+            front_reply(f, 421, "%s",
+                        login_limit ? "Login timeout: closing control connection."
+                                    : "Idle timeout: closing control connection.");
             front_exit(f, 0);
         }
         if (front_poll(f, (int)(deadline - now)) < 0)
@@ -350,8 +351,8 @@ static void read_proxy_header(struct front *f)
         exit(0);
     }
     struct sockaddr_storage src;
-    enum proxy_result r = proxy_read(f->ctl.fd, cfg->proxy_protocol,
-                                     (int)cfg->proxy_timeout * 1000, &src, why, sizeof why);
+    enum proxy_result r = proxy_read(f->ctl.fd, cfg->proxy_protocol, (int)cfg->proxy_timeout * 1000,
+                                     &src, why, sizeof why);
     if (r != PROXY_OK) {
         log_msg(LOG_WARNING, "PROXY header from %s refused: %s", si->peer_str, why);
         exit(0);
@@ -385,8 +386,8 @@ static void read_proxy_header(struct front *f)
 static void resolve_pasv_addresses(struct front *f)
 {
     char bad[256];
-    f->npasv = pasv_rules_parse(f->cfg->pasv_address, f->pasv_rules, PASV_RULES_MAX, bad,
-                                sizeof bad);
+    f->npasv =
+        pasv_rules_parse(f->cfg->pasv_address, f->pasv_rules, PASV_RULES_MAX, bad, sizeof bad);
     for (int i = 0; i < f->npasv; i++) {
         const char *name = f->pasv_rules[i].address;
         if (inet_pton(AF_INET, name, &f->pasv_addr[i]) == 1) {
@@ -399,8 +400,8 @@ static void resolve_pasv_addresses(struct front *f)
             f->pasv_addr[i] = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
             f->pasv_ok[i] = true;
         } else {
-            log_msg(LOG_ERR, "pasv_address %s: %s; the local address is announced instead",
-                    name, gai_strerror(rc));
+            log_msg(LOG_ERR, "pasv_address %s: %s; the local address is announced instead", name,
+                    gai_strerror(rc));
         }
         if (res)
             freeaddrinfo(res);

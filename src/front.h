@@ -35,14 +35,14 @@ struct front {
     struct proxy_policy proxy;
     const struct config *cfg;
     struct ctlio ctl;
-    SSL_CTX *ctx; /* NULL when the certificate could not be loaded: AUTH answers 431 */
-    SSL_CTX **vctx; /* [host] sections with their own certificate: vctx[i-1], else NULL */
+    SSL_CTX *ctx;        /* NULL when the certificate could not be loaded: AUTH answers 431 */
+    SSL_CTX **vctx;      /* [host] sections with their own certificate: vctx[i-1], else NULL */
     unsigned vhost;      /* chosen by HOST or SNI: 0 the main configuration, i section i */
     bool host_given;     /* HOST chose vhost (the certificate follows it) */
     unsigned cert_vhost; /* whose certificate the control connection uses */
     char sni[256];       /* server name the client sent, "" if none */
     int landlock_abi;
-    bool in_worker;      /* this copy runs in a data worker: the SNI callback must not switch */
+    bool in_worker;       /* this copy runs in a data worker: the SNI callback must not switch */
     bool test_bad_worker; /* test builds: the next worker makes a forbidden system call */
     char ctx_err[256];
     unsigned char sid_ctx[TLS_SID_CTX_LEN];

@@ -639,12 +639,12 @@ static void c_stat(struct front *f, const char *name, char *arg)
     char d[128] = "plaintext";
     if (f->ctl.ssl)
         tls_describe(f->ctl.ssl, d, sizeof d);
-    sbuf_printf(&t, "FTP server status:\n Connected to %s\n Logged in as %s\n"
-                    " TYPE: %s, STRU: File, MODE: Stream\n Control connection: %s\n"
-                    " Data protection: %s\nEnd of status",
+    sbuf_printf(&t,
+                "FTP server status:\n Connected to %s\n Logged in as %s\n"
+                " TYPE: %s, STRU: File, MODE: Stream\n Control connection: %s\n"
+                " Data protection: %s\nEnd of status",
                 f->si->peer_str, f->logged_in ? f->user : "nobody (not logged in)",
-                f->type == 'A' ? "ASCII" : "Binary", d,
-                f->prot_p ? "Private (TLS)" : "Clear");
+                f->type == 'A' ? "ASCII" : "Binary", d, f->prot_p ? "Private (TLS)" : "Clear");
     front_reply_multi(f, 211, t.data);
     sbuf_free(&t);
 }
@@ -676,9 +676,8 @@ static void c_xfer(struct front *f, const char *name, char *arg)
     static const struct {
         const char *name;
         enum xfer_kind kind;
-    } k[] = {{"RETR", XK_RETR}, {"STOR", XK_STOR}, {"APPE", XK_APPE},
-             {"LIST", XK_LIST}, {"NLST", XK_NLST}, {"MLSD", XK_MLSD},
-             {"STOU", XK_STOU}};
+    } k[] = {{"RETR", XK_RETR}, {"STOR", XK_STOR}, {"APPE", XK_APPE}, {"LIST", XK_LIST},
+             {"NLST", XK_NLST}, {"MLSD", XK_MLSD}, {"STOU", XK_STOU}};
     for (size_t i = 0; i < ARRAY_LEN(k); i++)
         if (strcmp(k[i].name, name) == 0)
             xfer_run(f, k[i].kind, arg);
@@ -703,8 +702,8 @@ static bool parse_time_prefix(const char *arg, time_t *t, const char **rest)
     if (sscanf(arg, "%4d%2d%2d%2d%2d%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
                &tm.tm_min, &tm.tm_sec) != 6)
         return false;
-    if (tm.tm_year < 1970 || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 ||
-        tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+    if (tm.tm_year < 1970 || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+        tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
         return false;
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
@@ -758,8 +757,9 @@ static void c_site(struct front *f, const char *name, char *arg)
         *sp = '\0';
     struct ureply r;
     if (str_ieq(arg, "HELP")) {
-        front_reply_multi(f, 214, "The following SITE commands are recognized.\n"
-                                  " CHMOD <mode> <path>\n UMASK [<mask>]\n HELP\nHelp OK.");
+        front_reply_multi(f, 214,
+                          "The following SITE commands are recognized.\n"
+                          " CHMOD <mode> <path>\n UMASK [<mask>]\n HELP\nHelp OK.");
     } else if (str_ieq(arg, "CHMOD")) {
         char *path = strchr(rest, ' ');
         char *end = NULL;

@@ -7,9 +7,14 @@ static const struct {
     const char *name;
     unsigned bit;
 } fact_names[] = {
-    {"type", FACT_TYPE},           {"size", FACT_SIZE},           {"modify", FACT_MODIFY},
-    {"perm", FACT_PERM},           {"unique", FACT_UNIQUE},       {"unix.mode", FACT_UNIX_MODE},
-    {"unix.owner", FACT_UNIX_OWNER}, {"unix.group", FACT_UNIX_GROUP},
+    {"type", FACT_TYPE},
+    {"size", FACT_SIZE},
+    {"modify", FACT_MODIFY},
+    {"perm", FACT_PERM},
+    {"unique", FACT_UNIQUE},
+    {"unix.mode", FACT_UNIX_MODE},
+    {"unix.owner", FACT_UNIX_OWNER},
+    {"unix.group", FACT_UNIX_GROUP},
 };
 
 int mlst_parse_facts(const char *list, unsigned *facts)
@@ -67,13 +72,20 @@ const char *idmap_group(const struct idmap *m, unsigned gid, char *buf, size_t c
 static char type_char(mode_t m)
 {
     switch (m & S_IFMT) {
-    case S_IFDIR: return 'd';
-    case S_IFLNK: return 'l';
-    case S_IFCHR: return 'c';
-    case S_IFBLK: return 'b';
-    case S_IFIFO: return 'p';
-    case S_IFSOCK: return 's';
-    default: return '-';
+    case S_IFDIR:
+        return 'd';
+    case S_IFLNK:
+        return 'l';
+    case S_IFCHR:
+        return 'c';
+    case S_IFBLK:
+        return 'b';
+    case S_IFIFO:
+        return 'p';
+    case S_IFSOCK:
+        return 's';
+    default:
+        return '-';
     }
 }
 
@@ -106,15 +118,15 @@ void list_format_ls(struct sbuf *out, const struct listent *e, const struct idma
     const time_t half_year = 182 * 24 * 3600;
     char date[20];
     if (t <= now + 3600 && now - t < half_year)
-        snprintf(date, sizeof date, "%s %02d %02d:%02d", months[tm.tm_mon], tm.tm_mday,
-                 tm.tm_hour, tm.tm_min);
+        snprintf(date, sizeof date, "%s %02d %02d:%02d", months[tm.tm_mon], tm.tm_mday, tm.tm_hour,
+                 tm.tm_min);
     else
         snprintf(date, sizeof date, "%s %02d  %4d", months[tm.tm_mon], tm.tm_mday,
                  tm.tm_year + 1900);
     sbuf_printf(out, "%s %4lu %-8s %-8s %8llu %s %s", mode, (unsigned long)e->st.st_nlink,
                 idmap_user(ids, e->st.st_uid, ub, sizeof ub),
-                idmap_group(ids, e->st.st_gid, gb, sizeof gb),
-                (unsigned long long)e->st.st_size, date, e->name);
+                idmap_group(ids, e->st.st_gid, gb, sizeof gb), (unsigned long long)e->st.st_size,
+                date, e->name);
     if (e->target)
         sbuf_printf(out, " -> %s", e->target);
     sbuf_adds(out, "\r\n");
@@ -143,11 +155,12 @@ void list_format_mlsx(struct sbuf *out, const struct listent *e, unsigned facts,
         else if (S_ISLNK(st->st_mode) && e->target)
             sbuf_printf(out, "type=OS.unix=slink:%s;", e->target);
         else
-            sbuf_printf(out, "type=OS.unix=%s;", S_ISCHR(st->st_mode)    ? "chr"
-                                                 : S_ISBLK(st->st_mode)  ? "blk"
-                                                 : S_ISFIFO(st->st_mode) ? "fifo"
-                                                 : S_ISSOCK(st->st_mode) ? "socket"
-                                                                         : "other");
+            sbuf_printf(out, "type=OS.unix=%s;",
+                        S_ISCHR(st->st_mode)    ? "chr"
+                        : S_ISBLK(st->st_mode)  ? "blk"
+                        : S_ISFIFO(st->st_mode) ? "fifo"
+                        : S_ISSOCK(st->st_mode) ? "socket"
+                                                : "other");
     }
     if ((facts & FACT_SIZE) && !S_ISDIR(st->st_mode))
         sbuf_printf(out, "size=%llu;", (unsigned long long)st->st_size);

@@ -43,7 +43,7 @@ const char *idmap_user(const struct idmap *m, unsigned uid, char *buf, size_t ca
 const char *idmap_group(const struct idmap *m, unsigned gid, char *buf, size_t cap);
 
 struct listent {
-    const char *name;   /* as shown: a bare name, or the argument for a single file */
+    const char *name; /* as shown: a bare name, or the argument for a single file */
     struct stat st;
     const char *target; /* symlink target, or NULL */
 };

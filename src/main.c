@@ -83,15 +83,15 @@ static int check_config(struct config *cfg)
     }
     struct passwd *pw = getpwnam(cfg->nopriv_user);
     if (!pw || pw->pw_uid == 0) {
-        fprintf(stderr, "%s:%u: nopriv_user '%s' %s\n", cfg->path,
-                config_line(cfg, "nopriv_user"), cfg->nopriv_user,
-                pw ? "must not be root" : "does not exist");
+        fprintf(stderr, "%s:%u: nopriv_user '%s' %s\n", cfg->path, config_line(cfg, "nopriv_user"),
+                cfg->nopriv_user, pw ? "must not be root" : "does not exist");
         bad = 1;
     }
     if (stat(cfg->empty_dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 ||
         (st.st_mode & 022)) {
-        fprintf(stderr, "%s:%u: empty_dir %s must be an existing directory owned by root and "
-                        "writable by nobody else\n",
+        fprintf(stderr,
+                "%s:%u: empty_dir %s must be an existing directory owned by root and "
+                "writable by nobody else\n",
                 cfg->path, config_line(cfg, "empty_dir"), cfg->empty_dir);
         bad = 1;
     }
@@ -138,7 +138,9 @@ int main(int argc, char **argv)
     int opt;
     while ((opt = getopt(argc, argv, "f:o:tVh")) != -1) {
         switch (opt) {
-        case 'f': path = optarg; break;
+        case 'f':
+            path = optarg;
+            break;
         case 'o':
             if (noverrides == (int)(sizeof overrides / sizeof overrides[0])) {
                 fprintf(stderr, "ftpsd: too many -o options\n");
@@ -146,10 +148,18 @@ int main(int argc, char **argv)
             }
             overrides[noverrides++] = optarg;
             break;
-        case 't': test = true; break;
-        case 'V': printf("ftpsd %s\n", FTPSD_VERSION); return 0;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 't':
+            test = true;
+            break;
+        case 'V':
+            printf("ftpsd %s\n", FTPSD_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind != argc) {
@@ -169,10 +179,11 @@ int main(int argc, char **argv)
 
     struct stat st;
     if (isatty(0) || fstat(0, &st) < 0 || !S_ISSOCK(st.st_mode)) {
-        fprintf(stderr, "ftpsd: standard input is %s, not a network connection.\n"
-                        "ftpsd serves one connection on stdin/stdout: start it from systemd "
-                        "(ftpsd.socket, Accept=yes), xinetd, or\n"
-                        "systemd-socket-activate --inetd. Use -t to check the configuration.\n",
+        fprintf(stderr,
+                "ftpsd: standard input is %s, not a network connection.\n"
+                "ftpsd serves one connection on stdin/stdout: start it from systemd "
+                "(ftpsd.socket, Accept=yes), xinetd, or\n"
+                "systemd-socket-activate --inetd. Use -t to check the configuration.\n",
                 isatty(0) ? "a terminal" : "not a socket");
         return 2;
     }

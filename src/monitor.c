@@ -102,8 +102,10 @@ static int check_empty_dir(const char *dir, char *why, size_t whylen)
         return -1;
     }
     if (!S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022)) {
-        snprintf(why, whylen, "empty_dir %s must be a directory owned by root and writable by "
-                              "nobody else", dir);
+        snprintf(why, whylen,
+                 "empty_dir %s must be a directory owned by root and writable by "
+                 "nobody else",
+                 dir);
         return -1;
     }
     return 0;
@@ -213,8 +215,7 @@ struct user_spec {
 };
 
 static pid_t start_user_process(struct monitor *m, const struct passwd *pw,
-                                const struct user_spec *u, int *front_end, char *why,
-                                size_t whylen)
+                                const struct user_spec *u, int *front_end, char *why, size_t whylen)
 {
     const struct config *cfg = m->si.cfg;
     char root[PATH_MAX], start[PATH_MAX];
@@ -332,8 +333,8 @@ static void login_failed(struct monitor *m, const struct login_req *l, const cha
 {
     const struct config *cfg = m->si.cfg;
     m->failures++;
-    log_msg(LOG_WARNING, "login failed user=%s method=%s: %s (failure %u of %u)", l->user,
-            method, why, m->failures, cfg->max_login_failures);
+    log_msg(LOG_WARNING, "login failed user=%s method=%s: %s (failure %u of %u)", l->user, method,
+            why, m->failures, cfg->max_login_failures);
     /* The delay is the monitor's, so a misbehaving front cannot skip it. */
     sleep_ms(cfg->fail_delay_ms);
     if (lines->len)
@@ -377,8 +378,8 @@ static void login_anonymous(struct monitor *m, const struct login_req *l, struct
         login_failed(m, l, "anonymous", PAMAUTH_ERROR, why, lines);
         return;
     }
-    struct user_spec u = {.root_dir = cfg->anon_root, .write_enable = cfg->anon_write_enable,
-                          .force_chroot = true};
+    struct user_spec u = {
+        .root_dir = cfg->anon_root, .write_enable = cfg->anon_write_enable, .force_chroot = true};
     if ((m->user_pid = start_user_process(m, pw, &u, &front_end, why, sizeof why)) < 0) {
         login_failed(m, l, "anonymous", PAMAUTH_ERROR, why, lines);
         return;
@@ -448,8 +449,8 @@ static void handle_login(struct monitor *m, struct msg *req)
 
     enum pam_outcome out = PAMAUTH_BAD_LOGIN;
     struct passwd *pw = valid_user_name(l->user) ? getpwnam(l->user) : NULL;
-    const char *env[] = {dnenv[0] ? dnenv : NULL, issenv, cert_is_user ? "FTPSD_AUTH=certificate" : NULL,
-                         NULL};
+    const char *env[] = {dnenv[0] ? dnenv : NULL, issenv,
+                         cert_is_user ? "FTPSD_AUTH=certificate" : NULL, NULL};
     if (!valid_user_name(l->user)) {
         snprintf(why, sizeof why, "invalid user name");
     } else if (cfg->rootless && (!pw || pw->pw_uid != geteuid())) {
@@ -457,17 +458,19 @@ static void handle_login(struct monitor *m, struct msg *req)
     } else if (pw && pw->pw_uid == 0) {
         snprintf(why, sizeof why, "root may not log in");
     } else {
-        out = pamauth_login(&m->pam, config_pam_service(cfg, l->vhost), l->user,
-                            cert_only ? NULL : l->pass, m->si.peer_str, env, &lines, why,
-                            sizeof why);
+        out =
+            pamauth_login(&m->pam, config_pam_service(cfg, l->vhost), l->user,
+                          cert_only ? NULL : l->pass, m->si.peer_str, env, &lines, why, sizeof why);
     }
     int front_end = -1;
     if (out == PAMAUTH_OK) {
         pw = getpwnam(m->pam.user);
         struct user_spec u = {.root_dir = config_root_dir(cfg, l->vhost),
-                              .write_enable = cfg->write_enable, .force_chroot = false};
+                              .write_enable = cfg->write_enable,
+                              .force_chroot = false};
         if (!pw || pw->pw_uid == 0) {
-            snprintf(why, sizeof why, "%s", pw ? "root may not log in" : "user has no passwd entry");
+            snprintf(why, sizeof why, "%s",
+                     pw ? "root may not log in" : "user has no passwd entry");
             pamauth_close(&m->pam);
             out = PAMAUTH_BAD_LOGIN;
         } else if ((m->user_pid = start_user_process(m, pw, &u, &front_end, why, sizeof why)) < 0) {
@@ -503,7 +506,8 @@ static void handle_peer(struct monitor *m, struct msg *req)
     for (int i = 0; i < n && !ok; i++)
         ok = cidr_match(&trusted[i], &m->si.peer);
     if (!msg_ok_end(req) || cfg->proxy_protocol == PROXY_OFF || !ok || m->peer_set ||
-        m->logged_in || port > 65535 || !((fam == AF_INET && len == 4) || (fam == AF_INET6 && len == 16))) {
+        m->logged_in || port > 65535 ||
+        !((fam == AF_INET && len == 4) || (fam == AF_INET6 && len == 16))) {
         log_msg(LOG_ERR, "unexpected client address from the front; ending");
         kill(m->front_pid, SIGKILL);
         return;

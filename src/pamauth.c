@@ -85,12 +85,13 @@ static void no_fail_delay(int retval, unsigned usec_delay, void *appdata)
 }
 
 enum pam_outcome pamauth_login(struct pamauth *pa, const char *service, const char *user,
-                               const char *password, const char *rhost,
-                               const char *const *env, struct sbuf *msgs, char *why,
-                               size_t whylen)
+                               const char *password, const char *rhost, const char *const *env,
+                               struct sbuf *msgs, char *why, size_t whylen)
 {
     /* Without a password, a module that still prompts gets nothing (and fails). */
-    struct conv_data cd = {.user = user, .password = password ? password : "", .msgs = msgs,
+    struct conv_data cd = {.user = user,
+                           .password = password ? password : "",
+                           .msgs = msgs,
                            .passwords_given = password ? 0 : 1};
     struct pam_conv conv = {conversation, &cd};
     memset(pa, 0, sizeof *pa);
@@ -111,9 +112,8 @@ enum pam_outcome pamauth_login(struct pamauth *pa, const char *service, const ch
     rc = password ? pam_authenticate(pa->pamh, PAM_DISALLOW_NULL_AUTHTOK) : PAM_SUCCESS;
     if (rc != PAM_SUCCESS) {
         snprintf(why, whylen, "authentication failed: %s", pam_strerror(pa->pamh, rc));
-        out = (rc == PAM_ABORT || rc == PAM_BUF_ERR || rc == PAM_SYSTEM_ERR)
-                  ? PAMAUTH_ERROR
-                  : PAMAUTH_BAD_LOGIN;
+        out = (rc == PAM_ABORT || rc == PAM_BUF_ERR || rc == PAM_SYSTEM_ERR) ? PAMAUTH_ERROR
+                                                                             : PAMAUTH_BAD_LOGIN;
         goto fail;
     }
     rc = pam_acct_mgmt(pa->pamh, PAM_DISALLOW_NULL_AUTHTOK);

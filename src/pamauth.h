@@ -31,9 +31,8 @@ struct pamauth {
  * On failure the handle is closed again; on success pamauth_close() must be called later.
  */
 enum pam_outcome pamauth_login(struct pamauth *pa, const char *service, const char *user,
-                               const char *password, const char *rhost,
-                               const char *const *env, struct sbuf *msgs, char *why,
-                               size_t whylen);
+                               const char *password, const char *rhost, const char *const *env,
+                               struct sbuf *msgs, char *why, size_t whylen);
 /* close_session, setcred(DELETE_CRED), pam_end. */
 void pamauth_close(struct pamauth *pa);
 

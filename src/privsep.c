@@ -174,8 +174,8 @@ int msg_recv(int sock, struct msg *m)
         struct cmsghdr c;
         char buf[CMSG_SPACE(sizeof(int))];
     } ctl;
-    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2, .msg_control = ctl.buf,
-                        .msg_controllen = sizeof ctl.buf};
+    struct msghdr mh = {
+        .msg_iov = iov, .msg_iovlen = 2, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
     ssize_t n;
     do
         n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);

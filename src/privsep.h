@@ -14,27 +14,27 @@
 
 enum msg_type {
     /* front -> monitor */
-    MSG_LOGIN = 1,        /* u32 vhost, str user, u32 has_password, str password, u32 ncerts,
-                             blob cert... (the client's chain, DER, when certificate login is on) */
+    MSG_LOGIN = 1, /* u32 vhost, str user, u32 has_password, str password, u32 ncerts,
+                      blob cert... (the client's chain, DER, when certificate login is on) */
     /* monitor -> front */
-    MSG_LOGIN_RESULT,     /* u32 ok, u32 code, u32 close, str lines; fd on success */
-    MSG_LOGOUT,           /* front -> monitor, REIN: no fields */
-    MSG_LOGOUT_DONE,      /* monitor -> front: the PAM session is closed */
-    MSG_PEER,             /* front -> monitor: u32 family, blob address (4 or 16 bytes), u32
-                             port: the client named by a PROXY header from a trusted balancer */
-    MSG_XFERLOG,          /* front -> monitor: u64 bytes, u32 msecs, u32 direction ('o'/'i'),
-                             u32 type ('a'/'b'), u32 complete, str path: one xferlog line */
-    MSG_WORKER_KILLED,    /* front -> monitor: u32 pid of a worker that died of SIGSYS (the
-                             monitor, as root, names the call from the kernel log) */
+    MSG_LOGIN_RESULT,  /* u32 ok, u32 code, u32 close, str lines; fd on success */
+    MSG_LOGOUT,        /* front -> monitor, REIN: no fields */
+    MSG_LOGOUT_DONE,   /* monitor -> front: the PAM session is closed */
+    MSG_PEER,          /* front -> monitor: u32 family, blob address (4 or 16 bytes), u32
+                          port: the client named by a PROXY header from a trusted balancer */
+    MSG_XFERLOG,       /* front -> monitor: u64 bytes, u32 msecs, u32 direction ('o'/'i'),
+                          u32 type ('a'/'b'), u32 complete, str path: one xferlog line */
+    MSG_WORKER_KILLED, /* front -> monitor: u32 pid of a worker that died of SIGSYS (the
+                          monitor, as root, names the call from the kernel log) */
 
     /* front -> user process: one request per FTP command, answered by MSG_REPLY */
-    MSG_REQ = 20,         /* u32 op, u32 type, u32 facts, u64 offset, str arg, str arg2 */
-    MSG_REPLY,            /* u32 code, str text (CRLF-free lines separated by LF),
-                             u64 value, str name; optional fd */
+    MSG_REQ = 20, /* u32 op, u32 type, u32 facts, u64 offset, str arg, str arg2 */
+    MSG_REPLY,    /* u32 code, str text (CRLF-free lines separated by LF),
+                     u64 value, str name; optional fd */
 
     /* front <-> data worker */
-    MSG_JOB = 40,         /* u32 dir, u32 type, u32 prot, u32 test hook; fd = file */
-    MSG_RESULT,           /* u32 status, u64 bytes, str text */
+    MSG_JOB = 40, /* u32 dir, u32 type, u32 prot, u32 test hook; fd = file */
+    MSG_RESULT,   /* u32 status, u64 bytes, str text */
 };
 
 struct msg {

@@ -24,11 +24,33 @@
 
 /* System calls every role makes: memory, exiting, time, the syslog socket already open. */
 static const char *const common_calls[] = {
-    "brk",   "munmap",       "mremap",    "madvise",    "exit",         "exit_group",
-    "close", "getpid",       "gettid",    "getrandom",  "clock_gettime", "gettimeofday",
-    "time",  "rt_sigreturn", "restart_syscall", "futex", "read",         "write",
-    "recvmsg", "sendmsg",    "sendto",    "poll",       "ppoll",        "clock_nanosleep",
-    "nanosleep", "fcntl",    "lseek",
+    "brk",
+    "munmap",
+    "mremap",
+    "madvise",
+    "exit",
+    "exit_group",
+    "close",
+    "getpid",
+    "gettid",
+    "getrandom",
+    "clock_gettime",
+    "gettimeofday",
+    "time",
+    "rt_sigreturn",
+    "restart_syscall",
+    "futex",
+    "read",
+    "write",
+    "recvmsg",
+    "sendmsg",
+    "sendto",
+    "poll",
+    "ppoll",
+    "clock_nanosleep",
+    "nanosleep",
+    "fcntl",
+    "lseek",
     /* glibc's qsort() sizes its buffer with sysconf(_SC_PHYS_PAGES) for large arrays */
     "sysinfo",
 };
@@ -39,18 +61,46 @@ static const char *const worker_calls[] = {"sendfile", "splice"};
 /* The front's filter stays under each worker's own (filters stack), so it also lets through
  * what only workers call (sendfile). */
 static const char *const front_calls[] = {
-    "sendfile",   "splice",      "pipe2",      "accept4",    "bind",        "listen",     "connect",    "getsockopt", "setsockopt",
-    "getsockname", "getpeername", "shutdown",  "recvfrom",   "socketpair", "wait4",
-    "close_range", "seccomp",    "prlimit64",  "setrlimit",  "set_robust_list", "rseq",
-    "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self", "rt_sigaction",
-    "rt_sigprocmask", "sigaltstack", "getuid", "geteuid", "getgid", "getegid", "dup", "dup2",
+    "sendfile",
+    "splice",
+    "pipe2",
+    "accept4",
+    "bind",
+    "listen",
+    "connect",
+    "getsockopt",
+    "setsockopt",
+    "getsockname",
+    "getpeername",
+    "shutdown",
+    "recvfrom",
+    "socketpair",
+    "wait4",
+    "close_range",
+    "seccomp",
+    "prlimit64",
+    "setrlimit",
+    "set_robust_list",
+    "rseq",
+    "landlock_create_ruleset",
+    "landlock_add_rule",
+    "landlock_restrict_self",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "sigaltstack",
+    "getuid",
+    "geteuid",
+    "getgid",
+    "getegid",
+    "dup",
+    "dup2",
 };
 
 static const char *const user_calls[] = {
-    "openat",    "openat2",    "newfstatat", "fstat",      "statx",       "getdents64",
-    "mkdirat",   "unlinkat",   "renameat",   "renameat2",  "fchmod",      "fchmodat",
-    "utimensat", "faccessat",  "faccessat2", "readlinkat", "memfd_create", "ftruncate",
-    "dup",       "umask",      "pread64",    "pwrite64",   "fsync",       "fdatasync",
+    "openat",    "openat2",   "newfstatat", "fstat",      "statx",        "getdents64",
+    "mkdirat",   "unlinkat",  "renameat",   "renameat2",  "fchmod",       "fchmodat",
+    "utimensat", "faccessat", "faccessat2", "readlinkat", "memfd_create", "ftruncate",
+    "dup",       "umask",     "pread64",    "pwrite64",   "fsync",        "fdatasync",
 };
 
 static int allow(scmp_filter_ctx ctx, const char *name)
@@ -100,8 +150,8 @@ static int front_rules(scmp_filter_ctx ctx)
         seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) < 0)
         return -1;
     /* Workers are stopped with SIGKILL; nothing else is sent. */
-    if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
-                         SCMP_A1_32(SCMP_CMP_EQ, SIGKILL)) < 0)
+    if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1, SCMP_A1_32(SCMP_CMP_EQ, SIGKILL)) <
+        0)
         return -1;
     /* A worker's own filter and no_new_privs (libseccomp sets it again). */
     if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
@@ -164,8 +214,12 @@ int sandbox_seccomp(const struct config *cfg, enum sandbox_role role, int report
         rc = memory_rules(ctx);
     if (rc == 0) {
         switch (role) {
-        case SB_FRONT: rc = front_rules(ctx); break;
-        case SB_USER: rc = user_rules(ctx); break;
+        case SB_FRONT:
+            rc = front_rules(ctx);
+            break;
+        case SB_USER:
+            rc = user_rules(ctx);
+            break;
         case SB_WORKER:
             rc = allow_list(ctx, worker_calls, sizeof worker_calls / sizeof worker_calls[0]);
             break;

@@ -33,14 +33,27 @@ void uresp_errno(struct uresp *r, int err, const char *path)
     int code = 550;
     const char *why = strerror(err);
     switch (err) {
-    case ENOENT: why = "No such file or directory"; break;
+    case ENOENT:
+        why = "No such file or directory";
+        break;
     case EACCES:
-    case EPERM: why = "Permission denied"; break;
-    case ENOSPC: code = 452; break;
-    case EDQUOT: code = 552; break;
-    case ENAMETOOLONG: code = 553; break;
-    case ELOOP: why = "Too many levels of symbolic links"; break;
-    default: break;
+    case EPERM:
+        why = "Permission denied";
+        break;
+    case ENOSPC:
+        code = 452;
+        break;
+    case EDQUOT:
+        code = 552;
+        break;
+    case ENAMETOOLONG:
+        code = 553;
+        break;
+    case ELOOP:
+        why = "Too many levels of symbolic links";
+        break;
+    default:
+        break;
     }
     uresp_set(r, code, "%s: %s.", path, why);
 }
@@ -80,17 +93,28 @@ static void cmd_test_open(struct usess *s, const struct ureq *q, struct uresp *r
 typedef void (*ucmd_fn)(struct usess *, const struct ureq *, struct uresp *);
 
 static const ucmd_fn table[UOP_MAX] = {
-    [UOP_PWD] = cmd_pwd,         [UOP_CWD] = cmd_cwd,
-    [UOP_CDUP] = cmd_cdup,       [UOP_MKD] = cmd_mkd,
-    [UOP_RMD] = cmd_rmd,         [UOP_DELE] = cmd_dele,
-    [UOP_RNFR] = cmd_rnfr,       [UOP_RNTO] = cmd_rnto,
-    [UOP_SIZE] = cmd_size,       [UOP_MDTM] = cmd_mdtm,
-    [UOP_MLST] = cmd_mlst,       [UOP_OPEN_READ] = cmd_open_read,
-    [UOP_OPEN_WRITE] = cmd_open_write, [UOP_LIST] = cmd_list,
-    [UOP_NLST] = cmd_list,       [UOP_MLSD] = cmd_list,
-    [UOP_COMMIT] = cmd_commit,   [UOP_ABORT] = cmd_abort,
-    [UOP_STAT] = cmd_list,       [UOP_CHMOD] = cmd_chmod,
-    [UOP_UMASK] = cmd_umask,     [UOP_SETTIME] = cmd_settime,
+    [UOP_PWD] = cmd_pwd,
+    [UOP_CWD] = cmd_cwd,
+    [UOP_CDUP] = cmd_cdup,
+    [UOP_MKD] = cmd_mkd,
+    [UOP_RMD] = cmd_rmd,
+    [UOP_DELE] = cmd_dele,
+    [UOP_RNFR] = cmd_rnfr,
+    [UOP_RNTO] = cmd_rnto,
+    [UOP_SIZE] = cmd_size,
+    [UOP_MDTM] = cmd_mdtm,
+    [UOP_MLST] = cmd_mlst,
+    [UOP_OPEN_READ] = cmd_open_read,
+    [UOP_OPEN_WRITE] = cmd_open_write,
+    [UOP_LIST] = cmd_list,
+    [UOP_NLST] = cmd_list,
+    [UOP_MLSD] = cmd_list,
+    [UOP_COMMIT] = cmd_commit,
+    [UOP_ABORT] = cmd_abort,
+    [UOP_STAT] = cmd_list,
+    [UOP_CHMOD] = cmd_chmod,
+    [UOP_UMASK] = cmd_umask,
+    [UOP_SETTIME] = cmd_settime,
 #ifdef FTPSD_TEST_HOOKS
     [UOP_TEST_OPEN] = cmd_test_open,
 #endif

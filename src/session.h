@@ -57,7 +57,8 @@ struct uresp {
     char name[VPATH_MAX];
     int fd;
 };
-void uresp_set(struct uresp *r, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void uresp_set(struct uresp *r, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* An error reply for errno err about path: 550 "<path>: <reason>." (452/552 for space). */
 void uresp_errno(struct uresp *r, int err, const char *path);
 

@@ -9,12 +9,12 @@
 
 struct session_info {
     const struct config *cfg;
-    char sid[20];                   /* random id shown in every log line */
-    struct sockaddr_storage local;  /* control connection, server side */
-    struct sockaddr_storage peer;   /* control connection, client side */
+    char sid[20];                  /* random id shown in every log line */
+    struct sockaddr_storage local; /* control connection, server side */
+    struct sockaddr_storage peer;  /* control connection, client side */
     char local_str[64];
     char peer_str[64];
-    uid_t nopriv_uid;               /* the front's and workers' identity */
+    uid_t nopriv_uid; /* the front's and workers' identity */
     gid_t nopriv_gid;
 };
 

@@ -15,9 +15,10 @@
 static bool alpn_may_be_ftp(const unsigned char *id, unsigned len)
 {
     static const char *const known_non_ftp[] = {
-        "http/0.9", "http/1.0", "http/1.1", "h2", "h2c", "h3", "spdy/1", "spdy/2", "spdy/3",
-        "imap",     "pop3",     "smtp",     "managesieve", "xmpp-client", "xmpp-server",
-        "irc",      "coap",     "mqtt",     "sip/2",  "dot",   "acme-tls/1", "postgresql", "ldap"};
+        "http/0.9",    "http/1.0",    "http/1.1",    "h2",         "h2c",  "h3",
+        "spdy/1",      "spdy/2",      "spdy/3",      "imap",       "pop3", "smtp",
+        "managesieve", "xmpp-client", "xmpp-server", "irc",        "coap", "mqtt",
+        "sip/2",       "dot",         "acme-tls/1",  "postgresql", "ldap"};
     for (size_t i = 0; i < sizeof known_non_ftp / sizeof known_non_ftp[0]; i++)
         if (strlen(known_non_ftp[i]) == len && memcmp(known_non_ftp[i], id, len) == 0)
             return false;
@@ -172,14 +173,15 @@ SSL_CTX *tls_server_ctx(const struct config *cfg, const char *cert, const char *
         last_error(err, errlen, "tls_ciphersuites: no usable suite in", cfg->tls_ciphersuites);
         goto fail;
     }
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                                 (cfg->tls_prefer_server_ciphers ? SSL_OP_CIPHER_SERVER_PREFERENCE
-                                                                 : 0));
+    SSL_CTX_set_options(ctx,
+                        SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                            (cfg->tls_prefer_server_ciphers ? SSL_OP_CIPHER_SERVER_PREFERENCE : 0));
     if (SSL_CTX_set1_groups_list(ctx, cfg->tls_groups) != 1) {
         last_error(err, errlen, "tls_groups: no usable group in", cfg->tls_groups);
         goto fail;
     }
-    if (config_client_cert(cfg) != CLIENT_CERT_NONE && setup_client_verify(ctx, cfg, err, errlen) < 0)
+    if (config_client_cert(cfg) != CLIENT_CERT_NONE &&
+        setup_client_verify(ctx, cfg, err, errlen) < 0)
         goto fail;
     if (cfg->tls_ocsp_file[0] && setup_ocsp(ctx, cfg->tls_ocsp_file, err, errlen) < 0)
         goto fail;
@@ -229,8 +231,9 @@ int tls_check_data_session(SSL *data, const unsigned char *sid_ctx, bool require
     if (!require_reuse)
         return 0;
     if (!SSL_session_reused(data)) {
-        snprintf(why, whylen, "Data connection must resume the TLS session of the control "
-                              "connection (TLS session reuse required)");
+        snprintf(why, whylen,
+                 "Data connection must resume the TLS session of the control "
+                 "connection (TLS session reuse required)");
         return -1;
     }
     /* OpenSSL only resumes a session whose id context matches the one set on this SSL, but the
@@ -238,8 +241,9 @@ int tls_check_data_session(SSL *data, const unsigned char *sid_ctx, bool require
     unsigned int n = 0;
     const unsigned char *ctx = SSL_SESSION_get0_id_context(SSL_get0_session(data), &n);
     if (n != TLS_SID_CTX_LEN || CRYPTO_memcmp(ctx, sid_ctx, n) != 0) {
-        snprintf(why, whylen, "Data connection resumed a TLS session of another control "
-                              "connection; refused");
+        snprintf(why, whylen,
+                 "Data connection resumed a TLS session of another control "
+                 "connection; refused");
         return -1;
     }
     return 0;

@@ -19,12 +19,12 @@ enum uop {
     UOP_LIST,
     UOP_NLST,
     UOP_MLSD,
-    UOP_COMMIT, /* the pending upload succeeded */
-    UOP_ABORT,  /* the pending upload failed: remove the temporary file */
-    UOP_STAT,   /* STAT path: a listing on the control connection */
-    UOP_CHMOD,  /* SITE CHMOD: offset = mode */
-    UOP_UMASK,  /* SITE UMASK: arg = octal mask, or empty to show it */
-    UOP_SETTIME, /* MFMT / MDTM with a time: offset = seconds since the epoch */
+    UOP_COMMIT,    /* the pending upload succeeded */
+    UOP_ABORT,     /* the pending upload failed: remove the temporary file */
+    UOP_STAT,      /* STAT path: a listing on the control connection */
+    UOP_CHMOD,     /* SITE CHMOD: offset = mode */
+    UOP_UMASK,     /* SITE UMASK: arg = octal mask, or empty to show it */
+    UOP_SETTIME,   /* MFMT / MDTM with a time: offset = seconds since the epoch */
     UOP_TEST_OPEN, /* test builds only (FTPSD_TEST_HOOKS): a plain open(2) of arg */
     UOP_MAX
 };

@@ -97,16 +97,16 @@ static void handshake(struct wstate *w)
     tls_describe(w->ssl, w->tlsinfo, sizeof w->tlsinfo);
     if (strlen(w->tlsinfo) < sizeof w->tlsinfo - 10 && SSL_session_reused(w->ssl))
         strcat(w->tlsinfo, " resumed");
-    if (tls_check_data_session(w->ssl, a->sid_ctx, a->require_reuse, w->text, sizeof w->text) <
-        0) {
+    if (tls_check_data_session(w->ssl, a->sid_ctx, a->require_reuse, w->text, sizeof w->text) < 0) {
         w->tls_failed = true;
         return;
     }
     /* RFC 4217 §15.1.2: the data connection's client certificate must be the control's. */
     X509 *peer = SSL_get0_peer_certificate(w->ssl);
     if (a->ctl_peer && (!peer || X509_cmp(peer, a->ctl_peer) != 0)) {
-        snprintf(w->text, sizeof w->text, "The data connection's client certificate differs "
-                                          "from the control connection's; refused");
+        snprintf(w->text, sizeof w->text,
+                 "The data connection's client certificate differs "
+                 "from the control connection's; refused");
         w->tls_failed = true;
     }
 }
@@ -146,8 +146,10 @@ static uint32_t file_write_error(struct wstate *w, int err)
 static uint32_t net_error(struct wstate *w, int err, const char *what)
 {
     if (err == EAGAIN || err == EWOULDBLOCK) {
-        snprintf(w->text, sizeof w->text, "no progress on the data connection for the data "
-                                          "timeout while %s", what);
+        snprintf(w->text, sizeof w->text,
+                 "no progress on the data connection for the data "
+                 "timeout while %s",
+                 what);
         return WR_TIMEOUT;
     }
     snprintf(w->text, sizeof w->text, "%s: %s", what,
@@ -226,8 +228,7 @@ static uint32_t send_file(struct wstate *w, int fd, bool ascii)
             if (errno == EINVAL || errno == ENOSYS)
                 break; /* not sendfile-able: copy below */
             if (errno == EIO) {
-                snprintf(w->text, sizeof w->text, "reading the file failed: %s",
-                         strerror(errno));
+                snprintf(w->text, sizeof w->text, "reading the file failed: %s", strerror(errno));
                 return WR_LOCAL_ERROR;
             }
             return net_error(w, errno, "sending data");
@@ -323,7 +324,8 @@ static uint32_t recv_file(struct wstate *w, int fd, bool ascii)
                 if (e == SSL_ERROR_ZERO_RETURN)
                     break; /* close_notify: a complete upload */
                 unsigned long code = ERR_peek_last_error();
-                if (e == SSL_ERROR_SSL && ERR_GET_REASON(code) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+                if (e == SSL_ERROR_SSL &&
+                    ERR_GET_REASON(code) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
                     ERR_clear_error();
                     if (w->a->require_close_notify) {
                         snprintf(w->text, sizeof w->text,
@@ -406,8 +408,9 @@ void worker_main(const struct worker_args *a)
     if (prot == 'P' && !a->tls_now)
         handshake(&w);
     if (prot == 'C' && a->tls_now) {
-        snprintf(w.text, sizeof w.text, "the data connection was opened under PROT P; open a "
-                                        "new one after PROT C");
+        snprintf(w.text, sizeof w.text,
+                 "the data connection was opened under PROT P; open a "
+                 "new one after PROT C");
         finish(&w, WR_PROT_CHANGED);
     }
     if (w.tls_failed) {

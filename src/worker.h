@@ -29,11 +29,11 @@ struct worker_args {
     int data_fd;
     int chan_fd;
     int pipe_r, pipe_w; /* for splice(2) in clear-text uploads, or -1 */
-    SSL_CTX *ctx;      /* the control connection's session context (cache, ticket keys) */
-    SSL_CTX *cert_ctx; /* the certificate the control connection uses (its vhost's) */
+    SSL_CTX *ctx;       /* the control connection's session context (cache, ticket keys) */
+    SSL_CTX *cert_ctx;  /* the certificate the control connection uses (its vhost's) */
     const unsigned char *sid_ctx;
     X509 *ctl_peer; /* the control connection's client certificate, or NULL */
-    bool tls_now; /* PROT P when the connection was accepted: handshake at once */
+    bool tls_now;   /* PROT P when the connection was accepted: handshake at once */
     bool require_reuse;
     bool require_close_notify;
 };

@@ -28,7 +28,7 @@ static int cmp_int(const void *a, const void *b)
 /* Closes every descriptor but the n given (-1 entries are ignored). */
 static void keep_only(const int *keep, int n)
 {
-    int k[8], m = 0;
+    int k[8] = {0}, m = 0;
     for (int i = 0; i < n && m < 8; i++)
         if (keep[i] >= 0)
             k[m++] = keep[i];
@@ -181,8 +181,7 @@ static enum wait_result wait_for(struct front *f, int fd, short events, int time
         enum wait_result w = drain_control(f, what);
         if (w != W_READY)
             return w;
-        struct pollfd p[2] = {{.fd = fd, .events = events},
-                              {.fd = f->ctl.fd, .events = POLLIN}};
+        struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = f->ctl.fd, .events = POLLIN}};
         nfds_t n = f->queued < FRONT_QUEUE_MAX ? 2 : 1;
         int wait = -1;
         if (deadline >= 0) {
@@ -204,8 +203,7 @@ static enum wait_result wait_for(struct front *f, int fd, short events, int time
 }
 
 /* Active mode (PORT/EPRT): the server connects to the client, then runs TLS as the server. */
-static enum wait_result active_connect(struct front *f, const char *what, char *why,
-                                       size_t whylen)
+static enum wait_result active_connect(struct front *f, const char *what, char *why, size_t whylen)
 {
     int fd = dc_connect_start(&f->dc, &f->si->local, why, whylen);
     if (fd < 0)
@@ -214,8 +212,7 @@ static enum wait_result active_connect(struct front *f, const char *what, char *
     int err = 0;
     socklen_t len = sizeof err;
     if (w == W_READY && (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err)) {
-        snprintf(why, whylen, "connect to port %u: %s", dc_port_of(&f->dc.target),
-                 strerror(err));
+        snprintf(why, whylen, "connect to port %u: %s", dc_port_of(&f->dc.target), strerror(err));
         w = W_TIMEOUT;
     } else if (w == W_TIMEOUT) {
         snprintf(why, whylen, "no connection within %u s", f->cfg->data_timeout);
@@ -285,11 +282,10 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
     snprintf(what, sizeof what, "%s %s", kind_verb(kind), open.name);
     if (kind == XK_RETR)
         front_reply(f, 150, "Opening %s mode data connection for %s (%llu bytes).",
-                    f->type == 'A' ? "ASCII" : "BINARY", open.name,
-                    (unsigned long long)open.value);
+                    f->type == 'A' ? "ASCII" : "BINARY", open.name, (unsigned long long)open.value);
     else if (kind == XK_STOU)
-        front_reply(f, 150, "FILE: %s", strrchr(open.name, '/') ? strrchr(open.name, '/') + 1
-                                                                : open.name);
+        front_reply(f, 150, "FILE: %s",
+                    strrchr(open.name, '/') ? strrchr(open.name, '/') + 1 : open.name);
     else if (upload)
         front_reply(f, 150, "Ok to send data.");
     else
@@ -321,8 +317,10 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
         } else if (why[0]) {
             front_reply(f, 425, "Cannot open the data connection: %s.", why);
         } else {
-            front_reply(f, 425, "Failed to establish the data connection (no connection within "
-                                "%u s).", cfg->data_timeout);
+            front_reply(f, 425,
+                        "Failed to establish the data connection (no connection within "
+                        "%u s).",
+                        cfg->data_timeout);
         }
         return;
     }
@@ -376,16 +374,19 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
         /* seccomp = trap: the worker named the refused call before it died. */
         char name[64];
         sandbox_syscall_name((int)bytes, name, sizeof name);
-        log_msg(LOG_ERR, "%s: data worker killed by seccomp: forbidden system call %llu (%s)",
-                what, (unsigned long long)bytes, name);
-        snprintf(text, sizeof text, "the data transfer process was stopped by the sandbox "
-                                    "(forbidden system call %s)", name);
+        log_msg(LOG_ERR, "%s: data worker killed by seccomp: forbidden system call %llu (%s)", what,
+                (unsigned long long)bytes, name);
+        snprintf(text, sizeof text,
+                 "the data transfer process was stopped by the sandbox "
+                 "(forbidden system call %s)",
+                 name);
         bytes = 0;
         got = false;
     } else if (!got && !aborted) {
         if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS) {
-            snprintf(text, sizeof text, "the data transfer process was stopped by the sandbox "
-                                        "(forbidden system call)");
+            snprintf(text, sizeof text,
+                     "the data transfer process was stopped by the sandbox "
+                     "(forbidden system call)");
             log_msg(LOG_ERR, "%s: data worker killed by seccomp (SIGSYS)", what);
             msg_init(m, MSG_WORKER_KILLED);
             msg_put_u32(m, (uint32_t)wpid);
@@ -425,12 +426,24 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
         front_reply(f, 451, "Transfer failed: %s.", text);
     } else {
         switch (status) {
-        case WR_TLS_FAILED: code = 522; break;
-        case WR_LOCAL_ERROR: code = 451; break;
-        case WR_NO_SPACE: code = 452; break;
-        case WR_QUOTA: code = 552; break;
-        case WR_PROT_CHANGED: code = 425; break;
-        default: code = 426; break;
+        case WR_TLS_FAILED:
+            code = 522;
+            break;
+        case WR_LOCAL_ERROR:
+            code = 451;
+            break;
+        case WR_NO_SPACE:
+            code = 452;
+            break;
+        case WR_QUOTA:
+            code = 552;
+            break;
+        case WR_PROT_CHANGED:
+            code = 425;
+            break;
+        default:
+            code = 426;
+            break;
         }
         if (code == 522)
             front_reply(f, 522, "%s", text);

@@ -36,7 +36,9 @@ int main(void)
     CHECK(c.umask == 022 && c.max_login_failures == 3 && c.max_line_length == 4096);
     config_free(&c);
 
-    CHECK(parse(&c, "# comment\n\n  write_enable = yes\numask=077\nbanner = Hi # not a comment\n") == 0);
+    CHECK(
+        parse(&c, "# comment\n\n  write_enable = yes\numask=077\nbanner = Hi # not a comment\n") ==
+        0);
     CHECK(c.write_enable && c.umask == 077);
     CHECK_STR(c.banner, "Hi # not a comment");
     CHECK(config_line(&c, "umask") == 4);

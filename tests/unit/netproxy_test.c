@@ -29,8 +29,9 @@ static struct sockaddr_storage v6(const char *a)
 static const char *addr_of(const struct sockaddr_storage *ss)
 {
     static char buf[64];
-    const void *a = ss->ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)ss)->sin_addr
-                                             : (const void *)&((struct sockaddr_in6 *)ss)->sin6_addr;
+    const void *a = ss->ss_family == AF_INET
+                        ? (const void *)&((struct sockaddr_in *)ss)->sin_addr
+                        : (const void *)&((struct sockaddr_in6 *)ss)->sin6_addr;
     inet_ntop(ss->ss_family, a, buf, sizeof buf);
     return buf;
 }
@@ -76,14 +77,15 @@ int main(void)
     CHECK(proxy_parse((const unsigned char *)h6, strlen(h6), PROXY_V1, &src, &have) > 0);
     CHECK_STR(addr_of(&src), "2001:db8::7");
     CHECK(proxy_parse((const unsigned char *)"PROXY UNKNOWN\r\n", 15, PROXY_V1, &src, &have) ==
-              15 && !have);
+              15 &&
+          !have);
     CHECK(proxy_parse((const unsigned char *)"PROXY TCP4 1.2.3", 16, PROXY_V1, &src, &have) == 0);
-    CHECK(proxy_parse((const unsigned char *)"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n", 31, PROXY_V1,
-                      &src, &have) < 0); /* no CR */
-    CHECK(proxy_parse((const unsigned char *)"PROXY TCP4 1.2.3.999 5.6.7.8 1 2\r\n", 34,
-                      PROXY_V1, &src, &have) < 0);
-    CHECK(proxy_parse((const unsigned char *)"PROXY TCP4 1.2.3.4 5.6.7.8 1 99999\r\n", 36,
-                      PROXY_V1, &src, &have) < 0);
+    CHECK(proxy_parse((const unsigned char *)"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n", 31, PROXY_V1, &src,
+                      &have) < 0); /* no CR */
+    CHECK(proxy_parse((const unsigned char *)"PROXY TCP4 1.2.3.999 5.6.7.8 1 2\r\n", 34, PROXY_V1,
+                      &src, &have) < 0);
+    CHECK(proxy_parse((const unsigned char *)"PROXY TCP4 1.2.3.4 5.6.7.8 1 99999\r\n", 36, PROXY_V1,
+                      &src, &have) < 0);
     CHECK(proxy_parse((const unsigned char *)h1, strlen(h1), PROXY_V2, &src, &have) < 0);
     char longline[200];
     memset(longline, 'A', sizeof longline);

@@ -28,7 +28,7 @@ int main(void)
     CHECK_STR(join("/a", "/x//y/"), "/x/y");
     CHECK_STR(join("/a", "./b/./c/.."), "/a/b");
     CHECK_STR(join("/", "  spaced name "), "/  spaced name ");
-    CHECK_STR(join("/", "...") , "/...");
+    CHECK_STR(join("/", "..."), "/...");
     CHECK_STR(vpath_rel("/"), ".");
     CHECK_STR(vpath_rel("/a/b"), "a/b");
 

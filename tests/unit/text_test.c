@@ -57,8 +57,15 @@ int main(void)
     sbuf_free(&b);
 
     /* Telnet: IAC IAC is 0xFF; IP/DM and option requests vanish; CR NUL is CR. */
-    CHECK_STR(telnet("\xff\xf4\xff\xf2" "ABOR", 8), "ABOR");
-    CHECK_STR(telnet("RETR a\xff\xff" "b", 9), "RETR a\xff" "b");
+    CHECK_STR(telnet("\xff\xf4\xff\xf2"
+                     "ABOR",
+                     8),
+              "ABOR");
+    CHECK_STR(telnet("RETR a\xff\xff"
+                     "b",
+                     9),
+              "RETR a\xff"
+              "b");
     CHECK_STR(telnet("\xff\xfb\x01NOOP", 7), "NOOP");
     {
         const char in[] = "MKD a\r\0b";
@@ -104,8 +111,8 @@ int main(void)
     sbuf_reset(&b);
     e.st.st_mode = S_IFREG | 04755;
     e.target = NULL;
-    list_format_mlsx(&b, &e, FACT_TYPE | FACT_SIZE | FACT_MODIFY | FACT_PERM | FACT_UNIX_MODE,
-                     NULL, "adfrw", NULL);
+    list_format_mlsx(&b, &e, FACT_TYPE | FACT_SIZE | FACT_MODIFY | FACT_PERM | FACT_UNIX_MODE, NULL,
+                     "adfrw", NULL);
     CHECK_STR(b.data, "type=file;size=1234;modify=20231114221320;perm=adfrw;unix.mode=04755; "
                       "file.txt\r\n");
     sbuf_free(&b);
