@@ -13,7 +13,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BINARY = os.path.join(ROOT, "ftpsd")
+BINARY = os.environ.get("FTPSD_TEST_BINARY", os.path.join(ROOT, "ftpsd"))  # make check-asan
 HOOKS_BINARY = os.path.join(ROOT, "build", "ftpsd-testhooks")
 MULTIARCH = subprocess.run(["gcc", "-print-multiarch"], capture_output=True, text=True).stdout.strip() or "x86_64-linux-gnu"
 LIBDIR = "/usr/lib/" + MULTIARCH
@@ -162,6 +162,10 @@ class Server:
                         "PAM_WRAPPER=1", f"PAM_WRAPPER_SERVICE_DIR={env.pamdir}",
                         f"NSS_WRAPPER_PASSWD={env.passwd}", f"NSS_WRAPPER_GROUP={env.group}"):
                 cmd += ["-E", var]
+        # FTPSD_TEST_ENV: names of variables (space-separated) handed on to the server as they
+        # are in this environment, e.g. "ASAN_OPTIONS UBSAN_OPTIONS" (make check-asan).
+        for var in os.environ.get("FTPSD_TEST_ENV", "").split():
+            cmd += ["-E", var]
         cmd += list(prefix) + [binary or BINARY, "-f", self.conf_path]
         self.stderr = open(env.path(f"{name}-{self.port}.stderr"), "w")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.stderr,
