@@ -4,7 +4,7 @@
 # With arguments, only those packages (make deb passes its build dependencies).
 PKGS="gcc make libc6-dev libssl-dev libpam0g-dev libcap-ng-dev libseccomp-dev openssl
       libpam-wrapper libnss-wrapper libpam-modules python3 python3-pytest curl lftp
-      rsyslog systemd procps passwd xinetd fail2ban sslscan testssl.sh clang-format cppcheck
+      rsyslog systemd procps passwd xinetd fail2ban sslscan testssl.sh clang-format cppcheck haproxy
       dpkg-dev debhelper lintian"
 [ $# -gt 0 ] && PKGS="$*"
 missing=""
