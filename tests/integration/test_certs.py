@@ -279,3 +279,39 @@ def test_cert_login_needs_its_settings(env, tmp_path):
     conf.write_text(f"tls_cert_file = {env.cert}\ntls_key_file = {env.key}\ncert_login = cert\n")
     r = subprocess.run([BINARY, "-t", "-f", str(conf)], capture_output=True, text=True)
     assert r.returncode != 0 and ":3: cert_login" in r.stderr
+
+
+def test_certificate_reload_needs_no_restart(make_server, env, tmp_path):
+    """Each connection reads the certificate and key: replacing the files takes effect for the
+    next connection without restarting anything."""
+    cert, key = str(tmp_path / "c.pem"), str(tmp_path / "k.pem")
+
+    def make(cn):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", f"/CN={cn}",
+                        "-keyout", key + ".new", "-out", cert + ".new"], check=True,
+                       capture_output=True)
+        os.replace(key + ".new", key)
+        os.replace(cert + ".new", cert)
+
+    def served_cn(s):
+        sock = socket.create_connection((s.host, s.port), timeout=10)
+        f = sock.makefile("rb")
+        f.readline()
+        sock.sendall(b"AUTH TLS\r\n")
+        f.readline()
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        t = ctx.wrap_socket(sock)
+        der = t.getpeercert(binary_form=True)
+        t.close()
+        out = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-subject"],
+                             input=der, capture_output=True).stdout.decode()
+        return out.strip().split("=")[-1].strip()
+
+    make("first.example")
+    s = make_server(tls_cert_file=cert, tls_key_file=key)
+    assert served_cn(s) == "first.example"
+    make("second.example")
+    assert served_cn(s) == "second.example"
