@@ -203,6 +203,14 @@ void cmd_open_write(struct usess *s, const struct ureq *q, struct uresp *r)
     r->code = 150;
     r->fd = fd;
     snprintf(r->name, sizeof r->name, "%s", vp);
+    /* The front keeps the temporary name, so the monitor can remove the file should this
+     * process die before COMMIT or ABORT. */
+    if (s->up_temp) {
+        char parent[VPATH_MAX];
+        const char *b;
+        if (vpath_split(vp, parent, sizeof parent, &b) == 0)
+            uresp_set(r, 150, "%s%s%s", parent, strcmp(parent, "/") ? "/" : "", s->up_tmpname);
+    }
     return;
 fail:
     if (fd >= 0)

@@ -123,6 +123,11 @@ void front_user_request(struct front *f, uint32_t op, uint32_t flags, uint64_t o
     return;
 broken:
     log_msg(LOG_ERR, "the user process stopped answering; ending the session");
+    if (f->pending_temp[0]) {
+        msg_init(m, MSG_CLEANUP);
+        msg_put_str(m, f->pending_temp);
+        msg_send(f->mon_fd, m);
+    }
     front_reply(f, 421, "Service not available: internal error, closing connection.");
     front_exit(f, 1);
 }
@@ -254,16 +259,28 @@ static void start_control(struct front *f)
 
 static int front_poll(struct front *f, int timeout_ms)
 {
-    struct pollfd p[2];
-    int n = 0;
+    struct pollfd p[3];
+    int n = 0, listen_i = -1, user_i = -1;
     p[n++] = (struct pollfd){.fd = f->ctl.fd, .events = POLLIN};
-    if (f->dc.listen_fd >= 0)
+    if (f->dc.listen_fd >= 0) {
+        listen_i = n;
         p[n++] = (struct pollfd){.fd = f->dc.listen_fd, .events = POLLIN};
+    }
+    if (f->user_fd >= 0) {
+        /* The user process never speaks unasked: anything here means it is gone. */
+        user_i = n;
+        p[n++] = (struct pollfd){.fd = f->user_fd, .events = POLLIN};
+    }
     int r = poll(p, (nfds_t)n, timeout_ms);
     if (r < 0)
         return errno == EINTR ? 0 : -1;
-    if (n > 1 && (p[1].revents & POLLIN))
+    if (listen_i >= 0 && (p[listen_i].revents & POLLIN))
         xfer_accept_ready(f);
+    if (user_i >= 0 && p[user_i].revents) {
+        log_msg(LOG_ERR, "the user process ended unexpectedly; ending the session");
+        front_reply(f, 421, "Service not available: internal error, closing connection.");
+        front_exit(f, 1);
+    }
     if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
         if (ctl_fill(&f->ctl) < 0)
             return -1;

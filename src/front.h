@@ -42,6 +42,7 @@ struct front {
     unsigned cert_vhost; /* whose certificate the control connection uses */
     char sni[256];       /* server name the client sent, "" if none */
     int landlock_abi;
+    char pending_temp[VPATH_MAX]; /* an upload's temporary file, until COMMIT/ABORT */
     bool in_worker;       /* this copy runs in a data worker: the SNI callback must not switch */
     bool test_bad_worker; /* test builds: the next worker makes a forbidden system call */
     char ctx_err[256];

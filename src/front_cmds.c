@@ -1025,6 +1025,11 @@ void front_dispatch(struct front *f, char *line, size_t len)
         front_reply(f, 500, "Unknown command.");
         return;
     }
+    if (memchr(line, '\0', vlen)) {
+        /* "DELE\0x victim" must not run as DELE */
+        front_reply(f, 500, "Unknown command.");
+        return;
+    }
     memcpy(verb, line, vlen);
     verb[vlen] = '\0';
     /* Exactly one space separates verb and argument; the rest (spaces too) is the argument. */

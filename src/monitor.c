@@ -33,6 +33,7 @@
 #include "listing.h"
 #include "log.h"
 #include "pamauth.h"
+#include "path.h"
 #include "privsep.h"
 #include "session.h"
 #include "session_info.h"
@@ -51,6 +52,9 @@ struct monitor {
     bool peer_set; /* the PROXY header's client replaced the socket's peer */
     char user[256];
     char root[4096]; /* the logged-in user's root, for xferlog paths */
+    uid_t user_uid;  /* and who runs in it, for cleaning up after a dead user process */
+    gid_t user_gid;
+    bool user_chroot;
     int xferlog_fd;
     int64_t login_at;
 };
@@ -240,6 +244,9 @@ static pid_t start_user_process(struct monitor *m, const struct passwd *pw,
         return -1;
     }
     snprintf(m->root, sizeof m->root, "%s", root);
+    m->user_uid = pw->pw_uid;
+    m->user_gid = pw->pw_gid;
+    m->user_chroot = (cfg->chroot || u->force_chroot) && !cfg->rootless;
     pid_t pid = fork();
     if (pid < 0) {
         snprintf(why, whylen, "fork: %s", strerror(errno));
@@ -490,6 +497,48 @@ out:
 
 static void reap(pid_t pid, const char *what, int grace_ms);
 
+static bool is_temp_upload_name(const char *base)
+{
+    /* ".ftpsd-" + 12 hex digits + ".part", as cmd_xfer.c names them */
+    if (strlen(base) != 7 + 12 + 5 || strncmp(base, ".ftpsd-", 7) != 0 ||
+        strcmp(base + 19, ".part") != 0)
+        return false;
+    for (int i = 7; i < 19; i++)
+        if (!strchr("0123456789abcdef", base[i]))
+            return false;
+    return true;
+}
+
+/* The user process died with an upload's temporary file open: remove it, as that user, inside
+ * that user's root, so nothing half-written stays behind. */
+static void handle_cleanup(struct monitor *m, struct msg *req)
+{
+    char vp[VPATH_MAX], canon[VPATH_MAX], parent[VPATH_MAX];
+    const char *base;
+    msg_get_str(req, vp, sizeof vp);
+    if (!msg_ok_end(req) || !m->logged_in || vpath_join("/", vp, canon, sizeof canon) < 0 ||
+        strcmp(canon, vp) != 0 || vpath_split(canon, parent, sizeof parent, &base) < 0 ||
+        !is_temp_upload_name(base)) {
+        log_msg(LOG_ERR, "unexpected cleanup request from the front; ignored");
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        char why[256];
+        struct identity id = {.uid = m->user_uid, .gid = m->user_gid};
+        if (drop_privileges(&id, m->user_chroot ? m->root : NULL, why, sizeof why) < 0)
+            _exit(1);
+        int root = open(m->user_chroot ? "/" : m->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        int dfd = root < 0 ? -1 : path_open_parent(root, canon, &base);
+        _exit(dfd >= 0 && unlinkat(dfd, base, 0) == 0 ? 0 : 1);
+    }
+    int st = 0;
+    if (pid > 0)
+        waitpid(pid, &st, 0);
+    log_msg(LOG_NOTICE, "removed the temporary file %s of an unfinished upload%s", canon,
+            pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "" : " (failed)");
+}
+
 /* The real client named by a PROXY header, accepted only from a balancer this monitor also
  * sees as trusted, once, before login. */
 static void handle_peer(struct monitor *m, struct msg *req)
@@ -673,6 +722,8 @@ void monitor_run(struct config *cfg)
             handle_login(&m, req);
         } else if (req->type == MSG_LOGOUT) {
             handle_logout(&m, req);
+        } else if (req->type == MSG_CLEANUP) {
+            handle_cleanup(&m, req);
         } else if (req->type == MSG_PEER) {
             handle_peer(&m, req);
         } else if (req->type == MSG_XFERLOG) {

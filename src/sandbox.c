@@ -153,9 +153,13 @@ static int front_rules(scmp_filter_ctx ctx)
     if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1, SCMP_A1_32(SCMP_CMP_EQ, SIGKILL)) <
         0)
         return -1;
-    /* A worker's own filter and no_new_privs (libseccomp sets it again). */
+    /* A worker's own filter and no_new_privs (libseccomp sets it again), and its tie to the
+     * front's life. */
     if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-                         SCMP_A0_32(SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS)) < 0)
+                         SCMP_A0_32(SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS)) < 0 ||
+        seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+                         SCMP_A0_32(SCMP_CMP_EQ, PR_SET_PDEATHSIG)) < 0 ||
+        allow(ctx, "getppid") < 0)
         return -1;
     return allow_list(ctx, front_calls, sizeof front_calls / sizeof front_calls[0]);
 }

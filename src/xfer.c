@@ -9,6 +9,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -57,6 +58,7 @@ static void spawn_worker(struct front *f, int fd)
         return;
     }
     bool tls = f->prot_p;
+    pid_t front = getpid();
     /* Clear-text uploads move from the socket to the file through a pipe with splice(2), so
      * the bytes never pass through the worker; the pipe is made here, not in the sandbox. */
     int pp[2] = {-1, -1};
@@ -78,6 +80,10 @@ static void spawn_worker(struct front *f, int fd)
         /* The worker keeps the data socket, its channel and its pipe, nothing else. */
         int keep[4] = {fd, sv[1], pp[0], pp[1]};
         keep_only(keep, 4);
+        /* If the front dies (crash, kill), the worker goes too instead of holding the data
+         * connection and the file until its timeout; the check catches a front already gone. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != front)
+            _exit(0);
         f->in_worker = true;
         char why[256];
         if (sandbox_rlimits(f->cfg, SB_WORKER, why, sizeof why) < 0 ||
@@ -239,6 +245,7 @@ static void upload_done(struct front *f, bool upload, bool ok, struct ureply *co
     if (!upload)
         return;
     front_user_request(f, ok ? UOP_COMMIT : UOP_ABORT, 0, 0, NULL, NULL, commit);
+    f->pending_temp[0] = '\0';
 }
 
 static const char *kind_verb(enum xfer_kind k)
@@ -280,6 +287,8 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
     }
     char what[VPATH_MAX + 16];
     snprintf(what, sizeof what, "%s %s", kind_verb(kind), open.name);
+    if (upload)
+        snprintf(f->pending_temp, sizeof f->pending_temp, "%s", open.text.data ? open.text.data : "");
     if (kind == XK_RETR)
         front_reply(f, 150, "Opening %s mode data connection for %s (%llu bytes).",
                     f->type == 'A' ? "ASCII" : "BINARY", open.name, (unsigned long long)open.value);

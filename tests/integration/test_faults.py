@@ -7,9 +7,9 @@ import io
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import time
 
@@ -35,11 +35,13 @@ def summary(request):
 def wd(env, request):
     """(name, path) of a fresh directory in alice's home for this test."""
     name = "fault_" + re.sub(r"\W", "_", request.node.name)[:60] + "_" + RUN
-    return name, make_user_dir(env, "alice", name)
+    path = make_user_dir(env, "alice", name)
+    yield name, path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def client(server, cwd=None, user="alice"):
-    f = server.ftps_reuse(user)
+    f = server.ftps_reuse(user, timeout=30)
     f.voidcmd("TYPE I")
     if cwd:
         f.cwd(cwd)
@@ -87,7 +89,7 @@ def test_reset_mid_upload(make_server, wd, which, existing):
     if which in ("control", "both"):
         rst_close(f.sock)
     if which == "data":
-        resp = expect_reply(f, 426)
+        expect_reply(f, 426)
         assert wait_until(lambda: parts(path) == [], 5), os.listdir(path)
         assert f.voidcmd("NOOP").startswith("200")
         data = os.urandom(5000)
@@ -101,7 +103,7 @@ def test_reset_mid_upload(make_server, wd, which, existing):
         if which == "control":
             conn.close()
     try:
-        assert wait_until(lambda: not alive(procs), 8), \
+        assert wait_until(lambda: not alive(procs), 15), \
             f"session processes still running: {alive(procs)}"
     finally:
         kill_leftovers(procs)
@@ -288,7 +290,8 @@ def pam_records(log):
         return [l.split() for l in fh.read().splitlines()]
 
 
-def crash_session(make_server, recording_pam, syslog, victim, **conf):
+def crash_session(make_server, recording_pam, syslog, **conf):
+    """A dedicated server on the recording PAM service and one logged-in session on it."""
     service, log = recording_pam
     s = make_server(pam_service=service, **conf)
     mark = SyslogMark(syslog)
@@ -304,8 +307,7 @@ def test_crash_of_front_or_user_process(make_server, recording_pam, syslog, vict
     """kill -SEGV the user process or the front: the client is told (421) or disconnected, the
     monitor logs the crash, closes the PAM session and exits; no process of the session is
     left, and the server takes new sessions."""
-    s, r, mark, (mon, front, user), log = crash_session(make_server, recording_pam, syslog,
-                                                        victim)
+    s, r, mark, (mon, front, user), log = crash_session(make_server, recording_pam, syslog)
     procs = descendants(s.proc.pid)
     assert {mon, front, user} <= set(procs)
     os.kill(user if victim == "user" else front, signal.SIGSEGV)
@@ -319,7 +321,7 @@ def test_crash_of_front_or_user_process(make_server, recording_pam, syslog, vict
             assert code == 421, lines
         got, closed = read_to_eof(r.sock, 5)
         assert closed, f"connection still open after the {victim} process crashed"
-        assert wait_until(lambda: not alive(procs), 8), \
+        assert wait_until(lambda: not alive(procs), 15), \
             f"session processes still running: {alive(procs)}"
     finally:
         kill_leftovers(procs)
@@ -333,21 +335,47 @@ def test_crash_of_front_or_user_process(make_server, recording_pam, syslog, vict
     assert_server_works(s)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: a data worker whose front dies (crash, seccomp kill, SIGKILL) is reparented to "
-    "init and keeps its data connection and file until data_timeout (60 s by default; longer "
-    "for a stalled download while kernel buffers grow): the monitor only reaps the front and "
-    "the user process, and workers have no parent-death signal nor watch their channel to the "
-    "front during a transfer (xfer.c spawn_worker, worker.c send_file/recv_file)"))
+def test_user_process_crash_mid_upload_leaves_no_temp_file(make_server, wd):
+    """kill -SEGV the user process during a STOR: the end of the upload gets 421, the session
+    ends with all its processes, and no temporary file is left behind."""
+    name, path = wd
+    s = make_server()
+    r = tls_login(s)
+    mon, front, user = session_tree(s, ALICE)
+    assert r.cmd(f"CWD {name}")[0] == 250
+    assert r.cmd("TYPE I")[0] == 200
+    code, lines = r.cmd("EPSV")
+    r.send("STOR up.bin\r\n")
+    d = r.data_connect(lines)
+    assert r.reply()[0] == 150
+    d.sendall(os.urandom(300000))
+    assert wait_until(lambda: len(parts(path)) == 1, 5)
+    procs = descendants(s.proc.pid)
+    os.kill(user, signal.SIGSEGV)
+    count("processes crashed")
+    d.sendall(os.urandom(1000))
+    d.unwrap()
+    d.close()
+    try:
+        code, lines = r.reply()
+        assert code == 421, lines
+        assert wait_until(lambda: not alive(procs), 15), alive(procs)
+    finally:
+        kill_leftovers(procs)
+        r.close()
+    assert not os.path.exists(os.path.join(path, "up.bin"))
+    assert wait_until(lambda: parts(path) == [], 3), os.listdir(path)
+
+
 @pytest.mark.parametrize("direction", ["download", "upload"])
 def test_front_crash_during_transfer_leaves_no_orphan(make_server, recording_pam, syslog, env,
-                                                      direction):
+                                                      direction, request):
     """kill -SEGV the front while a transfer is stalled (the client neither reads nor writes):
     the monitor ends the session, and the data worker, a child of the front, must not outlive
     the session as an orphan."""
-    s, r, mark, (mon, front, user), log = crash_session(make_server, recording_pam, syslog,
-                                                        "front")
-    d = make_user_dir(env, "alice", f"fault_orphan_{RUN}_{secrets.token_hex(2)}")
+    s, r, mark, (mon, front, user), log = crash_session(make_server, recording_pam, syslog)
+    d = make_user_dir(env, "alice", f"fault_orphan_{RUN}_{direction}")
+    request.addfinalizer(lambda: shutil.rmtree(d, ignore_errors=True))
     with open(os.path.join(d, "big.bin"), "wb") as fh:
         fh.truncate(64 * 1024 * 1024)
     assert r.cmd("TYPE I")[0] == 200
@@ -367,7 +395,7 @@ def test_front_crash_during_transfer_leaves_no_orphan(make_server, recording_pam
     count("processes crashed")
     try:
         read_to_eof(r.sock, 5)
-        assert wait_until(lambda: mon not in alive(procs), 8), "the monitor did not finish"
+        assert wait_until(lambda: mon not in alive(procs), 15), "the monitor did not finish"
         assert ["close_session", "alice", str(mon)] in pam_records(log)
         assert wait_until(lambda: not alive(procs), 5), \
             f"orphaned session processes (the data worker is {workers[0]}): {alive(procs)}"
@@ -386,15 +414,15 @@ def test_login_timeout_closes_with_421(make_server):
     r.starttls(s.env.cert)
     procs = descendants(s.proc.pid)
     t0 = time.time()
-    r.sock.settimeout(8)
+    r.sock.settimeout(10)
     count("timeouts")
     code, lines = r.reply()
     took = time.time() - t0
     assert code == 421 and "timeout" in lines[0].lower(), lines
-    assert took < 4, took
+    assert took < 6, took
     got, closed = read_to_eof(r.sock, 5)
     assert closed
-    assert wait_until(lambda: not alive(procs), 5), alive(procs)
+    assert wait_until(lambda: not alive(procs), 10), alive(procs)
     assert_server_works(s)
 
 
@@ -407,15 +435,15 @@ def test_idle_timeout_closes_with_421(make_server, wd):
     code, lines = r.cmd("EPSV")
     port = epsv_port(lines)
     procs = descendants(s.proc.pid)
-    r.sock.settimeout(8)
+    r.sock.settimeout(10)
     t0 = time.time()
     count("timeouts")
     code, lines = r.reply()
     assert code == 421 and "idle" in lines[0].lower(), lines
-    assert time.time() - t0 < 4
+    assert time.time() - t0 < 6
     got, closed = read_to_eof(r.sock, 5)
     assert closed
-    assert wait_until(lambda: not alive(procs), 5), alive(procs)
+    assert wait_until(lambda: not alive(procs), 10), alive(procs)
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((s.host, port), timeout=3)
     assert_server_works(s)
