@@ -107,13 +107,31 @@ static void mode_string(char s[11], mode_t m)
 static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
+/* Years 0000..9999: the range MDTM's YYYYMMDDHHMMSS can carry. A file system may keep any 64-bit
+ * mtime (tmpfs, btrfs), and gmtime_r fails or gives a year that overflows int beyond it, so times
+ * are clamped into it first; the clamped value also keeps "now - t" from overflowing. */
+static time_t clamp_time(time_t t)
+{
+    const time_t first = -62167219200LL; /* 0000-01-01T00:00:00Z */
+    const time_t last = 253402300799LL;  /* 9999-12-31T23:59:59Z */
+    return t < first ? first : t > last ? last : t;
+}
+
+static void utc_tm(time_t t, struct tm *tm)
+{
+    t = clamp_time(t);
+    if (!gmtime_r(&t, tm)) /* cannot happen inside the clamp; keep the fields defined anyway */
+        *tm = (struct tm){.tm_year = 70, .tm_mday = 1};
+}
+
 void list_format_ls(struct sbuf *out, const struct listent *e, const struct idmap *ids, time_t now)
 {
     char mode[11], ub[16], gb[16];
     mode_string(mode, e->st.st_mode);
     struct tm tm;
-    time_t t = e->st.st_mtime;
-    gmtime_r(&t, &tm);
+    time_t t = clamp_time(e->st.st_mtime);
+    now = clamp_time(now);
+    utc_tm(t, &tm);
     /* ls(1): times within six months in the past show the clock, others the year. */
     const time_t half_year = 182 * 24 * 3600;
     char date[20];
@@ -135,7 +153,7 @@ void list_format_ls(struct sbuf *out, const struct listent *e, const struct idma
 void format_mdtm(char *buf, size_t cap, time_t t)
 {
     struct tm tm;
-    gmtime_r(&t, &tm);
+    utc_tm(t, &tm);
     snprintf(buf, cap, "%04d%02d%02d%02d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
              tm.tm_hour, tm.tm_min, tm.tm_sec);
 }

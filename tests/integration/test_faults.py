@@ -520,3 +520,36 @@ def test_pipelined_bad_passwords_are_delayed(make_server):
     got, closed = read_to_eof(r.sock, 5)
     assert closed and b"230" not in got, got
     r.close()
+
+
+# --- file times gmtime cannot convert (found by fuzz_listing) ------------------------------------
+
+def test_extreme_file_times(make_server, small_fs):
+    """tmpfs keeps any 64-bit mtime: LIST, MLSD, MLST and MDTM clamp such times into years
+    0000..9999 instead of crashing the user process or printing stack garbage."""
+    s = make_server(root_dir=os.path.join(small_fs, "%u"))
+    home = os.path.join(small_fs, "alice")
+    times = {"max": 2**63 - 1, "min": -2**63, "year-overflow": 67768036191676799}
+    for name, t in times.items():
+        p = os.path.join(home, name)
+        with open(p, "wb") as fh:
+            fh.write(b"x")
+        os.chown(p, USERS["alice"][0], USERS["alice"][0])
+        os.utime(p, (0, t))
+        assert os.stat(p).st_mtime_ns // 10**9 == t, "tmpfs clamped the time"
+    f = client(s)
+    assert f.sendcmd("MDTM max") == "213 99991231235959"
+    assert f.sendcmd("MDTM year-overflow") == "213 99991231235959"
+    assert f.sendcmd("MDTM min") == "213 00000101000000"
+    lines = []
+    f.retrlines("LIST", lines.append)
+    by_name = {ln.split()[-1]: ln for ln in lines}
+    assert "Dec 31  9999 max" in by_name["max"], lines
+    assert "Dec 31  9999 year-overflow" in by_name["year-overflow"], lines
+    assert re.search(r"Jan 01 +0 min$", by_name["min"]), lines
+    facts = dict((n, fa) for n, fa in f.mlsd(facts=["modify"]))
+    assert facts["max"]["modify"] == "99991231235959"
+    assert facts["min"]["modify"] == "00000101000000"
+    assert "modify=99991231235959;" in f.sendcmd("MLST max")
+    assert f.voidcmd("NOOP").startswith("200")
+    f.quit()
