@@ -91,6 +91,9 @@ static int read_dir(int dfd, bool all, const char *pattern, struct entry **out, 
             continue;
         if (pattern && (dot || fnmatch(pattern, nm, FNM_PERIOD) != 0))
             continue;
+        /* A listing line cannot carry CR or LF; such a name would forge further entries. */
+        if (strpbrk(nm, "\r\n"))
+            continue;
         struct stat st;
         if (fstatat(dfd, nm, &st, AT_SYMLINK_NOFOLLOW) < 0)
             continue; /* removed meanwhile */

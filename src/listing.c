@@ -145,7 +145,7 @@ void list_format_ls(struct sbuf *out, const struct listent *e, const struct idma
                 idmap_user(ids, e->st.st_uid, ub, sizeof ub),
                 idmap_group(ids, e->st.st_gid, gb, sizeof gb), (unsigned long long)e->st.st_size,
                 date, e->name);
-    if (e->target)
+    if (e->target && !strpbrk(e->target, "\r\n"))
         sbuf_printf(out, " -> %s", e->target);
     sbuf_adds(out, "\r\n");
 }
@@ -170,7 +170,7 @@ void list_format_mlsx(struct sbuf *out, const struct listent *e, unsigned facts,
             sbuf_adds(out, "type=dir;");
         else if (S_ISREG(st->st_mode))
             sbuf_adds(out, "type=file;");
-        else if (S_ISLNK(st->st_mode) && e->target)
+        else if (S_ISLNK(st->st_mode) && e->target && !strpbrk(e->target, "; \r\n"))
             sbuf_printf(out, "type=OS.unix=slink:%s;", e->target);
         else
             sbuf_printf(out, "type=OS.unix=%s;",
@@ -178,6 +178,7 @@ void list_format_mlsx(struct sbuf *out, const struct listent *e, unsigned facts,
                         : S_ISBLK(st->st_mode)  ? "blk"
                         : S_ISFIFO(st->st_mode) ? "fifo"
                         : S_ISSOCK(st->st_mode) ? "socket"
+                        : S_ISLNK(st->st_mode)  ? "symlink"
                                                 : "other");
     }
     if ((facts & FACT_SIZE) && !S_ISDIR(st->st_mode))

@@ -36,8 +36,8 @@ static void check_strings(const struct config *c)
     const char *paths[] = {c->tls_cert_file, c->tls_key_file, c->anon_root, c->empty_dir};
     for (size_t i = 0; i < ARRAY_LEN(paths); i++)
         FUZZ_ASSERT(paths[i] && paths[i][0] == '/');
-    const char *opt[] = {c->tls_ca_file, c->tls_ca_path, c->tls_crl_file, c->tls_ocsp_file,
-                         c->cert_map_file, c->root_dir, c->xferlog_file};
+    const char *opt[] = {c->tls_ca_file,   c->tls_ca_path, c->tls_crl_file, c->tls_ocsp_file,
+                         c->cert_map_file, c->root_dir,    c->xferlog_file};
     for (size_t i = 0; i < ARRAY_LEN(opt); i++)
         FUZZ_ASSERT(opt[i] && (opt[i][0] == '\0' || opt[i][0] == '/'));
     FUZZ_ASSERT(c->tls_ciphers && c->tls_ciphersuites && c->tls_client_cert && c->tls_groups &&

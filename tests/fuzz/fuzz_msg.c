@@ -176,10 +176,18 @@ static void decode_script(struct msg *x, const uint8_t *script, size_t n)
     for (size_t i = 0; i < n; i++) {
         uint8_t op = script[i];
         switch (op & 3) {
-        case 0: get_u32(x); break;
-        case 1: get_u64(x); break;
-        case 2: get_str(x, buf, 1 + (op >> 2) * 4); break;
-        default: get_blob(x, (size_t)(op >> 2) * 8); break;
+        case 0:
+            get_u32(x);
+            break;
+        case 1:
+            get_u64(x);
+            break;
+        case 2:
+            get_str(x, buf, 1 + (op >> 2) * 4);
+            break;
+        default:
+            get_blob(x, (size_t)(op >> 2) * 8);
+            break;
         }
     }
     (void)msg_ok_end(x);

@@ -6,8 +6,9 @@
 #                             Exit 0 ready, 2 missing and not root, 1 error.
 #   run.sh run SECONDS keep|fresh TARGET...
 #                             runs each build/fuzz/TARGET for SECONDS with -max_len=4096 on a copy
-#                             of tests/fuzz/corpus/TARGET: "keep" grows build/fuzz/corpus/TARGET
-#                             across runs, "fresh" starts from the seeds each time. Prints the
+#                             of tests/fuzz/corpus/TARGET (and with tests/fuzz/TARGET.dict if there
+#                             is one): "keep" grows build/fuzz/corpus/TARGET across runs, "fresh"
+#                             starts from the seeds each time. Prints the
 #                             executions per target; exits 1 if any target found a crash, leak,
 #                             undefined behaviour, broken invariant or timeout (the input is in
 #                             build/fuzz/artifacts/TARGET/, the report in build/fuzz/logs/).
@@ -60,9 +61,11 @@ run() {
         mkdir -p "$corpus" "$OUT/artifacts/$t"
         cp -n tests/fuzz/corpus/"$t"/* "$corpus"/ 2> /dev/null
         log=$OUT/logs/$t.log
+        dict=
+        [ -f tests/fuzz/"$t".dict ] && dict=-dict=tests/fuzz/$t.dict
         # shellcheck disable=SC2086
         "$OUT/$t" -max_total_time="$secs" -max_len=4096 -timeout=25 -rss_limit_mb=2048 \
-            -print_final_stats=1 -artifact_prefix="$OUT/artifacts/$t/" ${FUZZ_ARGS:-} \
+            -print_final_stats=1 -artifact_prefix="$OUT/artifacts/$t/" $dict ${FUZZ_ARGS:-} \
             "$corpus" > "$log" 2>&1
         rc=$?
         execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)

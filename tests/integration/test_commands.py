@@ -1010,3 +1010,37 @@ def test_stat_before_login_claims_no_login(server):
     assert code == 211
     assert not any("Logged in as alice" in l for l in lines), lines
     r.close()
+
+
+def test_listing_lines_cannot_be_forged(server, ws):
+    """A name with CR/LF is left out of listings (it would forge entries), and a symlink target
+    that a fact value cannot carry (";", space, CR/LF) is not printed into MLSD's type fact nor,
+    with CR/LF, after LIST's "->"."""
+    mkfile(os.path.join(ws.path, "evil\r\n-rw-r--r-- 1 root root 0 Jan 01 2000 fake"))
+    mkfile(os.path.join(ws.path, "evil2\nfake2"))
+    mkfile(os.path.join(ws.path, "plain"))
+    for name, target in (("semi", "a;type=file;size=1; fake3"), ("space", "x y"),
+                         ("crlf", "t\r\nfake4"), ("good", "plain")):
+        os.symlink(target, os.path.join(ws.path, name))  # all dangling but "good"
+        os.lchown(os.path.join(ws.path, name), UID, UID)
+    f = ftps_client(server)
+    try:
+        f.cwd(ws.vpath)
+        mlsd, listing, nlst = [], [], []
+        f.retrlines("MLSD", mlsd.append)
+        f.retrlines("LIST", listing.append)
+        f.retrlines("NLST", nlst.append)
+        f.quit()
+    finally:
+        f.close()
+    names = sorted(ln.split(" ", 1)[1] for ln in mlsd)
+    assert names == [".", "crlf", "good", "plain", "semi", "space"], mlsd
+    types = {ln.split(" ", 1)[1]: ln.split(" ", 1)[0] for ln in mlsd}
+    assert types["good"].startswith("type=file;"), mlsd  # resolves inside the root: its facts
+    for n in ("semi", "space", "crlf"):
+        assert "type=OS.unix=symlink;" in types[n] and "fake" not in types[n], mlsd
+    assert sorted(nlst) == ["crlf", "good", "plain", "semi", "space"], nlst
+    assert len(listing) == 5 and all(ln.startswith(("-", "l")) for ln in listing), listing
+    assert not any("fake2" in ln or "fake4" in ln for ln in listing), listing
+    assert any(ln.endswith(" space -> x y") for ln in listing), listing
+    assert any(ln.endswith(" crlf") for ln in listing), listing
