@@ -239,3 +239,105 @@ fuzz-regress:
 	@$(FUZZ_RUN) regress $(FUZZ_TARGETS)
 
 .PHONY: fuzz fuzz-smoke fuzz-build fuzz-regress
+
+# --- sanitizers ---
+# make check-asan   ftpsd built by clang with -fsanitize=address,undefined into build/asan/ftpsd
+#                   (objects in build/asan/; the normal build is not touched), the unit tests the
+#                   same way (build/asan/tests/, run with LeakSanitizer), then the whole
+#                   integration suite against build/asan/ftpsd (FTPSD_TEST_BINARY; seccomp stays
+#                   on). Every ftpsd process logs to build/asan/logs/asan.PID (the fixture hands
+#                   ASAN_OPTIONS etc. on: FTPSD_TEST_ENV); fails if the suite fails or if any log
+#                   holds anything (tests/sanitizers/check_logs.py, which symbolizes the stacks).
+#                   How the reports get out of chroot and seccomp, and where LeakSanitizer runs:
+#                   tests/sanitizers/sandbox_hooks.c, linked into build/asan/ftpsd only (--wrap).
+#                   ASAN_PYTEST adds pytest arguments (-x, or tests/integration/test_x.py).
+# As root, clang and its runtime are installed first when missing (tests/sanitizers/toolchain.sh).
+ASAN_CC ?= clang
+ASAN_PYTEST ?=
+ASAN_LOGS = $(CURDIR)/build/asan/logs
+# WARN and -Werror as for gcc; clang does not know -Wno-format-truncation and warns about the
+# missing fields of libseccomp's own SCMP_A*() initializers.
+ASAN_CFLAGS = -std=gnu11 $(WARN) -Wno-unknown-warning-option -Wno-missing-field-initializers \
+	$(HARDEN) -fsanitize=address,undefined -fno-omit-frame-pointer -O1 -g
+# The fortified libc calls (__memcpy_chk, ...) bypass ASan's checks.
+ASAN_CPPFLAGS = $(ALL_CPPFLAGS) -U_FORTIFY_SOURCE
+ASAN_OBJS = $(SRCS:src/%.c=build/asan/%.o)
+ASAN_UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
+# symbolize=0: a chrooted, filtered process cannot start llvm-symbolizer (check_logs.py does).
+# detect_leaks=1 takes effect in the monitor and in ftpsd -t; sandbox_hooks.c turns it off in the
+# sandboxed processes (ptrace is impossible there), which leave by _exit() but for the front.
+# color=never: deciding on colours costs an ioctl on the log, which the filters forbid.
+# (The runtimes separate options by ':' or by blanks alike.)
+SAN_COMMON = log_path=$(ASAN_LOGS)/asan:symbolize=0:color=never
+ASAN_RUN_OPTIONS = $(SAN_COMMON):detect_leaks=1:halt_on_error=1:handle_abort=1
+ASAN_RUN_OPTIONS += detect_stack_use_after_return=1:strict_string_checks=1
+UBSAN_RUN_OPTIONS = $(SAN_COMMON):halt_on_error=1:print_stacktrace=1
+LSAN_RUN_OPTIONS = $(SAN_COMMON):suppressions=$(CURDIR)/tests/sanitizers/lsan.supp
+# libcrypt loaded at start: the runtime resolves its crypt_r interceptor's target then, and
+# pam_unix (dlopened at login, test_real_account.py) would otherwise call through a NULL one.
+ASAN_LIBS = -Wl,--push-state,--no-as-needed -lcrypt -Wl,--pop-state
+ASAN_WRAP = -Wl,--wrap=drop_privileges,--wrap=fork,--wrap=waitpid \
+	-Wl,--wrap=seccomp_load \
+	-Wl,--wrap=config_defaults,--wrap=config_load,--wrap=config_override
+
+asan-toolchain:
+	@ASAN_CC='$(ASAN_CC)' sh tests/sanitizers/toolchain.sh
+
+build/asan/%.o: src/%.c | asan-toolchain
+	@mkdir -p build/asan
+	@$(if $(V),,echo "  CC      $< (asan)")
+	$(Q)$(ASAN_CC) $(ASAN_CPPFLAGS) $(ASAN_CFLAGS) -MMD -MP -c -o $@ $<
+build/asan/config.o build/asan/main.o: build/paths.stamp
+-include $(ASAN_OBJS:.o=.d)
+
+build/asan/sandbox_hooks.o: tests/sanitizers/sandbox_hooks.c src/drop.h src/config.h Makefile \
+		| asan-toolchain
+	@mkdir -p build/asan
+	@$(if $(V),,echo "  CC      $< (asan)")
+	$(Q)$(ASAN_CC) $(ASAN_CPPFLAGS) -Isrc $(ASAN_CFLAGS) \
+		-DFTPSD_ASAN_OPTIONS='"$(ASAN_RUN_OPTIONS)"' -DFTPSD_UBSAN_OPTIONS='"$(UBSAN_RUN_OPTIONS)"' \
+		-DFTPSD_LSAN_OPTIONS='"$(LSAN_RUN_OPTIONS)"' -c -o $@ $<
+
+build/asan/ftpsd: $(ASAN_OBJS) build/asan/sandbox_hooks.o
+	@$(if $(V),,echo "  LD      $@")
+	$(Q)$(ASAN_CC) $(ASAN_CFLAGS) $(ALL_LDFLAGS) $(ASAN_WRAP) -o $@ $^ $(LIBS) $(ASAN_LIBS)
+
+# The same binary with faults injected on purpose, for tests/sanitizers/test_plumbing.py.
+SELFTEST_WRAP = -Wl,--wrap=monitor_run,--wrap=front_main,--wrap=session_main \
+	-Wl,--wrap=worker_main,--wrap=msg_recv
+build/asan/selftest_faults.o: tests/sanitizers/selftest_faults.c | asan-toolchain
+	@mkdir -p build/asan
+	@$(if $(V),,echo "  CC      $< (asan)")
+	$(Q)$(ASAN_CC) $(ASAN_CPPFLAGS) -Isrc $(ASAN_CFLAGS) -MMD -MP -c -o $@ $<
+-include build/asan/selftest_faults.d
+
+build/asan/ftpsd-selftest: $(ASAN_OBJS) build/asan/sandbox_hooks.o build/asan/selftest_faults.o
+	@$(if $(V),,echo "  LD      $@")
+	$(Q)$(ASAN_CC) $(ASAN_CFLAGS) $(ALL_LDFLAGS) $(ASAN_WRAP) $(SELFTEST_WRAP) -o $@ $^ $(LIBS) \
+		$(ASAN_LIBS)
+
+build/asan/tests/%: tests/unit/%.c $(filter-out build/asan/main.o,$(ASAN_OBJS)) tests/unit/unit.h
+	@mkdir -p build/asan/tests
+	@$(if $(V),,echo "  CC      $< (asan)")
+	$(Q)$(ASAN_CC) $(ASAN_CPPFLAGS) $(ASAN_CFLAGS) -Isrc $(ALL_LDFLAGS) -o $@ $< \
+		$(filter-out build/asan/main.o,$(ASAN_OBJS)) $(LIBS)
+
+# pam_wrapper and nss_wrapper dlopen with RTLD_DEEPBIND unless told not to, which the sanitizer
+# runtime refuses (it aborts the monitor); their variable for it is UID_WRAPPER_DISABLE_DEEPBIND.
+ASAN_ENV = FTPSD_TEST_BINARY=$(CURDIR)/build/asan/ftpsd \
+	FTPSD_TEST_ENV="ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS UID_WRAPPER_DISABLE_DEEPBIND \
+		NSS_WRAPPER_DISABLE_DEEPBIND" \
+	ASAN_OPTIONS='$(ASAN_RUN_OPTIONS)' UBSAN_OPTIONS='$(UBSAN_RUN_OPTIONS)' \
+	LSAN_OPTIONS='$(LSAN_RUN_OPTIONS)' UID_WRAPPER_DISABLE_DEEPBIND=1 NSS_WRAPPER_DISABLE_DEEPBIND=1
+
+check-asan: deps all $(UNIT_BINS) build/ftpsd-testhooks build/asan/ftpsd build/asan/ftpsd-selftest \
+		$(ASAN_UNIT_BINS)
+	@set -e; for t in $(ASAN_UNIT_BINS); do \
+		ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:detect_stack_use_after_return=1 \
+		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ./$$t; done
+	@$(ASAN_ENV) ./tests/run-integration.sh -q tests/sanitizers/test_plumbing.py
+	@rm -rf $(ASAN_LOGS) && mkdir -p $(ASAN_LOGS) && chmod 1777 $(ASAN_LOGS)
+	@rc=0; $(ASAN_ENV) ./tests/run-integration.sh $(ASAN_PYTEST) || rc=$$?; \
+	/usr/bin/python3 tests/sanitizers/check_logs.py $(ASAN_LOGS) || rc=1; exit $$rc
+
+.PHONY: asan-toolchain check-asan

@@ -172,9 +172,10 @@ int main(int argc, char **argv)
     struct config cfg;
     config_defaults(&cfg);
     if (test) {
-        if (load_all(&cfg, path, overrides, noverrides, print_err) < 0)
-            return 1;
-        return check_config(&cfg);
+        int rc =
+            load_all(&cfg, path, overrides, noverrides, print_err) < 0 ? 1 : check_config(&cfg);
+        config_free(&cfg);
+        return rc;
     }
 
     struct stat st;
@@ -185,6 +186,7 @@ int main(int argc, char **argv)
                 "(ftpsd.socket, Accept=yes), xinetd, or\n"
                 "systemd-socket-activate --inetd. Use -t to check the configuration.\n",
                 isatty(0) ? "a terminal" : "not a socket");
+        config_free(&cfg);
         return 2;
     }
     protect_stderr();
@@ -192,6 +194,7 @@ int main(int argc, char **argv)
     if (load_all(&cfg, path, overrides, noverrides, log_err) < 0) {
         static const char msg[] = "421 Service not available (server configuration error).\r\n";
         (void)!write(1, msg, sizeof msg - 1);
+        config_free(&cfg);
         return 1;
     }
     closelog();

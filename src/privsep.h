@@ -20,8 +20,8 @@ enum msg_type {
     MSG_LOGIN_RESULT,  /* u32 ok, u32 code, u32 close, str lines; fd on success */
     MSG_LOGOUT,        /* front -> monitor, REIN: no fields */
     MSG_LOGOUT_DONE,   /* monitor -> front: the PAM session is closed */
-    MSG_CLEANUP,          /* front -> monitor: str path of an upload's temporary file, left by a
-                             user process that died before finishing it */
+    MSG_CLEANUP,       /* front -> monitor: str path of an upload's temporary file, left by a
+                          user process that died before finishing it */
     MSG_PEER,          /* front -> monitor: u32 family, blob address (4 or 16 bytes), u32
                           port: the client named by a PROXY header from a trusted balancer */
     MSG_XFERLOG,       /* front -> monitor: u64 bytes, u32 msecs, u32 direction ('o'/'i'),

@@ -119,12 +119,15 @@ static int allow_list(scmp_filter_ctx ctx, const char *const *names, size_t n)
     return 0;
 }
 
-/* Anonymous, never executable memory: no mapping of files, no code injection. */
+/* Anonymous, never executable memory: no mapping of files, no code injection. The kernel reads
+ * only the low 32 bits of mmap's fd, and callers pass -1 zero- or sign-extended (glibc, raw
+ * syscalls), so only those bits are compared; libseccomp's _32 macros truncate the datum, not
+ * the argument, and would refuse the sign-extended form. */
 static int memory_rules(scmp_filter_ctx ctx)
 {
     return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 2,
                             SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0),
-                            SCMP_A4_32(SCMP_CMP_EQ, (uint32_t)-1)) < 0 ||
+                            SCMP_A4(SCMP_CMP_MASKED_EQ, 0xffffffffULL, 0xffffffffULL)) < 0 ||
                    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
                                     SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)) < 0
                ? -1

@@ -42,6 +42,7 @@ static _Noreturn void finish(struct wstate *w, uint32_t status)
     msg_put_str(m, w->text);
     msg_put_str(m, w->tlsinfo);
     msg_send(w->a->chan_fd, m);
+    msg_free(m);
     /* _exit: no atexit handlers (OpenSSL cleanup) in the worker. */
     _exit(0);
 }
@@ -401,7 +402,10 @@ void worker_main(const struct worker_args *a)
     uint32_t dir = msg_get_u32(m), type = msg_get_u32(m), prot = msg_get_u32(m);
     uint32_t test_forbidden = msg_get_u32(m);
     int fd = m->fd;
-    if (!msg_ok_end(m) || fd < 0 || (dir != JOB_SEND && dir != JOB_RECV)) {
+    m->fd = -1; /* the file is the worker's now */
+    bool job_ok = msg_ok_end(m);
+    msg_free(m);
+    if (!job_ok || fd < 0 || (dir != JOB_SEND && dir != JOB_RECV)) {
         snprintf(w.text, sizeof w.text, "malformed job");
         finish(&w, WR_LOCAL_ERROR);
     }

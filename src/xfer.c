@@ -288,7 +288,8 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
     char what[VPATH_MAX + 16];
     snprintf(what, sizeof what, "%s %s", kind_verb(kind), open.name);
     if (upload)
-        snprintf(f->pending_temp, sizeof f->pending_temp, "%s", open.text.data ? open.text.data : "");
+        snprintf(f->pending_temp, sizeof f->pending_temp, "%s",
+                 open.text.data ? open.text.data : "");
     if (kind == XK_RETR)
         front_reply(f, 150, "Opening %s mode data connection for %s (%llu bytes).",
                     f->type == 'A' ? "ASCII" : "BINARY", open.name, (unsigned long long)open.value);
