@@ -31,22 +31,6 @@ struct certmap {
     size_t n, cap;
 };
 
-static void report(void (*errfn)(const char *), const char *file, unsigned line, const char *fmt,
-                   ...) __attribute__((format(printf, 4, 5)));
-static void report(void (*errfn)(const char *), const char *file, unsigned line, const char *fmt,
-                   ...)
-{
-    if (!errfn)
-        return;
-    char msg[1024], full[1200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof full, "%s:%u: %s", file, line, msg);
-    errfn(full);
-}
-
 static bool is_blank(char c)
 {
     return c == ' ' || c == '\t';
@@ -351,7 +335,7 @@ static unsigned parse_rule(const char *p, struct rule *r, const char *name, unsi
     bool compiled = false;
     if (r->is_regex) {
         if (compile_regex(r, pattern, whybuf, sizeof whybuf) < 0) {
-            report(errfn, name, lineno, "%s", whybuf);
+            report_at(errfn, name, lineno, "%s", whybuf);
             errors++;
             r->ngroups = 9; /* do not blame the user name for the regex */
         } else {
@@ -362,7 +346,7 @@ static unsigned parse_rule(const char *p, struct rule *r, const char *name, unsi
         r->exact = pattern;
     }
     if (check_user(r, whybuf, sizeof whybuf) < 0) {
-        report(errfn, name, lineno, "%s", whybuf);
+        report_at(errfn, name, lineno, "%s", whybuf);
         errors++;
     }
     if (errors) {
@@ -372,7 +356,7 @@ static unsigned parse_rule(const char *p, struct rule *r, const char *name, unsi
     return errors;
 
 fail:
-    report(errfn, name, lineno, "%s", why);
+    report_at(errfn, name, lineno, "%s", why);
     sbuf_free(&f);
     free(pattern);
     r->is_regex = false;
@@ -395,7 +379,7 @@ struct certmap *certmap_parse(const char *text, const char *name, void (*errfn)(
         if (n > 0 && start[n - 1] == '\r')
             n--;
         if (n > MAX_LINE) {
-            report(errfn, name, lineno, "line is longer than %d bytes", MAX_LINE);
+            report_at(errfn, name, lineno, "line is longer than %d bytes", MAX_LINE);
             errors++;
             continue;
         }

@@ -53,13 +53,16 @@ void cmd_cdup(struct usess *s, const struct ureq *q, struct uresp *r)
     change_dir(s, "..", r);
 }
 
-/* Opens the directory that holds vpath's last component; reply set on failure. */
-static int parent_of(struct usess *s, const char *vp, const char *arg, const char **base,
-                     struct uresp *r)
+/* For a command that changes q->arg: checks write permission, resolves the argument into vp
+ * and opens the directory holding its last component (*base). Reply set on failure (-1). */
+static int writable_parent(struct usess *s, const struct ureq *q, char *vp, const char **base,
+                           struct uresp *r)
 {
+    if (!may_write(s, r) || sess_vpath(s, q->arg, vp, r) < 0)
+        return -1;
     int dfd = path_open_parent(s->rootfd, vp, base);
     if (dfd < 0)
-        uresp_errno(r, errno, arg);
+        uresp_errno(r, errno, q->arg);
     return dfd;
 }
 
@@ -67,9 +70,7 @@ void cmd_mkd(struct usess *s, const struct ureq *q, struct uresp *r)
 {
     char vp[VPATH_MAX];
     const char *base;
-    if (!may_write(s, r) || sess_vpath(s, q->arg, vp, r) < 0)
-        return;
-    int dfd = parent_of(s, vp, q->arg, &base, r);
+    int dfd = writable_parent(s, q, vp, &base, r);
     if (dfd < 0)
         return;
     if (mkdirat(dfd, base, 0777) < 0) {
@@ -88,9 +89,7 @@ static void remove_name(struct usess *s, const struct ureq *q, struct uresp *r, 
 {
     char vp[VPATH_MAX];
     const char *base;
-    if (!may_write(s, r) || sess_vpath(s, q->arg, vp, r) < 0)
-        return;
-    int dfd = parent_of(s, vp, q->arg, &base, r);
+    int dfd = writable_parent(s, q, vp, &base, r);
     if (dfd < 0)
         return;
     if (unlinkat(dfd, base, flags) < 0)
@@ -115,9 +114,7 @@ void cmd_rnfr(struct usess *s, const struct ureq *q, struct uresp *r)
     char vp[VPATH_MAX];
     const char *base;
     struct stat st;
-    if (!may_write(s, r) || sess_vpath(s, q->arg, vp, r) < 0)
-        return;
-    int dfd = parent_of(s, vp, q->arg, &base, r);
+    int dfd = writable_parent(s, q, vp, &base, r);
     if (dfd < 0)
         return;
     if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {

@@ -132,21 +132,6 @@ unsigned config_line(const struct config *c, const char *key)
     return i < 0 ? 0 : c->line_of[i];
 }
 
-static void report(void (*errfn)(const char *), const char *file, unsigned line, const char *fmt,
-                   ...) __attribute__((format(printf, 4, 5)));
-static void report(void (*errfn)(const char *), const char *file, unsigned line, const char *fmt,
-                   ...)
-{
-    char msg[1024], full[1200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof full, "%s:%u: %s", file, line, msg);
-    if (errfn)
-        errfn(full);
-}
-
 static const struct {
     const char *name;
     int value;
@@ -393,7 +378,7 @@ int config_parse_text(struct config *c, const char *name, const char *text,
             /* blank or comment */
         } else if (*s == '[') {
             if (start_section(c, s, lineno, why, sizeof why) < 0) {
-                report(errfn, name, lineno, "%s", why);
+                report_at(errfn, name, lineno, "%s", why);
                 errors++;
                 section = NULL;
             } else {
@@ -402,7 +387,7 @@ int config_parse_text(struct config *c, const char *name, const char *text,
         } else {
             char *eq = strchr(s, '=');
             if (!eq) {
-                report(errfn, name, lineno, "expected 'key = value'");
+                report_at(errfn, name, lineno, "expected 'key = value'");
                 errors++;
             } else {
                 *eq = '\0';
@@ -411,17 +396,18 @@ int config_parse_text(struct config *c, const char *name, const char *text,
                 const char *err;
                 if (section) {
                     if (set_host_key(section, key, val, why, sizeof why) < 0) {
-                        report(errfn, name, lineno, "%s", why);
+                        report_at(errfn, name, lineno, "%s", why);
                         errors++;
                     }
                 } else if (idx < 0) {
-                    report(errfn, name, lineno, "unknown key '%s'", key);
+                    report_at(errfn, name, lineno, "unknown key '%s'", key);
                     errors++;
                 } else if (seen[idx]) {
-                    report(errfn, name, lineno, "'%s' is already set on line %u", key, seen[idx]);
+                    report_at(errfn, name, lineno, "'%s' is already set on line %u", key,
+                              seen[idx]);
                     errors++;
                 } else if ((err = set_value(c, &keys[idx], val, why, sizeof why))) {
-                    report(errfn, name, lineno, "%s: '%s' %s", key, val, err);
+                    report_at(errfn, name, lineno, "%s: '%s' %s", key, val, err);
                     errors++;
                 } else {
                     seen[idx] = lineno;
@@ -482,82 +468,84 @@ int config_validate(struct config *c, void (*errfn)(const char *msg))
     int errors = 0;
     if (strcmp(c->tls_client_cert, "none") && strcmp(c->tls_client_cert, "optional") &&
         strcmp(c->tls_client_cert, "required")) {
-        report(errfn, c->path, config_line(c, "tls_client_cert"),
-               "tls_client_cert: '%s' must be none, optional or required", c->tls_client_cert);
+        report_at(errfn, c->path, config_line(c, "tls_client_cert"),
+                  "tls_client_cert: '%s' must be none, optional or required", c->tls_client_cert);
         errors++;
     } else if (config_client_cert(c) != CLIENT_CERT_NONE && !c->tls_ca_file[0] &&
                !c->tls_ca_path[0]) {
-        report(errfn, c->path, config_line(c, "tls_client_cert"),
-               "tls_client_cert: verifying client certificates needs tls_ca_file or tls_ca_path");
+        report_at(
+            errfn, c->path, config_line(c, "tls_client_cert"),
+            "tls_client_cert: verifying client certificates needs tls_ca_file or tls_ca_path");
         errors++;
     }
     if (strcmp(c->cert_login, "no") && strcmp(c->cert_login, "cert") &&
         strcmp(c->cert_login, "cert+password")) {
-        report(errfn, c->path, config_line(c, "cert_login"),
-               "cert_login: '%s' must be no, cert or cert+password", c->cert_login);
+        report_at(errfn, c->path, config_line(c, "cert_login"),
+                  "cert_login: '%s' must be no, cert or cert+password", c->cert_login);
         errors++;
     } else if (config_cert_login(c) != CERT_LOGIN_NO &&
                (config_client_cert(c) == CLIENT_CERT_NONE || !c->cert_map_file[0])) {
-        report(errfn, c->path, config_line(c, "cert_login"),
-               "cert_login: needs tls_client_cert = optional or required, and cert_map_file");
+        report_at(errfn, c->path, config_line(c, "cert_login"),
+                  "cert_login: needs tls_client_cert = optional or required, and cert_map_file");
         errors++;
     }
     if (c->pasv_min_port > c->pasv_max_port) {
-        report(errfn, c->path, config_line(c, "pasv_max_port"),
-               "pasv_max_port (%u) is below pasv_min_port (%u)", c->pasv_max_port,
-               c->pasv_min_port);
+        report_at(errfn, c->path, config_line(c, "pasv_max_port"),
+                  "pasv_max_port (%u) is below pasv_min_port (%u)", c->pasv_max_port,
+                  c->pasv_min_port);
         errors++;
     }
     struct pasv_rule rules[PASV_RULES_MAX];
     char bad[256];
     if (pasv_rules_parse(c->pasv_address, rules, PASV_RULES_MAX, bad, sizeof bad) < 0) {
-        report(errfn, c->path, config_line(c, "pasv_address"),
-               "pasv_address: '%s' is not an address, host name or network=address", bad);
+        report_at(errfn, c->path, config_line(c, "pasv_address"),
+                  "pasv_address: '%s' is not an address, host name or network=address", bad);
         errors++;
     }
     struct cidr nets[64];
     int nn = cidr_parse_list(c->proxy_trusted, nets, 64, bad, sizeof bad);
     if (nn < 0) {
-        report(errfn, c->path, config_line(c, "proxy_trusted"),
-               "proxy_trusted: '%s' is not an address or network", bad);
+        report_at(errfn, c->path, config_line(c, "proxy_trusted"),
+                  "proxy_trusted: '%s' is not an address or network", bad);
         errors++;
     } else if (c->proxy_protocol != PROXY_OFF && nn == 0) {
-        report(errfn, c->path, config_line(c, "proxy_protocol"),
-               "proxy_protocol: needs proxy_trusted (the balancers allowed to send headers)");
+        report_at(errfn, c->path, config_line(c, "proxy_protocol"),
+                  "proxy_protocol: needs proxy_trusted (the balancers allowed to send headers)");
         errors++;
     }
     if (strlen(c->banner) > 400 || strpbrk(c->banner, "\r\n")) {
-        report(errfn, c->path, config_line(c, "banner"),
-               "banner: must be one line of at most 400 characters");
+        report_at(errfn, c->path, config_line(c, "banner"),
+                  "banner: must be one line of at most 400 characters");
         errors++;
     }
     if (c->root_dir[0] && strstr(c->root_dir, "..")) {
-        report(errfn, c->path, config_line(c, "root_dir"), "root_dir: must not contain '..'");
+        report_at(errfn, c->path, config_line(c, "root_dir"), "root_dir: must not contain '..'");
         errors++;
     }
     for (unsigned i = 0; i < c->nvhosts; i++) {
         const struct vhost *v = &c->vhosts[i];
         if (!v->tls_cert_file != !v->tls_key_file) {
-            report(errfn, c->path, v->line,
-                   "[host %s]: set both tls_cert_file and tls_key_file, or neither", v->name);
+            report_at(errfn, c->path, v->line,
+                      "[host %s]: set both tls_cert_file and tls_key_file, or neither", v->name);
             errors++;
         }
         if (v->banner && (strlen(v->banner) > 400 || strpbrk(v->banner, "\r\n"))) {
-            report(errfn, c->path, v->line,
-                   "[host %s]: banner must be one line of at most 400 "
-                   "characters",
-                   v->name);
+            report_at(errfn, c->path, v->line,
+                      "[host %s]: banner must be one line of at most 400 "
+                      "characters",
+                      v->name);
             errors++;
         }
         if (v->root_dir && strstr(v->root_dir, "..")) {
-            report(errfn, c->path, v->line, "[host %s]: root_dir must not contain '..'", v->name);
+            report_at(errfn, c->path, v->line, "[host %s]: root_dir must not contain '..'",
+                      v->name);
             errors++;
         }
     }
     for (const char *p = c->root_dir; (p = strchr(p, '%')); p += 2) {
         if (p[1] != 'u' && p[1] != '%') {
-            report(errfn, c->path, config_line(c, "root_dir"),
-                   "root_dir: only %%u (user name) and %%%% may follow %%");
+            report_at(errfn, c->path, config_line(c, "root_dir"),
+                      "root_dir: only %%u (user name) and %%%% may follow %%");
             errors++;
             break;
         }

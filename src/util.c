@@ -211,3 +211,16 @@ uint32_t random_below(uint32_t n)
     while (r >= limit);
     return r % n;
 }
+
+void report_at(void (*errfn)(const char *), const char *file, unsigned line, const char *fmt, ...)
+{
+    if (!errfn)
+        return;
+    char msg[1024], full[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(full, sizeof full, "%s:%u: %s", file, line, msg);
+    errfn(full);
+}

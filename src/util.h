@@ -30,6 +30,10 @@ void sbuf_addc(struct sbuf *b, char c);
 void sbuf_adds(struct sbuf *b, const char *s);
 void sbuf_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Reports "file:line: message" to errfn (a config or map file's error), if errfn is set. */
+void report_at(void (*errfn)(const char *), const char *file, unsigned line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Strict decimal parsing: digits only, no sign, no spaces, within [0, max]. */
 bool parse_u64(const char *s, uint64_t max, uint64_t *out);
 bool parse_uint(const char *s, unsigned max, unsigned *out);
