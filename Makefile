@@ -341,3 +341,24 @@ check-asan: deps all $(UNIT_BINS) build/ftpsd-testhooks build/asan/ftpsd build/a
 	/usr/bin/python3 tests/sanitizers/check_logs.py $(ASAN_LOGS) || rc=1; exit $$rc
 
 .PHONY: asan-toolchain check-asan
+
+# --- benchmarks ---
+# make bench        ftpsd against vsftpd, ProFTPD and Pure-FTPd (unpacked from Debian packages
+#                   into bench/.work, run per connection under systemd-socket-activate with one
+#                   certificate and one throwaway PAM account), a TLS ceiling (bench/tlspump.c,
+#                   openssl s_server) and OpenSSH SFTP: throughput, CPU per GiB, session cost,
+#                   memory per idle session. As root. Tables on stdout and in bench/results.md.
+# make bench BENCH_QUICK=1   100 MiB file, 50 sessions, 50 idle sessions (a few minutes).
+# make bench-profile         perf and strace of each server's data path and session set-up.
+# See bench/README.md.
+BENCH_QUICK ?=
+
+bench: all
+	@sh bench/setup.sh
+	@BENCH_QUICK='$(BENCH_QUICK)' python3 bench/bench.py
+
+bench-profile: all
+	@sh bench/setup.sh
+	@python3 bench/bench.py --profile
+
+.PHONY: bench bench-profile

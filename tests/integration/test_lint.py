@@ -7,8 +7,9 @@ import subprocess
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SOURCES = sorted(glob.glob(os.path.join(ROOT, "src", "*.[ch]")) +
-                 glob.glob(os.path.join(ROOT, "tests", "unit", "*.[ch]")))
+SOURCES = sorted(p for d in ("src", "tests/unit", "tests/fuzz", "tests/sanitizers", "tests/lib",
+                            "bench")
+                 for p in glob.glob(os.path.join(ROOT, d, "*.[ch]")))
 
 
 def test_clang_format():
