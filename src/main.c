@@ -189,6 +189,10 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 2;
     }
+    /* A session of its own per connection, as a systemd Accept=yes unit gets: under xinetd or
+     * systemd-socket-activate every connection would otherwise share the launcher's session, and
+     * so one scheduler autogroup (one CPU share for all clients). EPERM when already a leader. */
+    (void)setsid();
     protect_stderr();
     log_open(LOG_FTP, LOG_INFO);
     if (load_all(&cfg, path, overrides, noverrides, log_err) < 0) {

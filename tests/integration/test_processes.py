@@ -117,6 +117,20 @@ def test_monitor_is_root_and_not_network_facing(live):
     assert os.readlink(f"/proc/{mon}/fd/0") == "/dev/null"
 
 
+def session_id(pid):
+    with open(f"/proc/{pid}/stat") as fh:
+        return int(fh.read().rsplit(")", 1)[1].split()[3])
+
+
+def test_each_connection_is_its_own_session(live):
+    """The monitor leads a session of its own (setsid), so that under systemd-socket-activate or
+    xinetd every connection gets its own scheduler autogroup, not one shared by all clients."""
+    s, r, mon, front, user = live
+    assert session_id(s.proc.pid) != mon
+    assert session_id(mon) == mon
+    assert session_id(front) == mon and session_id(user) == mon
+
+
 def test_front_is_unprivileged_and_chrooted(live):
     s, r, mon, front, user = live
     st = status(front)
