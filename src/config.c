@@ -67,6 +67,7 @@ static const struct key keys[] = {
     {"tls_groups", K_STR, O(tls_groups), 0, 0, "X25519:P-256:P-384"},
     {"tls_prefer_server_ciphers", K_BOOL, O(tls_prefer_server_ciphers), 0, 0, "yes"},
     {"tls_ocsp_file", K_OPTPATH, O(tls_ocsp_file), 0, 0, ""},
+    {"tls_ktls", K_BOOL, O(tls_ktls), 0, 0, "yes"},
     {"cert_map_file", K_OPTPATH, O(cert_map_file), 0, 0, ""},
     {"cert_login", K_STR, O(cert_login), 0, 0, "no"},
     {"anonymous", K_BOOL, O(anonymous), 0, 0, "no"},

@@ -46,6 +46,7 @@ struct config {
     unsigned tls_verify_depth;
     char *tls_groups;
     bool tls_prefer_server_ciphers;
+    bool tls_ktls; /* kernel TLS for PROT P data connections where the kernel offers it */
     char *tls_ocsp_file;
     char *cert_map_file;
     char *cert_login; /* no | cert | cert+password */
@@ -93,6 +94,8 @@ struct config {
 
     /* Not a key: started by a user other than root (rootless mode), see ftpsd(8). */
     bool rootless;
+    /* Not a key: tls_ktls is on and the kernel has the "tls" ULP (tls_ktls_probe, monitor). */
+    bool ktls_kernel;
 
     /* Line on which each key was set (0: default), so -t can point at it. */
     unsigned line_of[64];

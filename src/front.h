@@ -45,6 +45,7 @@ struct front {
     char pending_temp[VPATH_MAX]; /* an upload's temporary file, until COMMIT/ABORT */
     bool in_worker;       /* this copy runs in a data worker: the SNI callback must not switch */
     bool test_bad_worker; /* test builds: the next worker makes a forbidden system call */
+    bool test_force_ktls; /* test builds: workers try kernel TLS whatever the kernel offers */
     char ctx_err[256];
     unsigned char sid_ctx[TLS_SID_CTX_LEN];
     int mon_fd;

@@ -874,20 +874,24 @@ static void c_host(struct front *f, const char *name, char *arg)
 
 #ifdef FTPSD_TEST_HOOKS
 /* Test builds only: XTST WORKER-SYSCALL (the next data worker calls socket(2), which its
- * filter forbids) and XTST OPEN <path> (the user process tries a plain open(2)). */
+ * filter forbids), XTST OPEN <path> (the user process tries a plain open(2)) and XTST KTLS
+ * (data workers try kernel TLS even where the kernel does not offer it). */
 static void c_test_hook(struct front *f, const char *name, char *arg)
 {
     (void)name;
     if (str_ieq(arg, "WORKER-SYSCALL")) {
         f->test_bad_worker = true;
         front_reply(f, 200, "The next data worker will make a forbidden system call.");
+    } else if (str_ieq(arg, "KTLS")) {
+        f->test_force_ktls = true;
+        front_reply(f, 200, "Data workers will try kernel TLS.");
     } else if (str_has_prefix_ci(arg, "OPEN ")) {
         struct ureply r;
         front_user_request(f, UOP_TEST_OPEN, 0, 0, arg + 5, NULL, &r);
         front_relay_reply(f, &r);
         ureply_free(&r);
     } else {
-        front_reply(f, 501, "XTST WORKER-SYSCALL | OPEN <path>");
+        front_reply(f, 501, "XTST WORKER-SYSCALL | KTLS | OPEN <path>");
     }
 }
 #endif

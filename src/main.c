@@ -13,6 +13,7 @@
 
 #include "certmap.h"
 #include "config.h"
+#include "ktls.h"
 #include "log.h"
 #include "monitor.h"
 #include "tls.h"
@@ -95,8 +96,13 @@ static int check_config(struct config *cfg)
                 cfg->path, config_line(cfg, "empty_dir"), cfg->empty_dir);
         bad = 1;
     }
-    if (!bad)
+    if (!bad) {
         printf("%s: configuration OK\n", cfg->path);
+        printf("kernel TLS: %s\n",
+               !cfg->tls_ktls ? "off (tls_ktls = no)"
+               : ktls_probe() ? "offered by this kernel; PROT P downloads use it"
+                              : "not offered by this kernel (no \"tls\" ULP); OpenSSL encrypts");
+    }
     return bad;
 }
 

@@ -31,6 +31,7 @@
 #include "proxy.h"
 #include "front.h"
 #include "listing.h"
+#include "ktls.h"
 #include "log.h"
 #include "pamauth.h"
 #include "path.h"
@@ -670,6 +671,7 @@ void monitor_run(struct config *cfg)
         plain_reply_and_exit(cfg, "421 Service not available (server configuration error).\r\n");
     }
 
+    cfg->ktls_kernel = cfg->tls_ktls && ktls_probe();
     if (cfg->cert_map_file[0] && !(m.certmap = certmap_load(cfg->cert_map_file, log_error_line)))
         log_msg(LOG_ERR, "cert_map_file %s is not usable: certificate logins fail",
                 cfg->cert_map_file);

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/landlock.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -167,6 +169,20 @@ static int front_rules(scmp_filter_ctx ctx)
     return allow_list(ctx, front_calls, sizeof front_calls / sizeof front_calls[0]);
 }
 
+/* Kernel TLS (tls_ktls): OpenSSL attaches the "tls" upper-layer protocol to the data socket and
+ * hands the keys to the kernel; nothing else may be set on the socket. */
+static int worker_rules(scmp_filter_ctx ctx)
+{
+    return allow_list(ctx, worker_calls, sizeof worker_calls / sizeof worker_calls[0]) < 0 ||
+                   seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setsockopt), 2,
+                                    SCMP_A1(SCMP_CMP_EQ, SOL_TCP),
+                                    SCMP_A2(SCMP_CMP_EQ, TCP_ULP)) < 0 ||
+                   seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setsockopt), 1,
+                                    SCMP_A1(SCMP_CMP_EQ, SOL_TLS)) < 0
+               ? -1
+               : 0;
+}
+
 static int user_rules(scmp_filter_ctx ctx)
 {
     /* No network at all: refused with an error, so a syslog reconnect cannot kill it. */
@@ -228,7 +244,7 @@ int sandbox_seccomp(const struct config *cfg, enum sandbox_role role, int report
             rc = user_rules(ctx);
             break;
         case SB_WORKER:
-            rc = allow_list(ctx, worker_calls, sizeof worker_calls / sizeof worker_calls[0]);
+            rc = worker_rules(ctx);
             break;
         }
     }

@@ -29,8 +29,9 @@ struct wstate {
     char text[512];
     char tlsinfo[128];
     uint64_t bytes;
-    char *buf;  /* BUF_SIZE */
-    char *conv; /* 2 * BUF_SIZE, for TYPE A */
+    bool ktls_send; /* the kernel encrypts what is sent (kernel TLS) */
+    char *buf;      /* BUF_SIZE */
+    char *conv;     /* 2 * BUF_SIZE, for TYPE A */
 };
 
 static _Noreturn void finish(struct wstate *w, uint32_t status)
@@ -70,8 +71,12 @@ static void handshake(struct wstate *w)
      * large write(2) calls instead of one each (flushed by the handshake and at the end). */
     SSL_set_read_ahead(w->ssl, 1);
     SSL_set_default_read_buffer_len(w->ssl, BUF_SIZE);
-    BIO *sock = BIO_new_socket(a->data_fd, BIO_NOCLOSE);
-    BIO *buf = BIO_new(BIO_f_buffer());
+    /* Kernel TLS needs the socket itself as the write BIO; the kernel then sends whole files
+     * (SSL_sendfile) and the buffering BIO has nothing left to do. */
+    BIO *sock = a->ktls ? NULL : BIO_new_socket(a->data_fd, BIO_NOCLOSE);
+    BIO *buf = a->ktls ? NULL : BIO_new(BIO_f_buffer());
+    if (a->ktls)
+        SSL_set_options(w->ssl, SSL_OP_ENABLE_KTLS);
     if (sock && buf && BIO_set_write_buffer_size(buf, BUF_SIZE) == 1) {
         BIO_push(buf, sock);
         SSL_set_bio(w->ssl, sock, buf);
@@ -98,6 +103,9 @@ static void handshake(struct wstate *w)
     tls_describe(w->ssl, w->tlsinfo, sizeof w->tlsinfo);
     if (strlen(w->tlsinfo) < sizeof w->tlsinfo - 10 && SSL_session_reused(w->ssl))
         strcat(w->tlsinfo, " resumed");
+    w->ktls_send = BIO_get_ktls_send(SSL_get_wbio(w->ssl));
+    if (strlen(w->tlsinfo) < sizeof w->tlsinfo - 10 && w->ktls_send)
+        strcat(w->tlsinfo, " kTLS");
     if (tls_check_data_session(w->ssl, a->sid_ctx, a->require_reuse, w->text, sizeof w->text) < 0) {
         w->tls_failed = true;
         return;
@@ -213,8 +221,35 @@ static void send_ticket(struct wstate *w)
     }
 }
 
+/* Kernel TLS: the kernel reads the file and encrypts it, no copy through user space. */
+static uint32_t send_file_ktls(struct wstate *w, int fd)
+{
+    off_t off = lseek(fd, 0, SEEK_CUR); /* REST moved it */
+    if (off < 0)
+        off = 0;
+    for (;;) {
+        ossl_ssize_t r = SSL_sendfile(w->ssl, fd, off, 1 << 20, 0);
+        if (r > 0) {
+            off += r;
+            w->bytes += (uint64_t)r;
+            continue;
+        }
+        if (r == 0)
+            return WR_OK;
+        if (errno == EINTR)
+            continue;
+        if (errno == EIO) {
+            snprintf(w->text, sizeof w->text, "reading the file failed: %s", strerror(errno));
+            return WR_LOCAL_ERROR;
+        }
+        return net_error(w, errno, "sending data");
+    }
+}
+
 static uint32_t send_file(struct wstate *w, int fd, bool ascii)
 {
+    if (w->ssl && w->ktls_send && !ascii)
+        return send_file_ktls(w, fd);
     if (!w->ssl && !ascii) {
         for (;;) {
             ssize_t r = sendfile(w->a->data_fd, fd, NULL, 1 << 20);

@@ -102,6 +102,7 @@ static void spawn_worker(struct front *f, int fd)
             .tls_now = tls,
             .require_reuse = f->cfg->require_session_reuse && !f->reuse_relaxed,
             .require_close_notify = f->cfg->upload_require_close_notify,
+            .ktls = f->cfg->ktls_kernel || f->test_force_ktls,
         };
         worker_main(&a);
     }

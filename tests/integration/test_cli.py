@@ -285,3 +285,18 @@ def test_stdin_a_terminal(env, tmp_path):
         os.close(master)
     assert r.returncode == 2, r
     assert "terminal" in r.stderr, r.stderr
+
+
+def test_check_reports_kernel_tls(env, tmp_path):
+    """-t says whether PROT P downloads will use kernel TLS: what this kernel offers (asked the
+    same way as ftpsd asks, independently), or off with tls_ktls = no."""
+    from test_sandbox import kernel_offers_ktls
+    conf = conf_from(tmp_path, good_settings(env))
+    r = run(["-t", "-f", conf], env=wrapper_env(env))
+    assert r.returncode == 0, r
+    if kernel_offers_ktls():
+        assert "kernel TLS: offered by this kernel; PROT P downloads use it" in r.stdout, r
+    else:
+        assert 'kernel TLS: not offered by this kernel (no "tls" ULP)' in r.stdout, r
+    r = run(["-t", "-f", conf, "-o", "tls_ktls=no"], env=wrapper_env(env))
+    assert r.returncode == 0 and "kernel TLS: off (tls_ktls = no)" in r.stdout, r

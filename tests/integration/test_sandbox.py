@@ -238,3 +238,53 @@ def test_tls12_ecdsa_ciphers_under_seccomp(make_server, cipher):
 def test_tls12_rsa_ciphers_under_seccomp(make_server, rsa_cert, cipher):
     s = make_server(tls_cert_file=rsa_cert[0], tls_key_file=rsa_cert[1], require_prot_p="no")
     exercise(s, rsa_cert[0], ssl.TLSVersion.TLSv1_2, cipher)
+
+
+def kernel_offers_ktls():
+    """The same question ftpsd asks (ktls.c): ENOTCONN once the "tls" ULP is found."""
+    import errno
+    sock = socket.socket()
+    try:
+        sock.setsockopt(socket.SOL_TCP, 31, b"tls\0")   # TCP_ULP
+    except OSError as e:
+        return e.errno == errno.ENOTCONN
+    finally:
+        sock.close()
+    return True
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_kernel_tls_attempt_under_seccomp(hooks_server, version):
+    """XTST KTLS: data workers set SSL_OP_ENABLE_KTLS whatever the kernel offers. OpenSSL then
+    attaches the "tls" ULP (setsockopt TCP_ULP, which the worker's filter allows) and hands the
+    keys over (SOL_TLS), or, on a kernel without kernel TLS (this one, if kernel_offers_ktls()
+    is false), falls back to its own record layer. Either way downloads (also after REST) and
+    uploads arrive whole with seccomp on."""
+    s = hooks_server()
+    ctx = ssl.create_default_context(cafile=s.env.cert)
+    ctx.minimum_version = ctx.maximum_version = version
+    f = ReusingFTP_TLS(context=ctx, timeout=20)
+    f.connect(s.host, s.port)
+    f.login("alice", USERS["alice"][1])
+    f.prot_p()
+    assert f.sendcmd("XTST KTLS").startswith("200")
+    # A directory of its own: other tests leave names that are not UTF-8 in the home.
+    sub = f"ktls-{version.name}-{os.getpid()}-{time.time_ns()}"
+    f.mkd(sub)
+    f.cwd(sub)
+    name = "k.bin"
+    data = os.urandom(3 * 1024 * 1024 + 12345)
+    f.storbinary(f"STOR {name}", io.BytesIO(data))
+    with open(os.path.join(s.env.home("alice"), sub, name), "rb") as fh:
+        assert fh.read() == data
+    out = io.BytesIO()
+    f.retrbinary(f"RETR {name}", out.write)
+    assert out.getvalue() == data
+    out = io.BytesIO()
+    f.retrbinary(f"RETR {name}", out.write, rest=1000001)
+    assert out.getvalue() == data[1000001:]
+    lines = []
+    f.retrlines("LIST", lines.append)
+    assert any(name in ln for ln in lines)
+    assert f.voidcmd("NOOP").startswith("200")
+    f.quit()
