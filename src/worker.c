@@ -221,55 +221,45 @@ static void send_ticket(struct wstate *w)
     }
 }
 
-/* Kernel TLS: the kernel reads the file and encrypts it, no copy through user space. */
-static uint32_t send_file_ktls(struct wstate *w, int fd)
+/* The kernel reads the file and sends it, no copy through user space: sendfile(2) in clear
+ * text, SSL_sendfile() under kernel TLS (the kernel encrypts). false: this file cannot be sent
+ * so (sendfile's EINVAL/ENOSYS), copy it instead from where the file position now is. */
+static bool kernel_send(struct wstate *w, int fd, uint32_t *st)
 {
-    off_t off = lseek(fd, 0, SEEK_CUR); /* REST moved it */
+    off_t off = w->ssl ? lseek(fd, 0, SEEK_CUR) : 0; /* REST moved it */
     if (off < 0)
         off = 0;
     for (;;) {
-        ossl_ssize_t r = SSL_sendfile(w->ssl, fd, off, 1 << 20, 0);
+        ssize_t r = w->ssl ? (ssize_t)SSL_sendfile(w->ssl, fd, off, 1 << 20, 0)
+                           : sendfile(w->a->data_fd, fd, NULL, 1 << 20);
         if (r > 0) {
             off += r;
             w->bytes += (uint64_t)r;
             continue;
         }
-        if (r == 0)
-            return WR_OK;
+        if (r == 0) {
+            *st = WR_OK;
+            return true;
+        }
         if (errno == EINTR)
             continue;
+        if (!w->ssl && (errno == EINVAL || errno == ENOSYS))
+            return false;
         if (errno == EIO) {
             snprintf(w->text, sizeof w->text, "reading the file failed: %s", strerror(errno));
-            return WR_LOCAL_ERROR;
+            *st = WR_LOCAL_ERROR;
+        } else {
+            *st = net_error(w, errno, "sending data");
         }
-        return net_error(w, errno, "sending data");
+        return true;
     }
 }
 
 static uint32_t send_file(struct wstate *w, int fd, bool ascii)
 {
-    if (w->ssl && w->ktls_send && !ascii)
-        return send_file_ktls(w, fd);
-    if (!w->ssl && !ascii) {
-        for (;;) {
-            ssize_t r = sendfile(w->a->data_fd, fd, NULL, 1 << 20);
-            if (r > 0) {
-                w->bytes += (uint64_t)r;
-                continue;
-            }
-            if (r == 0)
-                return WR_OK;
-            if (errno == EINTR)
-                continue;
-            if (errno == EINVAL || errno == ENOSYS)
-                break; /* not sendfile-able: copy below */
-            if (errno == EIO) {
-                snprintf(w->text, sizeof w->text, "reading the file failed: %s", strerror(errno));
-                return WR_LOCAL_ERROR;
-            }
-            return net_error(w, errno, "sending data");
-        }
-    }
+    uint32_t st;
+    if (!ascii && (!w->ssl || w->ktls_send) && kernel_send(w, fd, &st))
+        return st;
     bool prev_cr = false;
     for (;;) {
         ssize_t n = read(fd, w->buf, BUF_SIZE);
@@ -282,7 +272,6 @@ static uint32_t send_file(struct wstate *w, int fd, bool ascii)
         if (n == 0)
             return WR_OK;
         w->bytes += (uint64_t)n;
-        uint32_t st;
         if (ascii) {
             size_t c = ascii_to_net(w->buf, (size_t)n, w->conv, &prev_cr);
             st = net_write(w, w->conv, c);
