@@ -4,7 +4,7 @@
 Every server runs per connection under `systemd-socket-activate --accept --inetd` on a loopback
 port, with the same certificate, the same PAM account (a throwaway system account through the
 same PAM stack, a copy of pam.d/ftpsd), TLS required and PROT P required where the server can
-require it. Each server's session processes are put in a cgroup of their own (cgroup v2), whose
+require it. Each server and its session processes run in a cgroup of their own (cgroup v2), whose
 cpu.stat counts the CPU time of every process of every session, including the ones that have
 exited; the client's CPU comes from wait4(). See bench/README.md for what is measured and how.
 
@@ -66,6 +66,8 @@ class Config:
         self.quick = quick
         self.size = int(os.environ.get("BENCH_SIZE_MIB", "100" if quick else "1024")) * MiB
         self.reps = int(os.environ.get("BENCH_REPS", "3"))
+        # Single transfers swing more than session loops on a shared VM: more runs.
+        self.xfer_reps = int(os.environ.get("BENCH_XFER_REPS", "5"))
         self.sessions = int(os.environ.get("BENCH_SESSIONS", "50" if quick else "200"))
         self.concurrency = int(os.environ.get("BENCH_CONCURRENCY", "16"))
         self.idle = int(os.environ.get("BENCH_IDLE", "50" if quick else "200"))
@@ -158,12 +160,13 @@ class Env:
         self.ftpsd = os.path.join(BIN, "ftpsd")
         shutil.copy2(FTPSD, self.ftpsd + ".tmp")
         os.replace(self.ftpsd + ".tmp", self.ftpsd)
-        for prog in ("ftpsload", "tlspump"):
+        libs = {"ftpsload": ["-lssl", "-lcrypto"], "tlspump": ["-lssl", "-lcrypto"],
+                "pamcost": ["-rdynamic", "-lpam", "-ldl", "-Wl,--no-as-needed", "-lcrypt"]}
+        for prog, flags in libs.items():
             src = os.path.join(BENCH, prog + ".c")
             out = os.path.join(BIN, prog)
             if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(src):
-                sh("gcc", "-O2", "-g", "-Wall", "-Wextra", "-Werror", "-o", out, src, "-lssl",
-                   "-lcrypto")
+                sh("gcc", "-O2", "-g", "-Wall", "-Wextra", "-Werror", "-o", out, src, *flags)
 
     def _cert(self):
         self.cert = os.path.join(WORK, "tls", "cert.pem")
@@ -314,32 +317,32 @@ def cgroup_cpu(path):
 # --- listeners -------------------------------------------------------------------------------
 
 class Listener:
-    """systemd-socket-activate --accept --inetd on HOST:port. The listener sits in cgroup
-    <name>-listener; each connection's server is moved by a one-line shim into cgroup <name>
-    before it is exec'd, so <name> holds the server's processes only.
+    """systemd-socket-activate --accept --inetd on HOST:port, started inside cgroup <name>, so
+    that each connection's server, forked by it, is born in that cgroup: no process is moved
+    between cgroups per connection. (An earlier version moved each session in with a shell
+    writing cgroup.procs; that write waits for an RCU grace period and added about 15 ms to
+    every server's greeting, which hid the differences between servers.) The listener's own
+    CPU (accept and fork per connection) is taken out of the cgroup's, exactly, from
+    /proc/PID/schedstat.
 
-    The shim also makes each connection a session of its own (setsid), as systemd does for
-    each instance of an Accept=yes service. Without it every session of a server would share
-    the listener's session, hence (kernel autogroup scheduling, on by default) one CPU share
-    against everything else on the machine, while a server that calls setsid() itself (vsftpd)
-    would get one share per session."""
+    setsid(1) makes each connection a session of its own, as systemd does for each instance of
+    an Accept=yes service. Without it every session of a server would share the listener's
+    session, hence (kernel autogroup scheduling, on by default) one CPU share against
+    everything else on the machine, while a server that calls setsid() itself (vsftpd) would
+    get one share per session."""
 
     def __init__(self, env, name, port, argv, setenv=()):
         self.name = name
         self.port = port
         self.cg = os.path.join(env.cg, name)
-        self.cg_l = os.path.join(env.cg, name + "-listener")
-        for d in (self.cg, self.cg_l):
-            os.makedirs(d, exist_ok=True)
-        shim = [SETSID, "-w", "/bin/sh", "-c", f'echo $$ > {self.cg}/cgroup.procs && exec "$@"',
-                "shim"]
+        os.makedirs(self.cg, exist_ok=True)
         cmd = ["systemd-socket-activate", "--accept", "--inetd", "-l", f"{HOST}:{port}"]
         for e in setenv:
             cmd += ["-E", e]
-        cmd += shim + list(argv)
+        cmd += [SETSID, "-w"] + list(argv)
         self.logpath = os.path.join(WORK, "logs", name + ".stderr")
         self.logfh = open(self.logpath, "w")
-        procs_file = os.path.join(self.cg_l, "cgroup.procs")
+        procs_file = os.path.join(self.cg, "cgroup.procs")
 
         def enter():
             with open(procs_file, "w") as fh:
@@ -357,11 +360,18 @@ class Listener:
             time.sleep(0.02)
         raise RuntimeError(f"{name}: listener did not start: {open(self.logpath).read()}")
 
+    def listener_cpu(self):
+        """CPU seconds of the listener process itself (ns precision)."""
+        with open(f"/proc/{self.proc.pid}/schedstat") as fh:
+            return int(fh.read().split()[0]) / 1e9
+
     def cpu(self):
-        return sum(cgroup_cpu(self.cg))
+        """CPU seconds of everything that ran in the cgroup but the listener."""
+        return sum(cgroup_cpu(self.cg)) - self.listener_cpu()
 
     def pids(self):
-        return cgroup_pids(self.cg)
+        """The session processes: the cgroup's, but the listener."""
+        return [p for p in cgroup_pids(self.cg) if p != self.proc.pid]
 
     def wait_quiet(self, timeout=60):
         """Until every process of every session has exited (PAM close, reaping...)."""
@@ -384,10 +394,9 @@ class Listener:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-        for d in (self.cg, self.cg_l):
-            if os.path.isdir(d):
-                kill_cgroup(d)
-                os.rmdir(d)
+        if os.path.isdir(self.cg):
+            kill_cgroup(self.cg)
+            os.rmdir(self.cg)
         self.logfh.close()
 
 
@@ -639,12 +648,38 @@ class Run:
         raise RuntimeError(f"no JSON in client output: {self.out!r} {self.err[-2000:]!r}")
 
 
+# CPU placement during the transfers (pin_transfers): the server side on one core, the client
+# on the other, so that the scheduler never puts both on one core for a while (loopback wakes
+# the receiver on the sender's core), which made single runs swing by a third.
+CPUS = sorted(os.sched_getaffinity(0))
+PIN = {"server": None, "client": None}
+
+
+def pin_transfers(listeners, on):
+    """on: servers (the listeners, hence the sessions they fork from now on) on the first
+    core, clients on the second; off: everything on every core again."""
+    if len(CPUS) < 2:
+        return
+    if on:
+        PIN.update(server={CPUS[0]}, client={CPUS[1]})
+    else:
+        PIN.update(server=None, client=None)
+    for L in listeners:
+        os.sched_setaffinity(L.proc.pid, PIN["server"] or set(CPUS))
+
+
+def pinned(who):
+    """preexec_fn for a process of the server ("server") or client ("client") side."""
+    cpus = PIN[who]
+    return (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+
+
 def run_client(argv, env=None, timeout=1800, cwd=None):
     """Runs a client to its end; its CPU (user+system, children included) comes from wait4."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.monotonic()
         p = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL, stdout=out,
-                             stderr=err, env=env, cwd=cwd)
+                             stderr=err, env=env, cwd=cwd, preexec_fn=pinned("client"))
         timer = threading.Timer(timeout, p.kill)
         timer.start()
         try:
@@ -758,26 +793,49 @@ def with_base(fn, *args):
     return m
 
 
-def xfer_ftp(env, server, op, prot, empty=False):
-    """curl: one session, one RETR (to /dev/null) or STOR (from the page-cached file)."""
+def ftpsload_xfer_argv(env, listener, op, prot, empty=False):
+    argv = [os.path.join(BIN, "ftpsload"), op, HOST, listener.port, USER]
+    if op == "retr":
+        argv.append("empty.bin" if empty else "bench.bin")
+    else:
+        argv += [UPLOAD, env.empty if empty else env.data]
+    return argv + (["C"] if prot == "C" else [])
+
+
+def xfer_ftp(env, server, op, prot, empty=False, client="ftpsload"):
+    """One session, one RETR (to nowhere) or STOR (from the page-cached file). client:
+    "ftpsload" (the bench's C client, which keeps up with any server here) or "curl"."""
     L = server.listener(prot)
     s = Sample(L)
-    r = run_client(curl_xfer_argv(env, L, op, prot, empty))
+    if client == "curl":
+        r = run_client(curl_xfer_argv(env, L, op, prot, empty))
+    else:
+        r = run_client(ftpsload_xfer_argv(env, L, op, prot, empty), env=ftpsload_env(env))
     m = s.end(r.cpu)
     if r.rc != 0:
-        raise RuntimeError(f"{server.name} {op} PROT {prot}: curl failed: {r.err[-1500:]}")
+        raise RuntimeError(f"{server.name} {op} PROT {prot}: {client} failed: {r.err[-1500:]}")
     j = r.json()
     size = 0 if empty else env.cfg.size
-    moved = int(j["down"] if op == "retr" else j["up"])
+    if client == "curl":
+        moved = int(j["down"] if op == "retr" else j["up"])
+        m["seconds"] = j["total"] - j["pre"]
+        m["session_seconds"] = j["total"]
+        m.update(curl_tls_lines(r.err))
+    else:
+        moved = j["bytes"]
+        m["seconds"] = j["xfer_s"]
+        m["session_seconds"] = j["total_s"]
+        m["tls"] = [("", j["cipher"])]
     if moved != size:
         raise RuntimeError(f"{server.name} {op}: moved {moved} bytes, not {size}")
     if op == "stor":
         check_upload(size, server.name)
-    m["seconds"] = j["total"] - j["pre"]
-    m["session_seconds"] = j["total"]
     m["bytes"] = size
-    m.update(curl_tls_lines(r.err))
     return m
+
+
+def xfer_ftp_curl(env, server, op, prot, empty=False):
+    return xfer_ftp(env, server, op, prot, empty, client="curl")
 
 
 def xfer_pump(env, op, prot, empty=False, client="curl"):
@@ -791,7 +849,8 @@ def xfer_pump(env, op, prot, empty=False, client="curl"):
     penv = dict(os.environ, TLSPUMP_CIPHERSUITES=SUITE13)
     srv = subprocess.Popen([os.path.join(BIN, "tlspump"), "server", str(port),
                             "send" if op == "retr" else "recv", srv_file, env.cert, env.key]
-                           + flags, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=penv)
+                           + flags, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=penv,
+                           preexec_fn=pinned("server"))
     if srv.stdout.readline().strip() != b"listening":
         raise RuntimeError("tlspump server did not start: " + srv.stderr.read().decode())
     s = Sample()
@@ -840,7 +899,8 @@ def xfer_s_server(env, op, prot, empty=False):
     srv = subprocess.Popen(["openssl", "s_server", "-WWW", "-naccept", "1", "-accept",
                             f"{HOST}:{port}", "-cert", env.cert, "-key", env.key,
                             "-ciphersuites", SUITE13], cwd=HOME, stdin=subprocess.DEVNULL,
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                           preexec_fn=pinned("server"))
     while True:
         line = srv.stdout.readline()
         if not line or line.strip() == b"ACCEPT":
@@ -1003,8 +1063,11 @@ def tls_check(env, server):
 # --- the run ---------------------------------------------------------------------------------
 
 TESTS = [("retr", "P"), ("stor", "P"), ("retr", "C"), ("stor", "C")]
-CEILING = "tlspump"
-PAIR = "tlspump_pair"
+# The ceiling is tlspump, the minimal OpenSSL sender/receiver pair; CURL_CEILING is tlspump
+# serving curl, the ceiling of the rows measured with curl as the FTP client.
+CEILING = "tlspump_pair"
+CURL_CEILING = "tlspump"
+CURL = "+curl"  # suffix of the FTP rows measured with curl
 
 
 def rotate(items, k):
@@ -1022,7 +1085,7 @@ def cpu_model():
 def run_all(cfg):
     t_start = time.monotonic()
     meta = {"started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "quick": cfg.quick,
-            "size_mib": cfg.size // MiB, "reps": cfg.reps, "sessions": cfg.sessions,
+            "size_mib": cfg.size // MiB, "reps": cfg.reps, "xfer_reps": cfg.xfer_reps, "sessions": cfg.sessions,
             "concurrency": cfg.concurrency, "idle": cfg.idle, "cpu": cpu_model(),
             "cores": os.cpu_count(), "kernel": os.uname().release,
             "openssl": sh("openssl", "version").stdout.strip(),
@@ -1034,6 +1097,12 @@ def run_all(cfg):
     sshd = Sshd(env)
     meta["versions"] = {s.name: s.version() for s in servers + [sshd]}
     meta["password_hash"] = [env.hash_kind, env.hash_ms]
+    r = run_client([os.path.join(BIN, "pamcost"), PAM_SERVICE, USER, 20],
+                   env=dict(os.environ, PAMCOST_PASS=env.password))
+    if r.rc != 0:
+        raise RuntimeError(f"pamcost failed: {r.err}")
+    meta["pam"] = r.json()
+    log(f"PAM: {meta['pam']}")
     log("servers up:", ", ".join(f"{s.name} :{s.strict.port}/:{s.relaxed.port}"
                                  for s in servers), f"sshd :{sshd.port}")
 
@@ -1046,19 +1115,26 @@ def run_all(cfg):
     meta["storage"] = storage_reference(env)
 
     xfer = {}
-    for rep in range(cfg.reps):
+    listeners = [L for s in servers for L in (s.strict, s.relaxed)] + [sshd.listener]
+    pin_transfers(listeners, True)
+    meta["pinned"] = PIN["server"] is not None
+    for rep in range(cfg.xfer_reps):
         for op, prot in TESTS:
-            who = [s.name for s in servers] + [CEILING, PAIR]
+            who = [s.name for s in servers] + [s.name + CURL for s in servers]
+            who += [CEILING, CURL_CEILING]
             if prot == "P":
                 who.append("sftp")
                 if op == "retr":
                     who.append("s_server")
             baseline = sftp_baseline(env, sshd) if "sftp" in who else None
             for name in rotate(who, rep):
-                if name == CEILING:
+                if name == CURL_CEILING:
                     m = with_base(xfer_pump, env, op, prot)
-                elif name == PAIR:
+                elif name == CEILING:
                     m = with_base(xfer_pump_pair, env, op, prot)
+                elif name.endswith(CURL):
+                    m = with_base(xfer_ftp_curl, env,
+                                  next(s for s in servers if s.name + CURL == name), op, prot)
                 elif name == "sftp":
                     m = xfer_sftp(env, sshd, op, prot, baseline)
                 elif name == "s_server":
@@ -1067,12 +1143,13 @@ def run_all(cfg):
                     m = with_base(xfer_ftp, env, next(s for s in servers if s.name == name),
                                   op, prot)
                 xfer.setdefault(f"{name} {op} {prot}", []).append(m)
-                log(f"rep {rep + 1}/{cfg.reps} {op.upper()} PROT {prot} {name:9s} "
+                log(f"rep {rep + 1}/{cfg.xfer_reps} {op.upper()} PROT {prot} {name:9s} "
                     f"{m['bytes'] / m['seconds'] / MiB:8.1f} MiB/s  server "
                     f"{m['server_cpu'] / (m['bytes'] / GiB):6.3f} s/GiB  client "
                     f"{m['client_cpu'] / (m['bytes'] / GiB):6.3f} s/GiB  "
                     f"(other load {m['other_cores']:.2f} cores)")
 
+    pin_transfers(listeners, False)
     sess = {}
     for rep in range(cfg.reps):
         for conc in (1, cfg.concurrency):
@@ -1117,8 +1194,9 @@ def report(raw):
     servers = raw["servers"]
     ftp_names = [n for n, _ in servers]
     labels = dict(servers)
-    labels.update({CEILING: "ceiling: tlspump ↔ curl (HTTP(S))",
-                   PAIR: "tlspump ↔ tlspump (C pair)",
+    labels.update({f"{n}{CURL}": f"{labels[n]} (curl)" for n in ftp_names})
+    labels.update({CEILING: "ceiling: tlspump ↔ tlspump (C pair)",
+                   CURL_CEILING: "tlspump ↔ curl (HTTP(S))",
                    "s_server": "openssl s_server -WWW → curl (HTTPS)",
                    "sftp": f"OpenSSH SFTP ({meta['ssh_cipher']})"})
 
@@ -1142,7 +1220,8 @@ def report(raw):
     w = out.append
     w("# ftpsd benchmarks\n")
     w(f"Run {meta['started']}, {'QUICK mode' if meta['quick'] else 'full run'}: "
-      f"{meta['size_mib']} MiB file, {meta['reps']} repetitions (median shown), "
+      f"{meta['size_mib']} MiB file, {meta.get('xfer_reps', meta['reps'])} runs of each "
+      f"transfer and {meta['reps']} of each session test (median shown), "
       f"{meta['sessions']} sessions sequential and with {meta['concurrency']} concurrent "
       f"clients, {meta['idle']} idle sessions. Duration {meta['duration_s'] / 60:.1f} min.\n")
     w(f"Machine: {meta['cpu']}, {meta['cores']} cores, Linux {meta['kernel']}; "
@@ -1161,46 +1240,11 @@ def report(raw):
     w("| server | data connection TLS | curl saw (control, data) |")
     w("|---|---|---|")
     for n in ftp_names:
-        runs = xfer.get(f"{n} retr P") or []
+        runs = xfer.get(f"{n}{CURL} retr P") or []
         seen = ", ".join(f"{a} {b}" for a, b in runs[0]["tls"]) if runs else "–"
         w(f"| {labels[n]} | {raw['tls'].get(n, '–')} | {seen} |")
     w("")
 
-    def table(title, what, better, nd, ratio=True):
-        w(f"## {title}\n")
-        if ratio:
-            w("In brackets: ratio to the best FTP server, ratio to the ceiling (tlspump serving "
-              "curl, the same client as the FTP runs; PROT C: its clear-text mode).\n")
-        w("| | " + " | ".join(cols) + " |")
-        w("|---|" + "---|" * len(cols))
-        rows = ftp_names + ["sftp", "s_server", PAIR, CEILING]
-        for n in rows:
-            cells = []
-            for op, prot in TESTS:
-                v = stat(n, op, prot, what)
-                if v is None:
-                    cells.append("–")
-                    continue
-                if not ratio or n == CEILING:
-                    cells.append(fmt(v, nd))
-                    continue
-                peers = [stat(p, op, prot, what) for p in ftp_names]
-                peers = [p for p in peers if p]
-                best = better(peers) if peers else None
-                ceil = stat(CEILING, op, prot, what)
-                r1 = f"{v / best:.2f}" if best else "–"
-                r2 = f"{v / ceil:.2f}" if ceil else "–"
-                cells.append(f"{fmt(v, nd)} ({r1} / {r2})")
-            name = f"**{labels[n]}**" if n == "ftpsd" else labels[n]
-            w(f"| {name} | " + " | ".join(cells) + " |")
-        w("")
-
-    table("1. Single-stream throughput, MiB/s (higher is better)", "mibs", max, 0)
-    w("Data phase only: from curl's time_pretransfer to the end (data TLS handshake, the "
-      "bytes, close_notify, 226). SFTP: wall time of `sftp -b` minus an empty session.\n")
-    table("2. Server CPU seconds per GiB (lower is better)", "server", min, 3)
-    w("All processes of the session (cgroup v2 cpu.stat of the server's cgroup, read after "
-      "every process of the session has exited), login and teardown included.\n")
     def net(n, op, prot, who="server"):
         runs = xfer.get(f"{n} {op} {prot}")
         if not runs:
@@ -1208,46 +1252,87 @@ def report(raw):
         return med([(r[f"{who}_cpu"] - r.get(f"{who}_cpu_base", 0.0)) / (r["bytes"] / GiB)
                     for r in runs])
 
+    def value(n, op, prot, what):
+        return net(n, op, prot) if what == "net" else stat(n, op, prot, what)
+
+    def table(what, better, nd, rows, peers, ceiling):
+        """rows against the best of peers and against ceiling, each column its own."""
+        w("| | " + " | ".join(cols) + " |")
+        w("|---|" + "---|" * len(cols))
+        for n in rows:
+            cells = []
+            for op, prot in TESTS:
+                v = value(n, op, prot, what)
+                if v is None:
+                    cells.append("–")
+                    continue
+                if n == ceiling or v <= 0:
+                    cells.append(fmt(v, nd))
+                    continue
+                best = [x for x in (value(p, op, prot, what) for p in peers) if x and x > 0]
+                best = better(best) if best else None
+                ceil = value(ceiling, op, prot, what)
+                r1 = f"{v / best:.2f}" if best else "–"
+                r2 = f"{v / ceil:.2f}" if ceil and ceil > 0 else "–"
+                cells.append(f"{fmt(v, nd)} ({r1} / {r2})")
+            name = f"**{labels[n]}**" if n == "ftpsd" else labels[n]
+            w(f"| {name} | " + " | ".join(cells) + " |")
+        w("")
+
+    def client_table(rows):
+        w("| | " + " | ".join(cols) + " |")
+        w("|---|" + "---|" * len(cols))
+        for n in rows:
+            cells = []
+            for op, prot in TESTS:
+                v = net(n, op, prot, "client")
+                b = stat(n, op, prot, "client_busy")
+                cells.append("–" if v is None else f"{v:.3f} ({100 * b:.0f}%)")
+            w(f"| {labels[n]} | " + " | ".join(cells) + " |")
+        w("")
+
+    main_rows = ftp_names + ["sftp", CEILING]
+    ratios = ("In brackets: ratio to the best FTP server, ratio to the ceiling (tlspump ↔ "
+              "tlspump: a minimal OpenSSL sender and receiver, one connection, nothing but the "
+              "bytes; PROT C: its clear-text mode).\n")
+    w("## 1. Single-stream throughput, MiB/s (higher is better)\n")
+    w("FTP client: ftpsload (C, OpenSSL; read-ahead into 256 KiB and 256 KiB writes, as "
+      "tlspump's client), so that the client is not what limits a transfer (table 3). " + ratios)
+    table("mibs", max, 0, main_rows, ftp_names, CEILING)
+    w("From the 150 reply to the 226: the data TLS handshake, the bytes, close_notify. SFTP: "
+      "wall time of `sftp -b` minus an empty session." +
+      (" During the transfers every server process runs on the first core and every client "
+       "on the second (CPU affinity), the same for all." if meta.get("pinned") else "") +
+      "\n")
+    w("## 2. Server CPU seconds per GiB (lower is better)\n")
+    w(ratios)
+    table("server", min, 3, main_rows, ftp_names, CEILING)
+    w("All processes of the session (cgroup v2 cpu.stat of the server's cgroup, read after "
+      "every process of the session has exited), login and teardown included.\n")
     w("### 2b. The same, net of the session: the data path only (lower is better)\n")
     w("Table 2 minus the server CPU of the same session moving 0 bytes, measured just before "
-      "each transfer (SFTP: an sftp session running pwd). In brackets: ratio to the best FTP "
-      "server, ratio to the ceiling.\n")
-    w("| | " + " | ".join(cols) + " |")
-    w("|---|" + "---|" * len(cols))
-    for n in ftp_names + ["sftp", "s_server", PAIR, CEILING]:
-        cells = []
-        for op, prot in TESTS:
-            v = net(n, op, prot)
-            if v is None:
-                cells.append("–")
-                continue
-            if n == CEILING:
-                cells.append(f"{v:.3f}")
-                continue
-            peers = [x for x in (net(p, op, prot) for p in ftp_names) if x and x > 0]
-            ceil = net(CEILING, op, prot)
-            if v <= 0 or not peers or not ceil or ceil <= 0:
-                cells.append(f"{v:.3f}")
-            else:
-                cells.append(f"{v:.3f} ({v / min(peers):.2f} / {v / ceil:.2f})")
-        name = f"**{labels[n]}**" if n == "ftpsd" else labels[n]
-        w(f"| {name} | " + " | ".join(cells) + " |")
-    w("")
+      "each transfer (SFTP: an sftp session running pwd). " + ratios)
+    table("net", min, 3, main_rows, ftp_names, CEILING)
     w("## 3. Client CPU per GiB, and share of one core during the data phase\n")
-    w("| | " + " | ".join(cols) + " |")
-    w("|---|" + "---|" * len(cols))
-    for n in ftp_names + ["sftp", "s_server", PAIR, CEILING]:
-        cells = []
-        for op, prot in TESTS:
-            v = net(n, op, prot, "client")
-            b = stat(n, op, prot, "client_busy")
-            cells.append("–" if v is None else f"{v:.3f} ({100 * b:.0f}%)")
-        w(f"| {labels[n]} | " + " | ".join(cells) + " |")
-    w("")
+    client_table(main_rows)
     w("Net of the same client session moving 0 bytes, like table 2b; the share is that CPU "
       "over the data phase of table 1. A client well below 100% of a core is not what limits "
-      "the transfer (curl for FTP and s_server, tlspump's client for the ceiling, sftp and its "
-      "ssh for SFTP).\n")
+      "the transfer (ftpsload for FTP, tlspump's client for the ceiling, sftp and its ssh for "
+      "SFTP).\n")
+    curl_rows = [n + CURL for n in ftp_names] + ["s_server", CURL_CEILING]
+    w("## 3b. The same transfers with curl as the client\n")
+    w("curl 7.88 (`-o /dev/null`, `-T` from the page-cached file) in place of ftpsload, "
+      "throughput from its time_pretransfer to the end; the ceiling of these rows is tlspump "
+      "serving curl over HTTP(S), `openssl s_server -WWW` a stock OpenSSL server. curl reads "
+      "16 KiB at a time and near one core it is what limits the faster servers: compare its "
+      "share of a core below. In brackets: ratio to the best FTP server with curl, ratio to "
+      "tlspump ↔ curl.\n")
+    w("Throughput, MiB/s:\n")
+    table("mibs", max, 0, curl_rows, curl_rows[:-2], CURL_CEILING)
+    w("Server CPU seconds per GiB, net of the session:\n")
+    table("net", min, 3, curl_rows, curl_rows[:-2], CURL_CEILING)
+    w("Client CPU per GiB (share of one core):\n")
+    client_table(curl_rows)
 
     sess = raw["sessions"]
     conc = meta["concurrency"]
@@ -1269,15 +1354,24 @@ def report(raw):
     w(f"## 4. Session cost: connect, AUTH TLS, USER/PASS (PAM), PBSZ 0, PROT P, EPSV, LIST "
       f"(TLS data, resumed where the server allows), QUIT\n")
     hk, hms = meta.get("password_hash", ["?", 0])
+    pam = meta.get("pam") or {}
+    hashes_ms = pam.get("crypt_calls", 1) * pam.get("crypt_ms", hms)
     w(f"{n_s} sessions per run with ftpsload (C, OpenSSL), sequential and with {conc} "
-      "concurrent clients; median of the runs. In brackets: ratio to the best FTP server. "
-      f"Every login checks the account's {hk} password hash in pam_unix: {hms:.1f} ms of CPU "
-      "per session for every server alike (measured with crypt(3)), included in the server "
-      "CPU.\n")
-    w(f"| | sessions/s, 1 client | server CPU ms/session | client CPU ms/session | "
-      f"sessions/s, {conc} clients | server CPU ms/session | client CPU ms/session | "
-      "failed |")
-    w("|---|---|---|---|---|---|---|---|")
+      "concurrent clients; median of the runs. In brackets: ratio to the best FTP server.\n")
+    if pam:
+        w(f"What PAM costs every server alike (bench/pamcost.c, a fresh process per check, as "
+          f"in a server started per connection): pam_start + pam_authenticate + pam_end for "
+          f"this account through the same stack take {pam['auth_ms']:.1f} ms of CPU, of which "
+          f"pam_unix calls crypt_r(3) on the account's {hk} hash **{pam['crypt_calls']} "
+          f"times** per login, {pam['crypt_ms']:.1f} ms each (its 16 MiB scratch memory "
+          "faulted in anew each time). Linux-PAM's `x_strdup(crypt_r(...))` evaluates its "
+          "argument twice (a macro), so the hash is computed twice per login "
+          f"(bench/README.md). The column \"net of the hashes\" takes those "
+          f"{hashes_ms:.1f} ms out of the server's CPU: what the server itself costs.\n")
+    w(f"| | sessions/s, 1 client | server CPU ms/session | net of the hashes | client CPU "
+      f"ms/session | sessions/s, {conc} clients | server CPU ms/session | client CPU ms/session "
+      "| failed |")
+    w("|---|---|---|---|---|---|---|---|---|")
     best = {}
     for c in (1, conc):
         rates = [sstat(n, c, "rate") for n in ftp_names]
@@ -1287,8 +1381,13 @@ def report(raw):
         cells = []
         for c in (1, conc):
             r, s, cl = sstat(n, c, "rate"), sstat(n, c, "server"), sstat(n, c, "client")
-            cells += [f"{r:.1f} ({r / best[c][0]:.2f})", f"{s:.1f} ({s / best[c][1]:.2f})",
-                      f"{cl:.1f}"]
+            cells += [f"{r:.1f} ({r / best[c][0]:.2f})", f"{s:.1f} ({s / best[c][1]:.2f})"]
+            if c == 1:
+                nets = [sstat(p, 1, "server") - hashes_ms for p in ftp_names]
+                own = s - hashes_ms
+                cells.append(f"{own:.1f} ({own / min(nets):.2f})" if min(nets) > 0 else
+                             f"{own:.1f}")
+            cells.append(f"{cl:.1f}")
         cells.append(str(sstat(n, 1, "fail") + sstat(n, conc, "fail")))
         name = f"**{labels[n]}**" if n == "ftpsd" else labels[n]
         w(f"| {name} | " + " | ".join(cells) + " |")
