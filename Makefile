@@ -350,6 +350,7 @@ check-asan: deps all $(UNIT_BINS) build/ftpsd-testhooks build/asan/ftpsd build/a
 #                   memory per idle session. As root. Tables on stdout and in bench/results.md.
 # make bench BENCH_QUICK=1   100 MiB file, 50 sessions, 50 idle sessions (a few minutes).
 # make bench-profile         perf and strace of each server's data path and session set-up.
+# make bench-sizes           PROT P block size and write buffering (bench/sizes.md).
 # See bench/README.md.
 BENCH_QUICK ?=
 
@@ -361,4 +362,8 @@ bench-profile: all
 	@sh bench/setup.sh
 	@python3 bench/bench.py --profile
 
-.PHONY: bench bench-profile
+bench-sizes: all
+	@sh bench/setup.sh
+	@python3 bench/bench.py --sizes
+
+.PHONY: bench bench-profile bench-sizes

@@ -648,9 +648,9 @@ class Run:
         raise RuntimeError(f"no JSON in client output: {self.out!r} {self.err[-2000:]!r}")
 
 
-# CPU placement during the transfers (pin_transfers): the server side on one core, the client
-# on the other, so that the scheduler never puts both on one core for a while (loopback wakes
-# the receiver on the sender's core), which made single runs swing by a third.
+# BENCH_PIN=1: CPU placement during the transfers (pin_transfers), the server side on one core
+# and the client on the other, so that the scheduler never puts both on one core for a while.
+# Off by default: see bench/README.md for what it changes.
 CPUS = sorted(os.sched_getaffinity(0))
 PIN = {"server": None, "client": None}
 
@@ -658,7 +658,7 @@ PIN = {"server": None, "client": None}
 def pin_transfers(listeners, on):
     """on: servers (the listeners, hence the sessions they fork from now on) on the first
     core, clients on the second; off: everything on every core again."""
-    if len(CPUS) < 2:
+    if len(CPUS) < 2 or os.environ.get("BENCH_PIN", "0") in ("", "0"):
         return
     if on:
         PIN.update(server={CPUS[0]}, client={CPUS[1]})
@@ -838,10 +838,10 @@ def xfer_ftp_curl(env, server, op, prot, empty=False):
     return xfer_ftp(env, server, op, prot, empty, client="curl")
 
 
-def xfer_pump(env, op, prot, empty=False, client="curl"):
+def xfer_pump(env, op, prot, empty=False, client="curl", server_env=()):
     """The ceiling: tlspump, one connection doing nothing but the transfer. client="curl": its
     HTTP mode with curl as the client (the same client as the FTP runs); "pair": its own C
-    client."""
+    client. server_env: variables for the server side only (the data-path variants)."""
     port = PORT_BASE + 60
     flags = (["plain"] if prot == "C" else []) + (["http"] if client == "curl" else [])
     src = env.empty if empty else env.data
@@ -849,8 +849,8 @@ def xfer_pump(env, op, prot, empty=False, client="curl"):
     penv = dict(os.environ, TLSPUMP_CIPHERSUITES=SUITE13)
     srv = subprocess.Popen([os.path.join(BIN, "tlspump"), "server", str(port),
                             "send" if op == "retr" else "recv", srv_file, env.cert, env.key]
-                           + flags, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=penv,
-                           preexec_fn=pinned("server"))
+                           + flags, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=dict(penv, **dict(server_env)), preexec_fn=pinned("server"))
     if srv.stdout.readline().strip() != b"listening":
         raise RuntimeError("tlspump server did not start: " + srv.stderr.read().decode())
     s = Sample()
@@ -1012,6 +1012,46 @@ def smaps_rollup(pid):
     return v
 
 
+MAP_CLASSES = [("libcrypto", "libcrypto.so"), ("libssl", "libssl.so"), ("libc", "libc.so"),
+               ("heap", "[heap]"), ("stack", "[stack]")]
+
+
+def map_class(name):
+    for cls, key in MAP_CLASSES:
+        if key in name:
+            return cls
+    if name in ("", "[anon]") or name.startswith("[anon"):
+        return "anonymous"
+    if ".so" in name:
+        return "other libraries"
+    return "program and other"
+
+
+def process_role(pid):
+    """ftpsd's process of a session, by identity: the monitor is root, the front the
+    unprivileged nopriv_user (nobody), the user process the logged-in user."""
+    with open(f"/proc/{pid}/status") as fh:
+        uid = int(re.search(r"^Uid:\s+(\d+)", fh.read(), re.M).group(1))
+    return "monitor" if uid == 0 else "front" if uid == pwd.getpwnam("nobody").pw_uid else "user"
+
+
+def pss_by_mapping(pid):
+    """{class: PSS KiB} of one process, from /proc/PID/smaps."""
+    out = {}
+    cls = None
+    try:
+        with open(f"/proc/{pid}/smaps") as fh:
+            for line in fh:
+                f = line.split()
+                if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                    cls = map_class(f[5] if len(f) > 5 else "")
+                elif f[0] == "Pss:":
+                    out[cls] = out.get(cls, 0) + int(f[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return {}
+    return out
+
+
 def idle_memory(env, server, count):
     L = server.strict
     L.wait_quiet()
@@ -1027,6 +1067,16 @@ def idle_memory(env, server, count):
     pids = L.pids()
     tot = {"Rss": 0, "Pss": 0, "Uss": 0}
     n = 0
+    where = {}  # ftpsd: {role: {mapping class: PSS KiB}}, summed over the sessions
+    if server.name == "ftpsd":
+        for pid in pids:
+            try:
+                role = process_role(pid)
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            for cls, kib in pss_by_mapping(pid).items():
+                where.setdefault(role, {})
+                where[role][cls] = where[role].get(cls, 0) + kib / count
     for pid in pids:
         v = smaps_rollup(pid)
         if not v:
@@ -1042,7 +1092,7 @@ def idle_memory(env, server, count):
     L.wait_quiet()
     return {"sessions": count, "processes": n, "rss_kib": tot["Rss"] / count,
             "pss_kib": tot["Pss"] / count, "uss_kib": tot["Uss"] / count,
-            "procs_per_session": n / count}
+            "procs_per_session": n / count, "where": where}
 
 
 def tls_check(env, server):
@@ -1427,6 +1477,25 @@ def report(raw):
                                      for k in ("rss_kib", "pss_kib", "uss_kib"))
           + f" | {m['procs_per_session']:.2f} |")
     w("")
+    where = mem.get("ftpsd", {}).get("where")
+    if where:
+        classes = [c for c, _ in MAP_CLASSES] + ["other libraries", "anonymous",
+                                                 "program and other"]
+        roles = [r for r in ("monitor", "front", "user") if r in where]
+        w("### 5b. Where ftpsd's memory per session goes (PSS KiB per session)\n")
+        w("By process (monitor: root, PAM; front: TLS and the control connection; user process) "
+          "and by mapping, from /proc/PID/smaps. A page shared by the processes of one session "
+          "(libcrypto's relocated data, written once by the loader before the monitor forks) "
+          "is split between them and so counts once per session; pages shared with other "
+          "sessions (library code) count a fraction.\n")
+        w("| | " + " | ".join(roles) + " | session |")
+        w("|---|" + "---|" * (len(roles) + 1))
+        for c in classes:
+            vals = [where[r].get(c, 0) for r in roles]
+            w(f"| {c} | " + " | ".join(f"{v:,.0f}" for v in vals) + f" | {sum(vals):,.0f} |")
+        tots = [sum(where[r].values()) for r in roles]
+        w("| **all** | " + " | ".join(f"{v:,.0f}" for v in tots) + f" | {sum(tots):,.0f} |")
+        w("")
     others = [r["other_cores"] for runs in xfer.values() for r in runs]
     steal = [r["steal_cores"] for runs in xfer.values() for r in runs]
     w("## Noise\n")
@@ -1441,6 +1510,7 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--serve", action="store_true")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--sizes", action="store_true")
     ap.add_argument("--report", help="re-render results.md from a results.json")
     a = ap.parse_args()
     if a.report:
@@ -1463,6 +1533,8 @@ def main():
             serve(cfg)
         elif a.profile:
             profile(cfg)
+        elif a.sizes:
+            sizes(cfg)
         else:
             run_all(cfg)
     finally:
@@ -1787,6 +1859,64 @@ def profile(cfg):
     with open(os.path.join(outdir, "summary.md"), "w") as fh:
         fh.write("\n".join(report_lines))
     log(f"profile written to {outdir}/summary.md (perf data and strace logs beside it)")
+
+
+# --- sizes: what write size and buffering the PROT P data path should use -------------------
+
+SIZE_VARIANTS = [
+    ("16 KiB blocks, a write(2) per 16 KiB record", {"TLSPUMP_BUF": "16384", "TLSPUMP_WBUF": "0"}),
+    ("256 KiB blocks, a write(2) per 16 KiB record", {"TLSPUMP_WBUF": "0"}),
+    ("16 KiB blocks, 16 KiB buffering BIO", {"TLSPUMP_BUF": "16384"}),
+    ("64 KiB blocks and buffering BIO", {"TLSPUMP_BUF": "65536"}),
+    ("256 KiB blocks and buffering BIO (ftpsd's worker)", {}),
+    ("1 MiB blocks and buffering BIO", {"TLSPUMP_BUF": "1048576"}),
+    ("256 KiB, sending from mmap(2) of the file", {"TLSPUMP_MMAP": "1"}),
+]
+
+
+def sizes(cfg):
+    """tlspump's server (the same OpenSSL calls as ftpsd's worker) with each block size and
+    write buffering, against its own client (fixed at 256 KiB), server and client pinned to
+    separate cores: MiB/s and server CPU s/GiB, median of BENCH_XFER_REPS runs."""
+    env = Env(cfg)
+    rows = []
+    listeners = []
+    pin_transfers(listeners, True)
+    for op in ("retr", "stor"):
+        for label, senv in SIZE_VARIANTS:
+            if op == "stor" and "TLSPUMP_MMAP" in senv:
+                continue
+            runs = [xfer_pump(env, op, "P", client="pair", server_env=senv.items())
+                    for _ in range(cfg.xfer_reps)]
+            mibs = med([m["bytes"] / m["seconds"] / MiB for m in runs])
+            cpu = med([m["server_cpu"] / (m["bytes"] / GiB) for m in runs])
+            rows.append((op, label, mibs, cpu))
+            log(f"{op} {label}: {mibs:.0f} MiB/s, server {cpu:.3f} s/GiB")
+    out = ["# PROT P data path: block size and write buffering\n",
+           f"Run {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: `python3 bench/bench.py --sizes`, "
+           f"{cfg.size // MiB} MiB file on tmpfs, {cfg.xfer_reps} runs each (median), "
+           f"{SUITE13}, tlspump's server (the OpenSSL calls of ftpsd's data worker: file "
+           "read(2) into a block, SSL_write of the block, read-ahead and SSL_read into a block "
+           "then one file write(2)) against its own client (always 256 KiB)" +
+           (", server and client on separate cores" if PIN["server"] else "") +
+           ". RETR: the server sends; STOR: the server receives. In brackets: ratio to ftpsd's "
+           "choice.\n",
+           "| | RETR MiB/s | RETR server CPU s/GiB | STOR MiB/s | STOR server CPU s/GiB |",
+           "|---|---|---|---|---|"]
+    ref = {op: next(r for r in rows if r[0] == op and "ftpsd" in r[1]) for op in ("retr", "stor")}
+    for label, _ in SIZE_VARIANTS:
+        cells = []
+        for op in ("retr", "stor"):
+            r = next((x for x in rows if x[0] == op and x[1] == label), None)
+            if not r:
+                cells += ["–", "–"]
+                continue
+            cells += [f"{r[2]:,.0f} ({r[2] / ref[op][2]:.2f})", f"{r[3]:.3f} ({r[3] / ref[op][3]:.2f})"]
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    text = "\n".join(out) + "\n"
+    with open(os.path.join(BENCH, "sizes.md"), "w") as fh:
+        fh.write(text)
+    print(text)
 
 
 def serve(cfg):
