@@ -14,6 +14,7 @@ ROOTFS="$WORK/root"
 DEBS="$WORK/debs"
 
 TOOLS="curl openssl ca-certificates procps time openssh-client gcc make libc6-dev libssl-dev
+       libpam0g-dev libcrypt-dev
        systemd passwd login strace"
 # What the unpacked servers link against (checked with ldd below).
 LIBS="libwrap0 libcap2 libpam0g libpam-modules libpam-runtime libssl3 libsodium23 libacl1
