@@ -48,12 +48,8 @@ static const struct key keys[] = {
     {"tls_cert_file", K_PATH, O(tls_cert_file), 0, 0, "/etc/ssl/certs/ssl-cert-snakeoil.pem"},
     {"tls_key_file", K_PATH, O(tls_key_file), 0, 0, "/etc/ssl/private/ssl-cert-snakeoil.key"},
     {"tls_min_version", K_TLSVER, O(tls_min_version), 0, 0, "1.2"},
-    {"tls_ciphers", K_STR, O(tls_ciphers), 0, 0,
-     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"},
-    {"tls_ciphersuites", K_STR, O(tls_ciphersuites), 0, 0,
-     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"},
+    {"tls_ciphers", K_STR, O(tls_ciphers), 0, 0, TLS_CIPHERS_DEFAULT},
+    {"tls_ciphersuites", K_STR, O(tls_ciphersuites), 0, 0, TLS_CIPHERSUITES_DEFAULT},
     {"require_tls_login", K_BOOL, O(require_tls_login), 0, 0, "yes"},
     {"require_prot_p", K_BOOL, O(require_prot_p), 0, 0, "yes"},
     {"require_session_reuse", K_BOOL, O(require_session_reuse), 0, 0, "yes"},

@@ -106,6 +106,21 @@ enum cert_login_mode { CERT_LOGIN_NO, CERT_LOGIN_CERT, CERT_LOGIN_CERT_PASSWORD 
 enum client_cert_mode config_client_cert(const struct config *c);
 enum cert_login_mode config_cert_login(const struct config *c);
 
+/* The default cipher lists: AES-GCM first, and the order used instead on a CPU without AES
+ * instructions (tls.c), where ChaCha20-Poly1305 costs a fraction of software AES-GCM. */
+#define TLS_CIPHERS_DEFAULT                                                                        \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                   \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define TLS_CIPHERS_NO_AES                                                                         \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"                                   \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                   \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
+#define TLS_CIPHERSUITES_DEFAULT                                                                   \
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+#define TLS_CIPHERSUITES_NO_AES                                                                    \
+    "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"
+
 /* Index of a key in the table, for config_line(). */
 int config_key_index(const char *name);
 unsigned config_line(const struct config *c, const char *key);

@@ -102,6 +102,7 @@ static int check_config(struct config *cfg)
                !cfg->tls_ktls ? "off (tls_ktls = no)"
                : ktls_probe() ? "offered by this kernel; PROT P downloads use it"
                               : "not offered by this kernel (no \"tls\" ULP); OpenSSL encrypts");
+        printf("TLS cipher order: %s\n", tls_cipher_order_text(cfg));
     }
     return bad;
 }

@@ -1,5 +1,7 @@
 #include "tls.h"
 
+#include "cpuaes.h"
+
 #include <errno.h>
 #include <openssl/buffer.h>
 #include <openssl/err.h>
@@ -143,6 +145,22 @@ static int setup_ocsp(SSL_CTX *ctx, const char *file, char *err, size_t errlen)
     return 0;
 }
 
+/* The default lists put ChaCha20-Poly1305 first on a CPU without AES instructions; a list the
+ * admin wrote is used as written. */
+static const char *cipher_order(const char *value, const char *dflt, const char *no_aes)
+{
+    return strcmp(value, dflt) == 0 && !cpu_has_aes() ? no_aes : value;
+}
+
+const char *tls_cipher_order_text(const struct config *cfg)
+{
+    if (strcmp(cfg->tls_ciphersuites, TLS_CIPHERSUITES_DEFAULT) != 0 ||
+        strcmp(cfg->tls_ciphers, TLS_CIPHERS_DEFAULT) != 0)
+        return "as configured (tls_ciphersuites, tls_ciphers)";
+    return cpu_has_aes() ? "AES-GCM first (this CPU has AES instructions)"
+                         : "ChaCha20-Poly1305 first (this CPU has no AES instructions)";
+}
+
 SSL_CTX *tls_server_ctx(const struct config *cfg, const char *cert, const char *key, char *err,
                         size_t errlen)
 {
@@ -165,17 +183,23 @@ SSL_CTX *tls_server_ctx(const struct config *cfg, const char *cert, const char *
         goto fail;
     }
     SSL_CTX_set_min_proto_version(ctx, cfg->tls_min_version);
-    if (SSL_CTX_set_cipher_list(ctx, cfg->tls_ciphers) != 1) {
+    const char *ciphers = cipher_order(cfg->tls_ciphers, TLS_CIPHERS_DEFAULT, TLS_CIPHERS_NO_AES);
+    if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
         last_error(err, errlen, "tls_ciphers: no usable cipher in", cfg->tls_ciphers);
         goto fail;
     }
-    if (SSL_CTX_set_ciphersuites(ctx, cfg->tls_ciphersuites) != 1) {
+    const char *suites =
+        cipher_order(cfg->tls_ciphersuites, TLS_CIPHERSUITES_DEFAULT, TLS_CIPHERSUITES_NO_AES);
+    if (SSL_CTX_set_ciphersuites(ctx, suites) != 1) {
         last_error(err, errlen, "tls_ciphersuites: no usable suite in", cfg->tls_ciphersuites);
         goto fail;
     }
-    SSL_CTX_set_options(ctx,
-                        SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                            (cfg->tls_prefer_server_ciphers ? SSL_OP_CIPHER_SERVER_PREFERENCE : 0));
+    /* PRIORITIZE_CHACHA: a client that lists ChaCha20-Poly1305 first (one without AES
+     * instructions, typically) gets it even where the server's order puts AES-GCM first. */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                 (cfg->tls_prefer_server_ciphers
+                                      ? SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA
+                                      : 0));
     if (SSL_CTX_set1_groups_list(ctx, cfg->tls_groups) != 1) {
         last_error(err, errlen, "tls_groups: no usable group in", cfg->tls_groups);
         goto fail;
