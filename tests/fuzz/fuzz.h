@@ -1,6 +1,8 @@
 /*
  * Shared helpers for the libFuzzer harnesses (tests/fuzz/fuzz_*.c): an invariant check that
- * stops the run with __builtin_trap, and a small reader that takes typed values off the input.
+ * stops the run with __builtin_trap, a small reader that takes typed values off the input, and
+ * what several harnesses hand to the code under test (a NUL-terminated copy of a field, an
+ * error callback).
  * Built by `make fuzz` / `make fuzz-smoke` (tests/fuzz/run.sh) with clang and
  * -fsanitize=fuzzer,address,undefined.
  */
@@ -12,6 +14,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -57,6 +61,23 @@ static inline const uint8_t *fin_field(struct fin *f, size_t *len)
     f->n -= l + (z ? 1 : 0);
     *len = l;
     return s;
+}
+
+/* A NUL-terminated copy of n input bytes (which may hold NULs of their own). */
+static inline char *fuzz_strndup(const uint8_t *p, size_t n)
+{
+    char *s = xmalloc(n + 1);
+    memcpy(s, p, n);
+    s[n] = '\0';
+    return s;
+}
+
+/* Error callback of the parsers: messages ("file:line: what") must be proper strings. */
+static inline void fuzz_errfn(const char *msg)
+{
+    FUZZ_ASSERT(msg != NULL);
+    volatile size_t n = strlen(msg);
+    (void)n;
 }
 
 #endif

@@ -18,21 +18,6 @@
 
 #define MAX_VALUES 8
 
-static void errfn(const char *msg)
-{
-    FUZZ_ASSERT(msg != NULL);
-    volatile size_t n = strlen(msg);
-    (void)n;
-}
-
-static char *dup_field(const uint8_t *p, size_t n)
-{
-    char *s = xmalloc(n + 1);
-    memcpy(s, p, n);
-    s[n] = '\0';
-    return s;
-}
-
 static void check_user(const char *user, size_t cap, unsigned line, unsigned nlines)
 {
     size_t n = strlen(user);
@@ -83,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct fin in = {data, size};
     size_t n;
     const uint8_t *p = fin_field(&in, &n);
-    char *text = dup_field(p, n);
+    char *text = fuzz_strndup(p, n);
     if (regex_bomb(text)) {
         free(text);
         return -1; /* not added to the corpus */
@@ -96,7 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t nf = 0;
     while (in.n > 0 && nf < ARRAY_LEN(fields)) {
         p = fin_field(&in, &n);
-        fields[nf++] = dup_field(p, n);
+        fields[nf++] = fuzz_strndup(p, n);
     }
     const char *emails[MAX_VALUES], *upns[MAX_VALUES];
     size_t ne = 0, nu = 0;
@@ -115,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .nupns = nu,
     };
 
-    struct certmap *m = certmap_parse(text, "fuzz.map", errfn);
+    struct certmap *m = certmap_parse(text, "fuzz.map", fuzz_errfn);
     char user[256];
     unsigned line = certmap_lookup(m, &ids, user, sizeof user);
     check_user(user, sizeof user, line, nlines);

@@ -14,22 +14,6 @@
 
 #include "fuzz.h"
 
-static void errfn(const char *msg)
-{
-    /* Messages are "file:line: what"; they must be proper strings. */
-    FUZZ_ASSERT(msg != NULL);
-    volatile size_t n = strlen(msg);
-    (void)n;
-}
-
-static char *dup_field(const uint8_t *p, size_t n)
-{
-    char *s = xmalloc(n + 1);
-    memcpy(s, p, n);
-    s[n] = '\0';
-    return s;
-}
-
 static void check_strings(const struct config *c)
 {
     /* Every string key is set (defaults included) and every path key is absolute or empty. */
@@ -74,23 +58,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct fin in = {data, size};
     size_t n;
     const uint8_t *p = fin_field(&in, &n);
-    char *text = dup_field(p, n);
+    char *text = fuzz_strndup(p, n);
 
     struct config c;
     config_defaults(&c);
     check_strings(&c);
-    int rc = config_parse_text(&c, "fuzz.conf", text, errfn);
+    int rc = config_parse_text(&c, "fuzz.conf", text, fuzz_errfn);
     check_strings(&c);
     int overrides = 0;
     while (in.n > 0 && overrides++ < 16) {
         p = fin_field(&in, &n);
-        char *o = dup_field(p, n);
-        int orc = config_override(&c, o, errfn);
+        char *o = fuzz_strndup(p, n);
+        int orc = config_override(&c, o, fuzz_errfn);
         FUZZ_ASSERT(orc == 0 || orc == -1);
         free(o);
         check_strings(&c);
     }
-    int vrc = config_validate(&c, errfn);
+    int vrc = config_validate(&c, fuzz_errfn);
     FUZZ_ASSERT(rc == 0 || rc == -1);
     FUZZ_ASSERT(vrc == 0 || vrc == -1);
     if (vrc == 0) {

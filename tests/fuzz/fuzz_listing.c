@@ -21,14 +21,6 @@
 
 #include "fuzz.h"
 
-static char *dup_field(const uint8_t *p, size_t n)
-{
-    char *s = xmalloc(n + 1);
-    memcpy(s, p, n);
-    s[n] = '\0';
-    return s;
-}
-
 static void check_one_line(const struct sbuf *b, size_t from, const char *name, const char *target)
 {
     bool clean = !strpbrk(name ? name : "", "\r\n") && !strpbrk(target ? target : "", "\r\n");
@@ -74,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < ARRAY_LEN(str); i++) {
         size_t n;
         const uint8_t *p = fin_field(&in, &n);
-        str[i] = dup_field(p, n);
+        str[i] = fuzz_strndup(p, n);
     }
     const char *name = str[0];
     const char *target = (sw & 1) ? str[1] : NULL;

@@ -19,14 +19,6 @@
 
 #include "fuzz.h"
 
-static char *dup_field(const uint8_t *p, size_t n)
-{
-    char *s = xmalloc(n + 1);
-    memcpy(s, p, n);
-    s[n] = '\0';
-    return s;
-}
-
 static void check_canonical(const char *s, size_t cap)
 {
     size_t n = strlen(s);
@@ -98,8 +90,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t cap = c < 128 ? c : VPATH_MAX;
     size_t n;
     const uint8_t *p = fin_field(&in, &n);
-    char *cwd = dup_field(p, n);
-    char *arg = dup_field(in.p, in.n);
+    char *cwd = fuzz_strndup(p, n);
+    char *arg = fuzz_strndup(in.p, in.n);
 
     char *out = xmalloc(cap ? cap : 1);
     char *model = xmalloc(VPATH_MAX + 1);
