@@ -145,17 +145,17 @@ static int setup_ocsp(SSL_CTX *ctx, const char *file, char *err, size_t errlen)
     return 0;
 }
 
-/* The default lists put ChaCha20-Poly1305 first on a CPU without AES instructions; a list the
- * admin wrote is used as written. */
-static const char *cipher_order(const char *value, const char *dflt, const char *no_aes)
+/* While both lists are the defaults, ChaCha20-Poly1305 goes first on a CPU without AES
+ * instructions; lists the admin wrote are used as written. */
+static bool default_lists(const struct config *cfg)
 {
-    return strcmp(value, dflt) == 0 && !cpu_has_aes() ? no_aes : value;
+    return strcmp(cfg->tls_ciphersuites, TLS_CIPHERSUITES_DEFAULT) == 0 &&
+           strcmp(cfg->tls_ciphers, TLS_CIPHERS_DEFAULT) == 0;
 }
 
 const char *tls_cipher_order_text(const struct config *cfg)
 {
-    if (strcmp(cfg->tls_ciphersuites, TLS_CIPHERSUITES_DEFAULT) != 0 ||
-        strcmp(cfg->tls_ciphers, TLS_CIPHERS_DEFAULT) != 0)
+    if (!default_lists(cfg))
         return "as configured (tls_ciphersuites, tls_ciphers)";
     return cpu_has_aes() ? "AES-GCM first (this CPU has AES instructions)"
                          : "ChaCha20-Poly1305 first (this CPU has no AES instructions)";
@@ -183,13 +183,13 @@ SSL_CTX *tls_server_ctx(const struct config *cfg, const char *cert, const char *
         goto fail;
     }
     SSL_CTX_set_min_proto_version(ctx, cfg->tls_min_version);
-    const char *ciphers = cipher_order(cfg->tls_ciphers, TLS_CIPHERS_DEFAULT, TLS_CIPHERS_NO_AES);
+    bool chacha_first = default_lists(cfg) && !cpu_has_aes();
+    const char *ciphers = chacha_first ? TLS_CIPHERS_NO_AES : cfg->tls_ciphers;
     if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
         last_error(err, errlen, "tls_ciphers: no usable cipher in", cfg->tls_ciphers);
         goto fail;
     }
-    const char *suites =
-        cipher_order(cfg->tls_ciphersuites, TLS_CIPHERSUITES_DEFAULT, TLS_CIPHERSUITES_NO_AES);
+    const char *suites = chacha_first ? TLS_CIPHERSUITES_NO_AES : cfg->tls_ciphersuites;
     if (SSL_CTX_set_ciphersuites(ctx, suites) != 1) {
         last_error(err, errlen, "tls_ciphersuites: no usable suite in", cfg->tls_ciphersuites);
         goto fail;
