@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from ftpsd_fixture import BINARY, LIBDIR, NOPRIV, PAM_MATRIX, USERS, ReusingFTP_TLS
+from ftpsd_fixture import BINARY, LIBDIR, NOPRIV, PAM_MATRIX, USERS, ReusingFTP_TLS, wrapper_env
 
 CA_CNF = """
 [ca]
@@ -267,9 +267,8 @@ def test_check_reports_map_errors(env, pki, tmp_path):
                     f"nopriv_user = {NOPRIV[0]}\nempty_dir = {env.empty}\n"
                     f"tls_client_cert = optional\ntls_ca_file = {pki['ca'].cert}\n"
                     f"cert_map_file = {bad}\ncert_login = cert\n")
-    envv = dict(os.environ, LD_PRELOAD=f"{LIBDIR}/libnss_wrapper.so",
-                NSS_WRAPPER_PASSWD=env.passwd, NSS_WRAPPER_GROUP=env.group)
-    r = subprocess.run([BINARY, "-t", "-f", str(conf)], capture_output=True, text=True, env=envv)
+    r = subprocess.run([BINARY, "-t", "-f", str(conf)], capture_output=True, text=True,
+                       env=wrapper_env(env))
     assert r.returncode != 0
     assert f"{bad}:2:" in r.stderr and f"{bad}:3:" in r.stderr, r.stderr
 

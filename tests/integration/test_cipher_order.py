@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from ftpsd_fixture import BINARY, HOOKS_BINARY, LIBDIR, NOPRIV
+from ftpsd_fixture import BINARY, HOOKS_BINARY, NOPRIV, wrapper_env
 
 AES128 = "TLS_AES_128_GCM_SHA256"
 AES256 = "TLS_AES_256_GCM_SHA384"
@@ -98,10 +98,8 @@ def check_output(env, tmp_path, binary, extra_env=None, **settings):
             "empty_dir": env.empty}
     base.update(settings)
     conf.write_text("".join(f"{k} = {v}\n" for k, v in base.items()))
-    e = dict(os.environ, LD_PRELOAD=f"{LIBDIR}/libnss_wrapper.so",
-             NSS_WRAPPER_PASSWD=env.passwd, NSS_WRAPPER_GROUP=env.group, **(extra_env or {}))
-    r = subprocess.run([binary, "-t", "-f", str(conf)], capture_output=True, text=True, env=e,
-                       timeout=20)
+    r = subprocess.run([binary, "-t", "-f", str(conf)], capture_output=True, text=True,
+                       env=wrapper_env(env, **(extra_env or {})), timeout=20)
     assert r.returncode == 0, r
     return re.search(r"^TLS cipher order: (.*)$", r.stdout, re.M).group(1)
 

@@ -8,20 +8,9 @@ import subprocess
 
 import pytest
 
-from ftpsd_fixture import BINARY, LIBDIR, NOPRIV
+from ftpsd_fixture import BINARY, NOPRIV, wrapper_env
 
 pytestmark = pytest.mark.skipif(not os.path.exists(BINARY), reason="ftpsd is not built")
-
-
-def wrapper_env(env):
-    """The nss_wrapper variables the fixture's Server uses, so that nopriv_user=ftpsdtest exists."""
-    e = dict(os.environ)
-    e.update({
-        "LD_PRELOAD": f"{LIBDIR}/libnss_wrapper.so",
-        "NSS_WRAPPER_PASSWD": env.passwd,
-        "NSS_WRAPPER_GROUP": env.group,
-    })
-    return e
 
 
 def run(args, env=None, stdin=subprocess.DEVNULL, timeout=20):

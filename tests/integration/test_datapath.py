@@ -25,15 +25,9 @@ import shutil
 
 import pytest
 
-from ftpsd_fixture import BINARY, USERS
+from ftpsd_fixture import BINARY, USERS, sanitized
 
 STRACE = shutil.which("strace")
-
-
-def sanitized(path):
-    with open(path, "rb") as fh:
-        return b"__asan_init" in fh.read()
-
 
 pytestmark = [
     pytest.mark.skipif(not STRACE, reason="strace is not installed (make deps)"),

@@ -14,7 +14,7 @@ import types
 
 import pytest
 
-from ftpsd_fixture import LIBDIR, NOPRIV, USERS, Server
+from ftpsd_fixture import NOPRIV, USERS, Server, wrapper_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEB_DIR = os.path.join(ROOT, "build", "deb")
@@ -348,8 +348,7 @@ def test_shipped_config_checks(deb, env):
     path = deb.top / "ftpsd.conf"
     path.write_text(text)
     r = run([str(deb.root / "usr/sbin/ftpsd"), "-t", "-f", str(path)],
-            env={**os.environ, "LD_PRELOAD": f"{LIBDIR}/libnss_wrapper.so",
-                 "NSS_WRAPPER_PASSWD": env.passwd, "NSS_WRAPPER_GROUP": env.group})
+            env=wrapper_env(env))
     assert r.returncode == 0 and "configuration OK" in r.stdout + r.stderr, r.stdout + r.stderr
 
 

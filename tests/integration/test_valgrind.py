@@ -31,7 +31,7 @@ import time
 
 import pytest
 
-from ftpsd_fixture import BINARY, LIBDIR, ROOT, USERS
+from ftpsd_fixture import BINARY, LIBDIR, ROOT, USERS, sanitized
 
 VALGRIND = shutil.which("valgrind")
 SUPP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "valgrind.supp")
@@ -46,12 +46,6 @@ ERROR_LINE = re.compile(
     r"Syscall param|Mismatched free|Source and destination overlap|Argument .* of function|"
     r"Invalid memory pool|Jump to the invalid|Fishy value|"
     r"Process terminating with default action of signal (?!9 ))", re.M)
-
-
-def sanitized(path):
-    """An ASan build (make check-asan) cannot run under valgrind."""
-    with open(path, "rb") as fh:
-        return b"__asan_init" in fh.read()
 
 
 def sha(data):

@@ -29,6 +29,19 @@ NOPRIV = ("ftpsdtest", 60100)
 ANON_UID = 60200
 
 
+def sanitized(path):
+    """An ASan build (make check-asan): it cannot run under valgrind or strace."""
+    with open(path, "rb") as fh:
+        return b"__asan_init" in fh.read()
+
+
+def wrapper_env(env, **extra):
+    """This environment with the nss_wrapper variables the fixture's Server uses, so that a
+    directly run ftpsd (ftpsd -t) finds nopriv_user=ftpsdtest and the test users."""
+    return dict(os.environ, LD_PRELOAD=f"{LIBDIR}/libnss_wrapper.so",
+                NSS_WRAPPER_PASSWD=env.passwd, NSS_WRAPPER_GROUP=env.group, **extra)
+
+
 def free_port():
     s = socket.socket(socket.AF_INET6)
     s.bind(("::", 0))
