@@ -165,7 +165,8 @@ class Env:
         for prog, flags in libs.items():
             src = os.path.join(BENCH, prog + ".c")
             out = os.path.join(BIN, prog)
-            if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(src):
+            newest = max(os.path.getmtime(p) for p in (src, os.path.join(BENCH, "tlsbufs.h")))
+            if not os.path.exists(out) or os.path.getmtime(out) < newest:
                 sh("gcc", "-O2", "-g", "-Wall", "-Wextra", "-Werror", "-o", out, src, *flags)
 
     def _cert(self):
@@ -1068,15 +1069,6 @@ def idle_memory(env, server, count):
     tot = {"Rss": 0, "Pss": 0, "Uss": 0}
     n = 0
     where = {}  # ftpsd: {role: {mapping class: PSS KiB}}, summed over the sessions
-    if server.name == "ftpsd":
-        for pid in pids:
-            try:
-                role = process_role(pid)
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            for cls, kib in pss_by_mapping(pid).items():
-                where.setdefault(role, {})
-                where[role][cls] = where[role].get(cls, 0) + kib / count
     for pid in pids:
         v = smaps_rollup(pid)
         if not v:
@@ -1085,6 +1077,13 @@ def idle_memory(env, server, count):
         tot["Rss"] += v.get("Rss", 0)
         tot["Pss"] += v.get("Pss", 0)
         tot["Uss"] += v.get("Private_Clean", 0) + v.get("Private_Dirty", 0)
+        if server.name == "ftpsd":
+            try:
+                role = where.setdefault(process_role(pid), {})
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            for cls, kib in pss_by_mapping(pid).items():
+                role[cls] = role.get(cls, 0) + kib / count
     p.stdin.close()
     p.wait(timeout=120)
     p.stdout.close()

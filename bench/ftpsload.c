@@ -36,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tlsbufs.h"
+
 #define BUF (256 * 1024)
 #define IO_TIMEOUT_S 60
 
@@ -295,17 +297,8 @@ static int data_tls(struct ctl *c, struct data *d)
         SSL_SESSION_free(s);
     }
     SSL_set_tlsext_host_name(d->ssl, sni);
-    /* Like tlspump's client, so that the client is not what limits a transfer: read-ahead into
-     * a BUF-sized buffer (one read(2) brings many records) and writes through a BUF-sized
-     * buffering BIO (the records of one SSL_write leave in a few large write(2) calls). */
-    SSL_set_read_ahead(d->ssl, 1);
-    SSL_set_default_read_buffer_len(d->ssl, BUF);
-    BIO *rb = BIO_new_socket(d->fd, BIO_NOCLOSE);
-    BIO *wb = BIO_new(BIO_f_buffer());
-    BIO_set_write_buffer_size(wb, (long)BUF);
-    BIO_push(wb, rb);
-    BIO_up_ref(rb);
-    SSL_set_bio(d->ssl, rb, wb);
+    /* As tlspump's client, so that the client is not what limits a transfer. */
+    tls_bufs(d->ssl, d->fd, BUF, 1);
     if (SSL_connect(d->ssl) != 1) {
         unsigned long e = ERR_get_error();
         seterr("data TLS handshake failed: %s", e ? ERR_error_string(e, NULL) : "?");

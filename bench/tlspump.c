@@ -42,6 +42,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tlsbufs.h"
+
 static size_t BUF = 256 * 1024;
 
 static void die(const char *what)
@@ -303,23 +305,10 @@ int main(int argc, char **argv)
     SSL *ssl = NULL;
     if (!plain) {
         ssl = SSL_new(ctx);
-        /* As a tuned server would: read-ahead into a 256 KiB buffer (one read(2) brings many
-         * records), and writes through a 256 KiB buffering BIO (the 16 KiB records of one
-         * SSL_write leave in a few large write(2) calls). */
-        SSL_set_read_ahead(ssl, 1);
-        SSL_set_default_read_buffer_len(ssl, BUF);
+        /* As a tuned server would, the way ftpsd's worker does (tlsbufs.h). */
+        tls_bufs(ssl, sock, BUF, env_flag("TLSPUMP_WBUF", 1));
         if (env_flag("TLSPUMP_RELEASE", 0))
             SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
-        if (!env_flag("TLSPUMP_WBUF", 1)) {
-            SSL_set_fd(ssl, sock);
-        } else {
-            BIO *rb = BIO_new_socket(sock, BIO_NOCLOSE);
-            BIO *wb = BIO_new(BIO_f_buffer());
-            BIO_set_write_buffer_size(wb, (long)BUF);
-            BIO_push(wb, rb);
-            BIO_up_ref(rb);
-            SSL_set_bio(ssl, rb, wb);
-        }
         if (!server)
             SSL_set_tlsext_host_name(ssl, "localhost");
         if ((server ? SSL_accept(ssl) : SSL_connect(ssl)) != 1)
