@@ -182,20 +182,9 @@ def epsv_port(lines):
 
 # --- clients and checks ---------------------------------------------------------------------
 
-def tls_login(server, user="alice", prot=True, timeout=30):
-    r = server.raw(timeout=timeout)
-    assert r.reply()[0] == 220
-    r.starttls(server.env.cert)
-    r.login(user)
-    if prot:
-        assert r.cmd("PBSZ 0")[0] == 200
-        assert r.cmd("PROT P")[0] == 200
-    return r
-
-
 def assert_server_works(server, user="alice"):
     """A NEW session on the same server logs in and answers NOOP."""
-    r = tls_login(server, user, prot=False)
+    r = server.tls_raw(user, timeout=30)
     try:
         assert r.cmd("NOOP")[0] == 200
         assert r.cmd("QUIT")[0] == 221

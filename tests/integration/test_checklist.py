@@ -19,17 +19,11 @@ T-40 T-41 T-42 T-46 F-01 F-02 F-03 F-07 F-11 E-05 X-07 X-14 X-18 X-20 X-26 X-32 
 U-06 H-01 H-03 H-04 H-05 H-10 H-11 H-12 H-13 H-08 H-09 K-04 D-10 A-01""".split()
 
 
-def login(s, user="alice"):
-    r = s.raw()
-    assert r.reply()[0] == 220
-    r.starttls(s.env.cert)
-    r.login(user)
-    return r
 
 
 def test_replies_have_the_right_class(server):
     """G-04 (first digit gives the class), S-20 (never a 63z reply)."""
-    r = login(server)
+    r = server.tls_raw("alice")
     seen = []
     for c in ("NOOP", "PWD", "TYPE I", "MIC x", "CONF x", "ENC x", "XYZZY", "CWD /nope",
               "RNTO x", "PBSZ 0", "PROT P", "REST 0", "SYST", "FEAT"):
@@ -42,7 +36,7 @@ def test_replies_have_the_right_class(server):
 
 def test_minimum_implementation(server):
     """M-03/M-04/M-05/M-06/B-13: the RFC 1123 command set, types, modes, structures, X-verbs."""
-    r = login(server)
+    r = server.tls_raw("alice")
     for c, code in (("TYPE A N", 200), ("TYPE I", 200), ("TYPE L 8", 200), ("MODE S", 200),
                     ("STRU F", 200), ("ACCT x", 202), ("XPWD", 257), ("XMKD mdir", 257),
                     ("XCWD mdir", 250), ("XCUP", 250), ("XRMD mdir", 250), ("HELP", 214),
@@ -109,7 +103,7 @@ def test_data_protection_levels(make_server):
     for _ in range(3):                                               # T-12
         assert f.nlst()
     f.quit()
-    r = login(make_server())
+    r = make_server().tls_raw("alice")
     assert r.cmd("PROT P")[0] == 503                                 # T-13
     assert r.cmd("PBSZ 0") == (200, ["200 PBSZ=0"])                  # T-15
     assert r.cmd("PROT S")[0] == 536 and r.cmd("PROT E")[0] == 536   # T-18
@@ -126,7 +120,7 @@ def test_data_protection_levels(make_server):
 
 def test_data_certificate_is_the_control_one(server):
     """T-36: the data connection presents the control connection's certificate."""
-    r = login(server)
+    r = server.tls_raw("alice")
     r.cmd("PBSZ 0")
     r.cmd("PROT P")
     code, lines = r.cmd("EPSV")
@@ -179,7 +173,7 @@ def test_lang(make_server):
 
 def test_passive_ports_random(server):
     """K-04: passive ports are not handed out in sequence."""
-    r = login(server)
+    r = server.tls_raw("alice")
     ports = []
     for _ in range(8):
         code, lines = r.cmd("EPSV")
@@ -192,7 +186,7 @@ def test_passive_ports_random(server):
 def test_rein_row(make_server):
     """B-06: REIN is implemented per RFC 4217 §13 when allowed (test_protocol.py test_rein),
     502 when policy forbids (the default)."""
-    r = login(make_server())
+    r = make_server().tls_raw("alice")
     assert r.cmd("REIN")[0] == 502
     r.close()
 

@@ -15,17 +15,6 @@ from ftpsd_fixture import USERS
 UID = USERS["alice"][0]
 
 
-def tls_client(server):
-    r = server.raw()
-    assert r.reply()[0] == 220
-    r.starttls(server.env.cert)
-    return r
-
-
-def logged_in(server, user="alice"):
-    r = tls_client(server)
-    r.login(user)
-    return r
 
 
 def mkfile(path, data=b"", mtime=None):
@@ -102,7 +91,7 @@ def ws(home):
 
 @pytest.fixture
 def c(server):
-    r = logged_in(server)
+    r = server.tls_raw("alice")
     yield r
     r.close()
 
@@ -482,7 +471,7 @@ def test_before_login_allowed(server):
 
 
 def test_acct_before_login(server):
-    r = tls_client(server)
+    r = server.tls_raw()
     assert r.cmd("ACCT x")[0] == 503
     r.close()
 
@@ -653,7 +642,7 @@ def test_write_disabled(make_server, ws):
     s = make_server(write_enable="no")
     mkfile(ws.p("f"), b"keep")
     mkdir(ws.p("d"))
-    r = logged_in(s)
+    r = s.tls_raw("alice")
     assert r.cmd(f"CWD {ws.vpath}")[0] == 250
     assert r.cmd("MKD new")[0] == 550
     assert r.cmd("RMD d")[0] == 550
@@ -682,7 +671,7 @@ def test_write_disabled(make_server, ws):
 
 def test_umask(make_server, ws):
     s = make_server(umask="077")
-    r = logged_in(s)
+    r = s.tls_raw("alice")
     assert r.cmd(f"MKD {ws.vpath}/private")[0] == 257
     assert os.stat(ws.p("private")).st_mode & 0o777 == 0o700
     r.close()
@@ -706,7 +695,7 @@ def test_cwd_into_unsearchable_directory(cw, ws):
 
 def test_max_line_length_setting(make_server):
     s = make_server(max_line_length=512)
-    r = logged_in(s)
+    r = s.tls_raw("alice")
     assert r.cmd("MDTM " + "a" * 507)[0] not in (200, 500)   # 512 bytes: accepted
     assert r.cmd("MDTM " + "a" * 508)[0] == 500               # 513 bytes: too long
     assert r.cmd("NOOP")[0] == 200
@@ -806,7 +795,7 @@ def escape_links(home, outside):
 
 
 def check_links_confined(s, home, marker, outside):
-    r = logged_in(s)
+    r = s.tls_raw("alice")
     prot_p(r)
     assert r.cmd("TYPE I")[0] == 200
     # A link inside the root works...
@@ -869,7 +858,7 @@ def test_symlinks_stay_inside_root_without_chroot(make_server, env, home, escape
     """chroot = no: only openat2(RESOLVE_IN_ROOT) confines the paths."""
     s = make_server(chroot="no", root_dir=env.homes + "/%u")
     check_links_confined(s, home, escape_links, outside)
-    r = logged_in(s)
+    r = s.tls_raw("alice")
     assert r.cmd("PWD")[1] == ['257 "/" is the current directory.']
     assert r.cmd("CWD ../../../..")[0] == 250
     assert r.cmd("PWD")[1] == ['257 "/" is the current directory.']
@@ -901,7 +890,7 @@ def outside_file_links(env, home, outside):
 def test_set_time_does_not_follow_links_out_of_root(make_server, env, outside_file_links, chroot):
     target, t0, links = outside_file_links
     s = make_server(chroot=chroot, root_dir=env.homes + "/%u")
-    r = logged_in(s)
+    r = s.tls_raw("alice")
     for name in links:
         for cmd in (f"MFMT 20000101000000 {name}", f"MDTM 20010101000000 {name}"):
             code, lines = r.cmd(cmd)
@@ -923,7 +912,7 @@ def test_perm_fact_reveals_nothing_outside_root(make_server, env, home, chroot):
         os.symlink(to, p)
     try:
         s = make_server(chroot=chroot, root_dir=env.homes + "/%u")
-        r = logged_in(s)
+        r = s.tls_raw("alice")
         perms = {}
         for name in links:
             code, lines = r.cmd(f"MLST {name}")
@@ -979,7 +968,7 @@ def test_nothing_runs_after_quit(cw, ws):
 def test_root_dir_containing_homes_starts_in_home(make_server, env, home):
     """ftpsd.conf(5): the session starts in the home directory when it lies inside the root."""
     s = make_server(root_dir=env.homes)
-    r = logged_in(s)
+    r = s.tls_raw("alice")
     assert r.cmd("PWD")[1] == ['257 "/alice" is the current directory.']
     assert r.cmd("CDUP")[0] == 250
     assert r.cmd("PWD")[1] == ['257 "/" is the current directory.']
@@ -994,7 +983,7 @@ def test_root_dir_outside_home_starts_at_root(make_server, env):
     mkdir(other)
     try:
         s = make_server(root_dir=other)
-        r = logged_in(s)
+        r = s.tls_raw("alice")
         assert r.cmd("PWD")[1] == ['257 "/" is the current directory.']
         assert r.cmd("MKD made-here")[0] == 257
         assert os.path.isdir(os.path.join(other, "made-here"))
@@ -1004,7 +993,7 @@ def test_root_dir_outside_home_starts_at_root(make_server, env):
 
 
 def test_stat_before_login_claims_no_login(server):
-    r = tls_client(server)
+    r = server.tls_raw()
     assert r.cmd("USER alice")[0] == 331
     code, lines = r.cmd("STAT")
     assert code == 211

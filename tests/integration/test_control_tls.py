@@ -8,11 +8,6 @@ import pytest
 from ftpsd_fixture import USERS
 
 
-def tls_client(server):
-    r = server.raw()
-    assert r.reply()[0] == 220
-    r.starttls(server.env.cert)
-    return r
 
 
 @pytest.mark.parametrize("mech", ["TLS", "TLS-C", "tls", "Tls-c", "SSL", "TLS-P"])
@@ -102,7 +97,7 @@ def test_pbsz_prot_sequence(server):
 
 def test_pbsz_prot_before_login_then_login(server):
     """T-44: AUTH, PBSZ, PROT, USER, PASS in the RFC 4217 §12.1 order."""
-    r = tls_client(server)
+    r = server.tls_raw()
     assert r.cmd("PBSZ 0")[0] == 200
     assert r.cmd("PROT P")[0] == 200
     assert r.cmd("USER alice")[0] == 331
@@ -159,7 +154,7 @@ def test_ccc_replies(server):
 
 
 def test_security_data_commands(server):
-    r = tls_client(server)
+    r = server.tls_raw()
     for c in ("ADAT x", "MIC x", "CONF x", "ENC x"):
         assert r.cmd(c)[0] == 502
     r.close()

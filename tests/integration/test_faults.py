@@ -18,7 +18,7 @@ import pytest
 from ftpsd_fixture import LIBDIR, PAM_MATRIX, USERS
 from reliability import (RUN, SyslogMark, alive, assert_server_works, children, count,
                          descendants, epsv_port, kill_leftovers, log_lines, make_user_dir, parts,
-                         put, read_to_eof, report, rst_close, session_tree, tls_login, wait_until)
+                         put, read_to_eof, report, rst_close, session_tree, wait_until)
 
 ALICE = USERS["alice"][0]
 
@@ -295,7 +295,7 @@ def crash_session(make_server, recording_pam, syslog, **conf):
     service, log = recording_pam
     s = make_server(pam_service=service, **conf)
     mark = SyslogMark(syslog)
-    r = tls_login(s)
+    r = s.tls_raw("alice", prot=True, timeout=30)
     mon, front, user = session_tree(s, ALICE)
     assert wait_until(lambda: ["open_session", "alice", str(mon)] in pam_records(log), 5), \
         pam_records(log)
@@ -342,7 +342,7 @@ def test_user_process_crash_mid_upload_leaves_no_temp_file(make_server, wd):
     ends with all its processes, and no temporary file is left behind."""
     name, path = wd
     s = make_server()
-    r = tls_login(s)
+    r = s.tls_raw("alice", prot=True, timeout=30)
     mon, front, user = session_tree(s, ALICE)
     assert r.cmd(f"CWD {name}")[0] == 250
     assert r.cmd("TYPE I")[0] == 200
@@ -433,7 +433,7 @@ def test_idle_timeout_closes_with_421(make_server, wd):
     is gone, and every process of the session ends."""
     name, path = wd
     s = make_server(idle_timeout=2)
-    r = tls_login(s)
+    r = s.tls_raw("alice", prot=True, timeout=30)
     code, lines = r.cmd("EPSV")
     port = epsv_port(lines)
     procs = descendants(s.proc.pid)

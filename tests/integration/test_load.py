@@ -19,7 +19,7 @@ import pytest
 
 from ftpsd_fixture import NOPRIV, USERS
 from reliability import (RUN, alive, all_stats, children, count, descendants, epsv_port,
-                         make_user_dir, proc_uid, report, say, tls_login, wait_until)
+                         make_user_dir, proc_uid, report, say, wait_until)
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/etc/pam.d"),
                                 reason="system_pam servers need /etc/pam.d")
@@ -204,7 +204,7 @@ class SlowDownload(threading.Thread):
 
     def run(self):
         try:
-            r = tls_login(self.s, self.user, timeout=30)
+            r = self.s.tls_raw(self.user, prot=True, timeout=30)
             assert r.cmd("TYPE I")[0] == 200
             code, lines = r.cmd("EPSV")
             assert code == 229
@@ -255,7 +255,7 @@ class SlowUpload(threading.Thread):
 
     def run(self):
         try:
-            r = tls_login(self.s, self.user, timeout=30)
+            r = self.s.tls_raw(self.user, prot=True, timeout=30)
             assert r.cmd("TYPE I")[0] == 200
             code, lines = r.cmd("EPSV")
             r.send(f"STOR {self.path}\r\n")

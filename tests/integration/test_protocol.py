@@ -15,15 +15,6 @@ import pytest
 from ftpsd_fixture import USERS, Server
 
 
-def login(server, user="alice", prot=True):
-    r = server.raw()
-    assert r.reply()[0] == 220
-    r.starttls(server.env.cert)
-    r.login(user)
-    if prot:
-        assert r.cmd("PBSZ 0")[0] == 200
-        assert r.cmd("PROT P")[0] == 200
-    return r
 
 
 def put(server, name, data, user="alice"):
@@ -37,7 +28,7 @@ def put(server, name, data, user="alice"):
 # --- active mode (RFC 959 PORT, RFC 2428 EPRT, RFC 2577) ------------------------------------
 
 def test_port_and_eprt_bounce_checks(server):
-    r = login(server)
+    r = server.tls_raw("alice", prot=True)
     assert r.cmd("PORT 10,0,0,1,200,1")[0] == 500           # B-10/K-02: another host
     assert r.cmd("PORT 127,0,0,1,0,21")[0] == 504           # B-11/K-01: port < 1024
     assert r.cmd("PORT 1,2,3,4,5")[0] == 501                # B-09
@@ -80,7 +71,7 @@ def test_active_mode_lftp(server, tmp_path):
 
 def test_active_mode_can_be_disabled(make_server):
     s = make_server(port_enable="no")
-    r = login(s)
+    r = s.tls_raw("alice", prot=True)
     assert r.cmd("PORT 127,0,0,1,200,1")[0] == 502
     assert r.cmd("EPRT |1|127.0.0.1|51234|")[0] == 502
     code, lines = r.cmd("FEAT")
@@ -89,7 +80,7 @@ def test_active_mode_can_be_disabled(make_server):
 
 
 def test_epsv_forms(server):
-    r = login(server)
+    r = server.tls_raw("alice", prot=True)
     assert r.cmd("EPSV 1")[0] == 229                         # E-02
     code, lines = r.cmd("EPSV 2")                            # E-03
     assert code == 522 and "(1)" in lines[0]
@@ -111,7 +102,7 @@ def test_epsv_forms(server):
 def test_ipv6_control_and_data(make_server):
     """E-12, B-14, N-08: EPSV/EPRT on IPv6; PASV refused."""
     s = make_server(listen="[::1]")
-    r = login(s)
+    r = s.tls_raw("alice", prot=True)
     assert r.cmd("PASV")[0] == 522
     assert r.cmd("PORT 127,0,0,1,200,1")[0] == 522
     assert r.cmd("EPRT |2|::1|51234|")[0] == 200
@@ -166,7 +157,7 @@ def test_stou(server):
 
 
 def test_stou_reply_names_the_file(server):
-    r = login(server)
+    r = server.tls_raw("alice", prot=True)
     code, lines = r.cmd("EPSV")
     r.send("STOU stou-name.txt\r\n")
     d = r.data_connect(lines)
@@ -180,7 +171,7 @@ def test_stou_reply_names_the_file(server):
 
 
 def test_misc_command_codes(server):
-    r = login(server)
+    r = server.tls_raw("alice", prot=True)
     assert r.cmd("ALLO 1000")[0] == 202                       # B-30
     assert r.cmd("ALLO 1000 R 100")[0] == 202
     assert r.cmd("ACCT x")[0] == 202                          # L-12
@@ -198,7 +189,7 @@ def test_misc_command_codes(server):
 
 def test_site_chmod_umask(server):
     put(server, "mode.txt", b"m")
-    r = login(server)
+    r = server.tls_raw("alice", prot=True)
     assert r.cmd("SITE CHMOD 600 mode.txt")[0] == 200
     assert os.stat(os.path.join(server.env.home("alice"), "mode.txt")).st_mode & 0o777 == 0o600
     assert r.cmd("SITE CHMOD 9 mode.txt")[0] == 501
@@ -217,7 +208,7 @@ def test_site_chmod_umask(server):
 def test_site_chmod_respects_write_enable(make_server):
     s = make_server(write_enable="no")
     put(s, "ro.txt", b"r")
-    r = login(s)
+    r = s.tls_raw("alice", prot=True)
     assert r.cmd("SITE CHMOD 600 ro.txt")[0] == 550
     assert r.cmd("MFMT 20200101000000 ro.txt")[0] == 550
     code, lines = r.cmd("FEAT")
@@ -227,7 +218,7 @@ def test_site_chmod_respects_write_enable(make_server):
 
 def test_stat(server):
     put(server, "stat file.txt", b"12345")
-    r = login(server)
+    r = server.tls_raw("alice", prot=True)
     code, lines = r.cmd("STAT")                                # B-49
     assert code == 211 and lines[-1].startswith("211 ")
     code, lines = r.cmd("STAT stat file.txt")                  # B-50
@@ -241,7 +232,7 @@ def test_stat(server):
 
 def test_mdtm_set_and_mfmt(server):
     put(server, "t.txt", b"t")
-    r = login(server)
+    r = server.tls_raw("alice", prot=True)
     code, lines = r.cmd("MFMT 20240102030405 t.txt")           # X-34
     assert (code, lines[0]) == (213, "213 Modify=20240102030405; t.txt")
     assert r.cmd("MDTM t.txt") == (213, ["213 20240102030405"])
@@ -258,7 +249,7 @@ def test_mdtm_set_and_mfmt(server):
 
 def test_mlst_facts_and_opts(server):
     put(server, "facts.bin", b"0123456789")
-    r = login(server)
+    r = server.tls_raw("alice", prot=True)
     code, lines = r.cmd("FEAT")
     mlst = [l for l in lines if l.startswith(" MLST ")][0]
     for fact in ("type*", "size*", "modify*", "perm*", "unique*", "unix.mode", "unix.owner",
@@ -309,7 +300,7 @@ def test_mlsd_rules(server):
 # --- REIN and CCC (RFC 4217 §5, §13) -------------------------------------------------------
 
 def test_rein_disabled_by_default(server):
-    r = login(server)
+    r = server.tls_raw("alice", prot=True)
     assert r.cmd("REIN")[0] == 502
     assert r.cmd("CCC")[0] == 534                              # T-35
     r.close()
@@ -344,7 +335,7 @@ def test_ccc(make_server):
 def test_ccc_without_client_close_notify(make_server):
     """T-30: curl's passive CCC mode never sends close_notify; the server must not wait."""
     s = make_server(allow_ccc="yes")
-    r = login(s)
+    r = s.tls_raw("alice", prot=True)
     code, lines = r.cmd("CCC")
     assert code == 200
     # Read our close_notify from the TLS layer without sending one back, then talk plaintext.
@@ -533,7 +524,7 @@ def test_alpn(server):
 # --- Telnet, line handling, replies -----------------------------------------------------------
 
 def test_telnet_sequences(server):
-    r = login(server)
+    r = server.tls_raw("alice", prot=True)
     r.send(b"\xff\xf4\xff\xf2NOOP\r\n")                                # G-19
     assert r.reply()[0] == 200
     r.send(b"\xff\xfb\x01\xff\xfd\x03NOOP\r\n")                        # G-18
@@ -552,7 +543,7 @@ def test_telnet_sequences(server):
 
 
 def test_nul_and_cr_handling(server):
-    r = login(server)
+    r = server.tls_raw("alice", prot=True)
     assert r.cmd(b"MKD a\x00b")[0] == 501                              # K-14
     assert r.cmd(b"MKD cr\r\x00dir")[0] == 257                         # G-22
     assert os.path.isdir(os.path.join(server.env.home("alice"), "cr\rdir"))
@@ -580,7 +571,7 @@ def test_pipelined_commands_answered_in_order(server):
 
 def test_command_split_across_records(server):
     """Z-04: a command split over several TLS records."""
-    r = login(server)
+    r = server.tls_raw("alice", prot=True)
     for part in (b"NO", b"O", b"P\r", b"\n"):
         r.send(part)
         time.sleep(0.05)
@@ -606,14 +597,14 @@ def test_utf8_names(server):
 
 
 def test_non_utf8_name_passes_through(server):
-    r = login(server)
+    r = server.tls_raw("alice", prot=True)
     assert r.cmd(b"MKD raw\xe9name")[0] == 257                        # U-05
     assert os.path.isdir(os.path.join(server.env.home("alice").encode(), b"raw\xe9name"))
     r.close()
 
 
 def test_multiline_replies_well_formed(server):
-    r = login(server)
+    r = server.tls_raw("alice", prot=True)
     for c in ("FEAT", "HELP", "STAT"):
         code, lines = r.cmd(c)
         assert lines[0][:4] == f"{code}-" and lines[-1][:4] == f"{code} "

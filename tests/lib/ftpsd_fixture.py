@@ -236,6 +236,19 @@ class Server:
     def raw(self, timeout=10, source=None):
         return RawClient(self.host, self.port, timeout, source)
 
+    def tls_raw(self, user=None, prot=False, timeout=10):
+        """A RawClient after the 220 and AUTH TLS; logged in as user if given, with PBSZ 0 and
+        PROT P if prot."""
+        r = self.raw(timeout=timeout)
+        assert r.reply()[0] == 220
+        r.starttls(self.env.cert)
+        if user:
+            r.login(user)
+        if prot:
+            assert r.cmd("PBSZ 0")[0] == 200
+            assert r.cmd("PROT P")[0] == 200
+        return r
+
     def curl(self, *args, user="alice", check=True, timeout=60):
         cmd = ["curl", "-sS", "--ssl-reqd", "--cacert", self.env.cert, "-u",
                f"{user}:{USERS[user][1]}", "--max-time", str(timeout)] + list(args)
