@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from ftpsd_fixture import NOPRIV, USERS, Server
+from ftpsd_fixture import NOPRIV, USERS, Server, bio_handshake
 from reliability import (RUN, SyslogMark, alive, assert_server_works, children, count,
                          descendants, epsv_port, make_user_dir, parts, proc_uid, put, read_to_eof,
                          report, rst_close, wait_until)
@@ -613,18 +613,7 @@ def test_tls_garbage_in_the_middle_of_an_upload(bserver, xfer_files):
     code, lines = r.cmd("EPSV")
     raw = socket.create_connection((bserver.host, epsv_port(lines)), timeout=10)
     r.send("STOR forged.bin\r\n")
-    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = r.ctx.wrap_bio(inc, out, server_hostname="localhost", session=r.sock.session)
-    while True:
-        try:
-            obj.do_handshake()
-            break
-        except ssl.SSLWantReadError:
-            raw.sendall(out.read())
-            chunk = raw.recv(65536)
-            assert chunk
-            inc.write(chunk)
-    raw.sendall(out.read())
+    obj, out = bio_handshake(r.ctx, raw, r.sock.session)
     assert obj.session_reused
     assert r.reply()[0] == 150
     obj.write(os.urandom(100000))

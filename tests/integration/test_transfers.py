@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from ftpsd_fixture import USERS
+from ftpsd_fixture import USERS, bio_handshake
 
 TLS12 = ssl.TLSVersion.TLSv1_2
 TLS13 = ssl.TLSVersion.TLSv1_3
@@ -1308,18 +1308,7 @@ def upload_never_reading(f, cmd, data):
     f.voidcmd("TYPE I")
     raw, _ = ftplib.FTP.ntransfercmd(f, cmd)
     assert f.lastresp == "150"
-    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = f.context.wrap_bio(inc, out, server_hostname="localhost", session=f.sock.session)
-    while True:
-        try:
-            obj.do_handshake()
-            break
-        except ssl.SSLWantReadError:
-            raw.sendall(out.read())
-            d = raw.recv(65536)
-            assert d, "server closed during the handshake"
-            inc.write(d)
-    raw.sendall(out.read())
+    obj, out = bio_handshake(f.context, raw, f.sock.session)
     assert obj.session_reused
     for i in range(0, len(data), 16384):
         obj.write(data[i:i + 16384])

@@ -42,6 +42,25 @@ def wrapper_env(env, **extra):
                 NSS_WRAPPER_PASSWD=env.passwd, NSS_WRAPPER_GROUP=env.group, **extra)
 
 
+def bio_handshake(ctx, raw, session):
+    """A client TLS handshake on the connected socket raw, resuming session, driven through
+    memory BIOs so that the caller decides every byte that goes out afterwards (and can send
+    forged records, or never read). Returns (the SSLObject, its outgoing BIO)."""
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="localhost", session=session)
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            raw.sendall(out.read())
+            d = raw.recv(65536)
+            assert d, "server closed during the handshake"
+            inc.write(d)
+    raw.sendall(out.read())
+    return obj, out
+
+
 def free_port():
     s = socket.socket(socket.AF_INET6)
     s.bind(("::", 0))
