@@ -1345,8 +1345,8 @@ def report(raw):
               "tlspump: a minimal OpenSSL sender and receiver, one connection, nothing but the "
               "bytes; PROT C: its clear-text mode).\n")
     w("## 1. Single-stream throughput, MiB/s (higher is better)\n")
-    w("FTP client: ftpsload (C, OpenSSL; read-ahead into 256 KiB and 256 KiB writes, as "
-      "tlspump's client), so that the client is not what limits a transfer (table 3). " + ratios)
+    w("FTP client: ftpsload (C, OpenSSL; read-ahead into 256 KiB, 256 KiB blocks, a 1 MiB "
+      "buffering BIO, as tlspump's client), so that the client is not what limits a transfer (table 3). " + ratios)
     table("mibs", max, 0, main_rows, ftp_names, CEILING)
     w("From the 150 reply to the 226: the data TLS handshake, the bytes, close_notify. SFTP: "
       "wall time of `sftp -b` minus an empty session." +
@@ -1862,55 +1862,73 @@ def profile(cfg):
 
 # --- sizes: what write size and buffering the PROT P data path should use -------------------
 
+# (label, tlspump server environment, PROT); the row with "ftpsd" in it is each PROT's reference.
 SIZE_VARIANTS = [
-    ("16 KiB blocks, a write(2) per 16 KiB record", {"TLSPUMP_BUF": "16384", "TLSPUMP_WBUF": "0"}),
-    ("256 KiB blocks, a write(2) per 16 KiB record", {"TLSPUMP_WBUF": "0"}),
-    ("16 KiB blocks, 16 KiB buffering BIO", {"TLSPUMP_BUF": "16384"}),
-    ("64 KiB blocks and buffering BIO", {"TLSPUMP_BUF": "65536"}),
-    ("256 KiB blocks and buffering BIO (ftpsd's worker)", {}),
-    ("1 MiB blocks and buffering BIO", {"TLSPUMP_BUF": "1048576"}),
-    ("256 KiB, sending from mmap(2) of the file", {"TLSPUMP_MMAP": "1"}),
+    ("16 KiB blocks, a write(2) per 16 KiB record",
+     {"TLSPUMP_BUF": "16384", "TLSPUMP_WBUF": "0"}, "P"),
+    ("256 KiB blocks, a write(2) per 16 KiB record", {"TLSPUMP_WBUF": "0"}, "P"),
+    ("16 KiB blocks, 16 KiB buffering BIO", {"TLSPUMP_BUF": "16384", "TLSPUMP_WBUF": "16384"},
+     "P"),
+    ("64 KiB blocks and buffering BIO", {"TLSPUMP_BUF": "65536", "TLSPUMP_WBUF": "65536"}, "P"),
+    ("256 KiB blocks and buffering BIO", {"TLSPUMP_WBUF": "262144"}, "P"),
+    ("256 KiB blocks, 1 MiB buffering BIO, corked (ftpsd's worker)", {}, "P"),
+    ("256 KiB blocks, 4 MiB buffering BIO", {"TLSPUMP_WBUF": "4194304"}, "P"),
+    ("1 MiB blocks and buffering BIO", {"TLSPUMP_BUF": "1048576"}, "P"),
+    ("256 KiB blocks sent from mmap(2) of the file", {"TLSPUMP_MMAP": "1"}, "P"),
+    ("sending without TCP_CORK", {"TLSPUMP_CORK": "0"}, "P"),
+    ("PROT C: sendfile corked, splice (ftpsd's worker)", {}, "C"),
+    ("PROT C: sendfile without TCP_CORK", {"TLSPUMP_CORK": "0"}, "C"),
 ]
+# Variants that only change how the server sends: not run for STOR, where it receives.
+SEND_ONLY = ("TLSPUMP_MMAP", "TLSPUMP_CORK", "TLSPUMP_WBUF")
 
 
 def sizes(cfg):
     """tlspump's server (the same OpenSSL calls as ftpsd's worker) with each block size and
-    write buffering, against its own client (fixed at 256 KiB), server and client pinned to
+    write buffering, against its own client (fixed at ftpsd's sizes), server and client pinned to
     separate cores: MiB/s and server CPU s/GiB, median of BENCH_XFER_REPS runs."""
     env = Env(cfg)
     rows = []
     listeners = []
     pin_transfers(listeners, True)
     for op in ("retr", "stor"):
-        for label, senv in SIZE_VARIANTS:
-            if op == "stor" and "TLSPUMP_MMAP" in senv:
-                continue
-            runs = [xfer_pump(env, op, "P", client="pair", server_env=senv.items())
-                    for _ in range(cfg.xfer_reps)]
-            mibs = med([m["bytes"] / m["seconds"] / MiB for m in runs])
-            cpu = med([m["server_cpu"] / (m["bytes"] / GiB) for m in runs])
-            rows.append((op, label, mibs, cpu))
+        todo = [v for v in SIZE_VARIANTS
+                if not (op == "stor" and v[1] and all(k in SEND_ONLY for k in v[1]))]
+        runs = {label: [] for label, _, _ in todo}
+        # Round-robin, so that the machine's drift over minutes spreads over every variant
+        # instead of favouring the ones measured in a fast stretch.
+        for rep in range(cfg.xfer_reps):
+            for label, senv, prot in rotate(todo, rep):
+                runs[label].append(xfer_pump(env, op, prot, client="pair",
+                                             server_env=senv.items()))
+        for label, _, prot in todo:
+            mibs = med([m["bytes"] / m["seconds"] / MiB for m in runs[label]])
+            cpu = med([m["server_cpu"] / (m["bytes"] / GiB) for m in runs[label]])
+            rows.append((op, label, mibs, cpu, prot))
             log(f"{op} {label}: {mibs:.0f} MiB/s, server {cpu:.3f} s/GiB")
     out = ["# PROT P data path: block size and write buffering\n",
            f"Run {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: `python3 bench/bench.py --sizes`, "
-           f"{cfg.size // MiB} MiB file on tmpfs, {cfg.xfer_reps} runs each (median), "
+           f"{cfg.size // MiB} MiB file on tmpfs, {cfg.xfer_reps} runs each (median; the "
+           "variants take turns), "
            f"{SUITE13}, tlspump's server (the OpenSSL calls of ftpsd's data worker: file "
            "read(2) into a block, SSL_write of the block, read-ahead and SSL_read into a block "
-           "then one file write(2)) against its own client (always 256 KiB)" +
+           "then one file write(2)) against its own client (always ftpsd's sizes)" +
            (", server and client on separate cores" if PIN["server"] else "") +
            ". RETR: the server sends; STOR: the server receives. In brackets: ratio to ftpsd's "
-           "choice.\n",
+           "choice (for the PROT C rows, ftpsd's PROT C path). TCP_CORK: downloads stream with "
+           "the socket corked, so that only full segments leave until the end.\n",
            "| | RETR MiB/s | RETR server CPU s/GiB | STOR MiB/s | STOR server CPU s/GiB |",
            "|---|---|---|---|---|"]
-    ref = {op: next(r for r in rows if r[0] == op and "ftpsd" in r[1]) for op in ("retr", "stor")}
-    for label, _ in SIZE_VARIANTS:
+    ref = {(r[0], r[4]): r for r in rows if "ftpsd" in r[1]}
+    for label, _, prot in SIZE_VARIANTS:
         cells = []
         for op in ("retr", "stor"):
             r = next((x for x in rows if x[0] == op and x[1] == label), None)
             if not r:
                 cells += ["–", "–"]
                 continue
-            cells += [f"{r[2]:,.0f} ({r[2] / ref[op][2]:.2f})", f"{r[3]:.3f} ({r[3] / ref[op][3]:.2f})"]
+            f = ref[(op, prot)]
+            cells += [f"{r[2]:,.0f} ({r[2] / f[2]:.2f})", f"{r[3]:.3f} ({r[3] / f[3]:.2f})"]
         out.append(f"| {label} | " + " | ".join(cells) + " |")
     text = "\n".join(out) + "\n"
     with open(os.path.join(BENCH, "sizes.md"), "w") as fh:

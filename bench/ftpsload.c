@@ -39,6 +39,7 @@
 #include "tlsbufs.h"
 
 #define BUF (256 * 1024)
+#define SEND_BIO (1024 * 1024) /* as ftpsd's worker (tlsbufs.h) */
 #define IO_TIMEOUT_S 60
 
 static const char *host, *user, *pass, *sni;
@@ -298,7 +299,7 @@ static int data_tls(struct ctl *c, struct data *d)
     }
     SSL_set_tlsext_host_name(d->ssl, sni);
     /* As tlspump's client, so that the client is not what limits a transfer. */
-    tls_bufs(d->ssl, d->fd, BUF, 1);
+    tls_bufs(d->ssl, d->fd, BUF, SEND_BIO);
     if (SSL_connect(d->ssl) != 1) {
         unsigned long e = ERR_get_error();
         seterr("data TLS handshake failed: %s", e ? ERR_error_string(e, NULL) : "?");

@@ -17,10 +17,12 @@
  * and answers 200.
  *
  * TLSPUMP_CIPHERSUITES sets the TLS 1.3 suites. The client prints one JSON line: bytes, seconds,
- * cipher. Variants, to weigh data-path choices (environment, both ends): TLSPUMP_WBUF=0 writes
- * each record with its own write(2) instead of through the buffering BIO; TLSPUMP_RELEASE=1 sets
- * SSL_MODE_RELEASE_BUFFERS; TLSPUMP_MMAP=1 sends from an mmap of the file instead of read(2)
- * into a buffer; TLSPUMP_BUF=N uses N-byte blocks instead of 256 KiB.
+ * cipher. Variants, to weigh data-path choices (environment, both ends): TLSPUMP_WBUF=N
+ * gives the buffering BIO N bytes instead of 1 MiB, and 0 writes each record with its own
+ * write(2); TLSPUMP_RELEASE=1 sets SSL_MODE_RELEASE_BUFFERS; TLSPUMP_MMAP=1 sends from an mmap
+ * of the file instead of read(2) into a buffer; TLSPUMP_BUF=N uses N-byte blocks (file reads,
+ * read-ahead, received blocks) instead of 256 KiB; TLSPUMP_CORK=0 sends without TCP_CORK (on
+ * by default while sending). The defaults are ftpsd's worker's.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -306,7 +308,7 @@ int main(int argc, char **argv)
     if (!plain) {
         ssl = SSL_new(ctx);
         /* As a tuned server would, the way ftpsd's worker does (tlsbufs.h). */
-        tls_bufs(ssl, sock, BUF, env_flag("TLSPUMP_WBUF", 1));
+        tls_bufs(ssl, sock, BUF, (size_t)env_flag("TLSPUMP_WBUF", 1 << 20));
         if (env_flag("TLSPUMP_RELEASE", 0))
             SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
         if (!server)
@@ -333,7 +335,10 @@ int main(int argc, char **argv)
                              (long long)st.st_size);
             write_all(ssl, sock, resp, (size_t)n);
         }
+        int cork = env_flag("TLSPUMP_CORK", 1), off = 0;
+        setsockopt(sock, IPPROTO_TCP, TCP_CORK, &cork, sizeof cork);
         bytes = do_send(ssl, sock, fd, buf);
+        setsockopt(sock, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
         close(fd);
     } else {
         int out = -1;

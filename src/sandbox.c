@@ -170,13 +170,17 @@ static int front_rules(scmp_filter_ctx ctx)
 }
 
 /* Kernel TLS (tls_ktls): OpenSSL attaches the "tls" upper-layer protocol to the data socket and
- * hands the keys to the kernel; nothing else may be set on the socket. */
+ * hands the keys to the kernel. Downloads cork the socket while they stream (worker.c). Nothing
+ * else may be set on the socket. */
 static int worker_rules(scmp_filter_ctx ctx)
 {
     return allow_list(ctx, worker_calls, sizeof worker_calls / sizeof worker_calls[0]) < 0 ||
                    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setsockopt), 2,
                                     SCMP_A1(SCMP_CMP_EQ, SOL_TCP),
                                     SCMP_A2(SCMP_CMP_EQ, TCP_ULP)) < 0 ||
+                   seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setsockopt), 2,
+                                    SCMP_A1(SCMP_CMP_EQ, SOL_TCP),
+                                    SCMP_A2(SCMP_CMP_EQ, TCP_CORK)) < 0 ||
                    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setsockopt), 1,
                                     SCMP_A1(SCMP_CMP_EQ, SOL_TLS)) < 0
                ? -1

@@ -9,12 +9,14 @@ it did, and checks how the bytes moved:
 - PROT C binary upload: splice(2) from the socket into a pipe and from the pipe into the file;
   the worker reads none of it.
 - PROT P download: the file is read in 256 KiB blocks, and the TLS records leave through the
-  buffering BIO in writes of up to 256 KiB, not one write(2) per 16 KiB record.
+  1 MiB buffering BIO in writes of up to 1 MiB, not one write(2) per 16 KiB record.
 - PROT P upload: TLS read-ahead asks the socket for 256 KiB at a time, and the file gets
   writes of several records each.
+- Downloads (PROT C and P) are corked: TCP_CORK goes on before the file's first byte is sent
+  and off after its last, before the close_notify.
 
 A change that falls back to copying through read/write, or drops the read-ahead or the write
-buffering, fails here. (bench/sizes.md has the measurements behind 256 KiB.)
+buffering, fails here. (bench/sizes.md has the measurements behind these sizes.)
 """
 import glob
 import hashlib
@@ -37,6 +39,7 @@ pytestmark = [
 
 SIZE = 4 * 1024 * 1024 + 12345  # not a multiple of any block size
 BLOCK = 256 * 1024
+SEND_BUFFER = 1024 * 1024
 RECORD = 16 * 1024
 RUN = os.urandom(3).hex()
 
@@ -74,7 +77,7 @@ def is_file(arg, dirname):
 def traced_server(make_server, env, **conf):
     base = env.path(f"dp-{RUN}-{os.urandom(3).hex()}")
     s = make_server(prefix=[STRACE, "-f", "-ff", "-qq", "-yy", "-s", "0", "-o", base,
-                            "-e", "trace=read,write,sendfile,splice,pread64,pwrite64"], **conf)
+                            "-e", "trace=read,write,sendfile,splice,pread64,pwrite64,setsockopt"], **conf)
     return s, base
 
 
@@ -87,6 +90,16 @@ def worker_of(base, pred):
     found = [calls for calls in traces(base).values() if pred(calls)]
     assert len(found) == 1, f"{len(found)} processes match"
     return found[0]
+
+
+def corked_around(w, first, last):
+    """TCP_CORK set on the worker's socket before call index `first` and cleared after `last`,
+    and nothing set twice."""
+    cork = [(i, a[3]) for i, (n, a, r) in enumerate(w)
+            if n == "setsockopt" and len(a) > 3 and a[2] == "TCP_CORK" and r == 0]
+    assert [v for _, v in cork] == ["[1]", "[0]"], cork
+    assert cork[0][0] < first and cork[1][0] > last, (cork, first, last)
+    return cork[1][0]
 
 
 def workdir(env, user, tag):
@@ -125,6 +138,8 @@ def test_prot_c_download_is_sendfile(make_server, env):
     assert not [1 for n, a, r in w if n in ("read", "pread64") and is_file(a[0], name)
                 and r > 0]
     assert not [1 for n, a, r in w if n == "write" and is_tcp(a[0]) and r > 0]
+    carry = [i for i, (n, a, r) in enumerate(w) if n == "sendfile" and r > 0]
+    corked_around(w, carry[0], carry[-1])
 
 
 def test_prot_c_upload_is_splice(make_server, env):
@@ -162,9 +177,14 @@ def test_prot_p_download_large_blocks_and_buffered_records(make_server, env):
     assert sum(r for _, r in reads if r > 0) == SIZE
     writes = [r for n, a, r in w if n == "write" and is_tcp(a[0]) and r > 0]
     assert sum(writes) > SIZE  # the records' headers and tags on top of the file
-    # Through the 256 KiB buffering BIO: about 16 records per write(2), not one each.
-    assert max(writes) > BLOCK - RECORD - 1024, writes[:10]
-    assert len(writes) <= SIZE // (4 * RECORD) + 4, f"{len(writes)} writes"
+    # Through the 1 MiB buffering BIO: about 64 records per write(2), not one each.
+    assert max(writes) > SEND_BUFFER - RECORD - 1024, writes[:10]
+    assert len(writes) <= SIZE // (32 * RECORD) + 4, f"{len(writes)} writes"
+    # Corked from before the first file read (the ticket went out before) until the file is
+    # all read; the close_notify is written after the uncork.
+    reads_at = [i for i, (n, a, r) in enumerate(w) if n == "read" and is_file(a[0], name)]
+    off = corked_around(w, reads_at[0], reads_at[-1])
+    assert [i for i, (n, a, r) in enumerate(w) if n == "write" and is_tcp(a[0])][-1] > off
 
 
 def test_prot_p_upload_reads_ahead_and_batches_records(make_server, env):
