@@ -100,7 +100,9 @@ def test_data_protection_levels(make_server):
     s = make_server(require_prot_p="no")
     f = s.ftps_reuse("alice", prot_p=False)
     # A directory of its own: other tests leave names in the home that are not UTF-8, which
-    # ftplib's NLST cannot decode.
+    # ftplib's NLST cannot decode (one is made here, so that the order of tests cannot matter).
+    bad = os.path.join(os.fsencode(s.env.home("alice")), b"not-utf8-\xff")
+    open(bad, "wb").close()
     sub = f"prot-levels-{os.getpid()}-{time.time_ns()}"
     f.mkd(sub)
     f.cwd(sub)
