@@ -35,9 +35,7 @@ toolchain() {
             "run as root to install them)" >&2
         return 2
     fi
-    command -v "$FUZZ_CC" > /dev/null 2>&1 || sh tests/lib/install-deps.sh clang
-    major=$("$FUZZ_CC" -dumpversion 2> /dev/null | cut -d. -f1)
-    [ -n "$major" ] && sh tests/lib/install-deps.sh "libclang-rt-$major-dev"
+    sh tests/lib/install-clang.sh "$FUZZ_CC"
     if ! links_fuzzer; then
         echo "fuzz: $FUZZ_CC still cannot link -fsanitize=fuzzer:" >&2
         cat "$OUT/probe.log" >&2

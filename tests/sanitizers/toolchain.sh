@@ -23,9 +23,7 @@ if [ "$(id -u)" != 0 ]; then
         "libclang-rt-NN-dev, or run as root)" >&2
     exit 1
 fi
-command -v "$ASAN_CC" > /dev/null 2>&1 || sh tests/lib/install-deps.sh clang
-major=$("$ASAN_CC" -dumpversion 2> /dev/null | cut -d. -f1)
-[ -n "$major" ] && ! links && sh tests/lib/install-deps.sh "libclang-rt-$major-dev"
+sh tests/lib/install-clang.sh "$ASAN_CC"
 if ! links; then
     echo "check-asan: $ASAN_CC still cannot link -fsanitize=address,undefined:" >&2
     cat "$OUT/probe.log" >&2
