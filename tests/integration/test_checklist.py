@@ -100,17 +100,21 @@ def test_data_protection_levels(make_server):
     s = make_server(require_prot_p="no")
     f = s.ftps_reuse("alice", prot_p=False)
     # A directory of its own: other tests leave names in the home that are not UTF-8, which
-    # ftplib's NLST cannot decode (one is made here, so that the order of tests cannot matter).
+    # ftplib's NLST cannot decode. One is there while this test lists (and removed after, for
+    # the tests that list the home), so that the order of tests cannot matter.
     bad = os.path.join(os.fsencode(s.env.home("alice")), b"not-utf8-\xff")
     open(bad, "wb").close()
-    sub = f"prot-levels-{os.getpid()}-{time.time_ns()}"
-    f.mkd(sub)
-    f.cwd(sub)
-    f.storbinary("STOR clear.txt", io.BytesIO(b"in the clear"))   # T-11: no TLS on data
-    f.prot_p()
-    for _ in range(3):                                               # T-12
-        assert f.nlst() == ["clear.txt"]
-    f.quit()
+    try:
+        sub = f"prot-levels-{os.getpid()}-{time.time_ns()}"
+        f.mkd(sub)
+        f.cwd(sub)
+        f.storbinary("STOR clear.txt", io.BytesIO(b"in the clear"))  # T-11: no TLS on data
+        f.prot_p()
+        for _ in range(3):                                              # T-12
+            assert f.nlst() == ["clear.txt"]
+        f.quit()
+    finally:
+        os.unlink(bad)
     r = make_server().tls_raw("alice")
     assert r.cmd("PROT P")[0] == 503                                 # T-13
     assert r.cmd("PBSZ 0") == (200, ["200 PBSZ=0"])                  # T-15
