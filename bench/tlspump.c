@@ -21,8 +21,8 @@
  * gives the buffering BIO N bytes instead of 1 MiB, and 0 writes each record with its own
  * write(2); TLSPUMP_RELEASE=1 sets SSL_MODE_RELEASE_BUFFERS; TLSPUMP_MMAP=1 sends from an mmap
  * of the file instead of read(2) into a buffer; TLSPUMP_BUF=N uses N-byte blocks (file reads,
- * read-ahead, received blocks) instead of 256 KiB; TLSPUMP_CORK=0 sends without TCP_CORK (on
- * by default while sending). The defaults are ftpsd's worker's.
+ * read-ahead, received blocks) instead of 256 KiB; TLSPUMP_CORK=0 sends TLS without TCP_CORK,
+ * TLSPUMP_CORK=1 corks sendfile too. The defaults are ftpsd's worker's.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -335,7 +335,7 @@ int main(int argc, char **argv)
                              (long long)st.st_size);
             write_all(ssl, sock, resp, (size_t)n);
         }
-        int cork = env_flag("TLSPUMP_CORK", 1), off = 0;
+        int cork = env_flag("TLSPUMP_CORK", !plain), off = 0;
         setsockopt(sock, IPPROTO_TCP, TCP_CORK, &cork, sizeof cork);
         bytes = do_send(ssl, sock, fd, buf);
         setsockopt(sock, IPPROTO_TCP, TCP_CORK, &off, sizeof off);

@@ -170,7 +170,7 @@ static int front_rules(scmp_filter_ctx ctx)
 }
 
 /* Kernel TLS (tls_ktls): OpenSSL attaches the "tls" upper-layer protocol to the data socket and
- * hands the keys to the kernel. Downloads cork the socket while they stream (worker.c). Nothing
+ * hands the keys to the kernel. TLS downloads cork the socket while they stream (worker.c). Nothing
  * else may be set on the socket. */
 static int worker_rules(scmp_filter_ctx ctx)
 {

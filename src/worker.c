@@ -228,11 +228,11 @@ static void send_ticket(struct wstate *w)
     }
 }
 
-/* Corked while a download streams, the socket sends only full segments (64 KiB on loopback):
- * the data socket has TCP_NODELAY for its last bytes, and without the cork every sendfile
- * chunk or buffered TLS write would also push out a short segment. Measured on a 1 GiB PROT C
- * download: half the segments and 23% less server CPU (bench/README.md). Uncorking sends the
- * tail at once, before the close_notify or the close. */
+/* Corked while a TLS download streams, the socket sends only full segments: the data socket
+ * has TCP_NODELAY for its last bytes, and without the cork the tail of every buffered write
+ * would leave as a short segment. Uncorking sends the tail at once, before the close_notify.
+ * sendfile(2) is not corked: there the cork only moved the receiving side's TCP work from the
+ * server to the client, at no gain in total (bench/README.md). */
 static void cork(const struct wstate *w, int on)
 {
     setsockopt(w->a->data_fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
@@ -477,9 +477,12 @@ void worker_main(const struct worker_args *a)
         send_ticket(&w);
     uint32_t st;
     if (dir == JOB_SEND) {
-        cork(&w, 1);
+        bool corked = w.ssl && !w.ktls_send;
+        if (corked)
+            cork(&w, 1);
         st = send_file(&w, fd, ascii);
-        cork(&w, 0);
+        if (corked)
+            cork(&w, 0);
     } else {
         st = recv_file(&w, fd, ascii);
     }
