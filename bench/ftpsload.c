@@ -38,8 +38,7 @@
 
 #include "tlsbufs.h"
 
-#define BUF (256 * 1024)
-#define SEND_BIO (1024 * 1024) /* as ftpsd's worker (tlsbufs.h) */
+#define BUF TLS_BLOCK
 #define IO_TIMEOUT_S 60
 
 static const char *host, *user, *pass, *sni;
@@ -299,7 +298,7 @@ static int data_tls(struct ctl *c, struct data *d)
     }
     SSL_set_tlsext_host_name(d->ssl, sni);
     /* As tlspump's client, so that the client is not what limits a transfer. */
-    tls_bufs(d->ssl, d->fd, BUF, SEND_BIO);
+    tls_bufs(d->ssl, d->fd, BUF, TLS_SEND_BUF);
     if (SSL_connect(d->ssl) != 1) {
         unsigned long e = ERR_get_error();
         seterr("data TLS handshake failed: %s", e ? ERR_error_string(e, NULL) : "?");

@@ -10,6 +10,11 @@
 #include <openssl/bio.h>
 #include <openssl/ssl.h>
 
+/* ftpsd's worker's sizes (src/worker.c: BUF_SIZE, SEND_BIO_SIZE): blocks and read-ahead, and
+ * the buffering BIO under TLS writes. */
+#define TLS_BLOCK (256 * 1024)
+#define TLS_SEND_BUF (1024 * 1024)
+
 static inline void tls_bufs(SSL *ssl, int fd, size_t read_buf, size_t write_buf)
 {
     SSL_set_read_ahead(ssl, 1);

@@ -46,7 +46,7 @@
 
 #include "tlsbufs.h"
 
-static size_t BUF = 256 * 1024;
+static size_t BUF = TLS_BLOCK;
 
 static void die(const char *what)
 {
@@ -308,7 +308,7 @@ int main(int argc, char **argv)
     if (!plain) {
         ssl = SSL_new(ctx);
         /* As a tuned server would, the way ftpsd's worker does (tlsbufs.h). */
-        tls_bufs(ssl, sock, BUF, (size_t)env_flag("TLSPUMP_WBUF", 1 << 20));
+        tls_bufs(ssl, sock, BUF, (size_t)env_flag("TLSPUMP_WBUF", TLS_SEND_BUF));
         if (env_flag("TLSPUMP_RELEASE", 0))
             SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
         if (!server)

@@ -10,11 +10,11 @@
 
 #define TLS_SID_CTX_LEN 32
 
-/* Builds a server context from the configuration and one certificate/key pair (checked to
- * match): protocol floor, ciphers, session cache and tickets, ALPN. NULL with a reason in err. */
 /* The TLS cipher order in use, in words, for ftpsd -t. */
 const char *tls_cipher_order_text(const struct config *cfg);
 
+/* Builds a server context from the configuration and one certificate/key pair (checked to
+ * match): protocol floor, ciphers, session cache and tickets, ALPN. NULL with a reason in err. */
 SSL_CTX *tls_server_ctx(const struct config *cfg, const char *cert, const char *key, char *err,
                         size_t errlen);
 /* Reason for the last failure of an SSL call, for logs and 522 texts. */
