@@ -21,6 +21,8 @@ import re
 import secrets
 import shutil
 import signal
+import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -1094,6 +1096,41 @@ def idle_memory(env, server, count):
             "procs_per_session": n / count, "where": where}
 
 
+def idle_floor(env, count):
+    """Table 5's floor: count connections to tlspump's inetd idle mode, started per connection
+    like the FTP servers: one process that loaded OpenSSL, its certificate and key, did one TLS
+    handshake and waits. Less than this no server started per connection with OpenSSL can hold
+    per idle TLS session; summed and divided like idle_memory()."""
+    L = Listener(env, "tlspump-idle", PORT_BASE + 62,
+                 [os.path.join(BIN, "tlspump"), "idle", env.cert, env.key],
+                 setenv=[f"TLSPUMP_CIPHERSUITES={SUITE13}"])
+    ctx = ssl.create_default_context(cafile=env.cert)
+    conns = []
+    try:
+        for _ in range(count):
+            raw = socket.create_connection((HOST, L.port), timeout=30)
+            conns.append(ctx.wrap_socket(raw, server_hostname="localhost"))
+        time.sleep(1.0)
+        tot = {"Rss": 0, "Pss": 0, "Uss": 0}
+        n = 0
+        for pid in L.pids():
+            v = smaps_rollup(pid)
+            if not v:
+                continue
+            n += 1
+            tot["Rss"] += v.get("Rss", 0)
+            tot["Pss"] += v.get("Pss", 0)
+            tot["Uss"] += v.get("Private_Clean", 0) + v.get("Private_Dirty", 0)
+    finally:
+        for c in conns:
+            c.close()
+        L.wait_quiet()
+        L.stop()
+    return {"sessions": count, "processes": n, "rss_kib": tot["Rss"] / count,
+            "pss_kib": tot["Pss"] / count, "uss_kib": tot["Uss"] / count,
+            "procs_per_session": n / count}
+
+
 def tls_check(env, server):
     """One small PROT P download with ftpsload: the negotiated suite and whether the data
     connection resumed the control connection's session."""
@@ -1117,6 +1154,7 @@ TESTS = [("retr", "P"), ("stor", "P"), ("retr", "C"), ("stor", "C")]
 CEILING = "tlspump_pair"
 CURL_CEILING = "tlspump"
 CURL = "+curl"  # suffix of the FTP rows measured with curl
+FLOOR = "tlspump_idle"  # table 5's floor: tlspump's inetd idle mode
 
 
 def rotate(items, k):
@@ -1214,6 +1252,8 @@ def run_all(cfg):
     for s in servers:
         mem[s.name] = idle_memory(env, s, cfg.idle)
         log(f"idle x{cfg.idle} {s.name:9s} PSS {mem[s.name]['pss_kib']:7.0f} KiB/session")
+    mem[FLOOR] = idle_floor(env, cfg.idle)
+    log(f"idle x{cfg.idle} floor     PSS {mem[FLOOR]['pss_kib']:7.0f} KiB/connection")
 
     meta["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
     meta["duration_s"] = time.monotonic() - t_start
@@ -1475,7 +1515,19 @@ def report(raw):
         w(f"| {name} | " + " | ".join(f"{m[k]:,.0f} ({m[k] / lo[k]:.2f})"
                                      for k in ("rss_kib", "pss_kib", "uss_kib"))
           + f" | {m['procs_per_session']:.2f} |")
+    fl = mem.get(FLOOR)
+    if fl:
+        w(f"| floor: tlspump idle, one process per connection | "
+          + " | ".join(f"{fl[k]:,.0f} ({fl[k] / lo[k]:.2f})" for k in ("rss_kib", "pss_kib", "uss_kib"))
+          + f" | {fl['procs_per_session']:.2f} |")
     w("")
+    if fl:
+        w("The floor: tlspump's inetd mode, started per connection as the FTP servers are: one "
+          "process that loaded OpenSSL, its certificate and key, completed one TLS handshake and "
+          "waits for the next byte (record buffers released), with nothing of FTP, PAM or "
+          "privilege separation. Its pages are libcrypto's relocated data and OpenSSL's "
+          "algorithm tables, built anew by every process that is exec'd: no server started per "
+          "connection with OpenSSL 3 holds an idle TLS session in less.\n")
     where = mem.get("ftpsd", {}).get("where")
     if where:
         classes = [c for c, _ in MAP_CLASSES] + ["other libraries", "anonymous",

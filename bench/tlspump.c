@@ -4,6 +4,7 @@
  *
  *   tlspump server PORT send|recv FILE CERT KEY [plain] [http]   serves one connection
  *   tlspump client PORT recv|send FILE [plain]                   the matching client
+ *   tlspump idle CERT KEY                       inetd: one TLS connection on fd 0, held idle
  *
  * The server prints "listening" once it accepts connections. Sending reads FILE in 256 KiB
  * blocks and SSL_writes them (plain: sendfile, as the FTP servers do for PROT C); receiving
@@ -15,6 +16,10 @@
  * ceiling and the FTP servers are measured with the same client: send answers any request with
  * the file; recv takes a PUT body of Content-Length bytes (send it without Expect: 100-continue)
  * and answers 200.
+ *
+ * "idle" is the memory floor of table 5: what a process started per connection holds when it
+ * has loaded OpenSSL, its certificate and key, completed one handshake and waits for the next
+ * byte, as an idle FTPS session's front does (record buffers released while idle).
  *
  * TLSPUMP_CIPHERSUITES sets the TLS 1.3 suites. The client prints one JSON line: bytes, seconds,
  * cipher. Variants, to weigh data-path choices (environment, both ends): TLSPUMP_WBUF=N
@@ -32,6 +37,7 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,9 +251,35 @@ static long long http_request(SSL *ssl, int sock, char *head, size_t cap, char *
     return cl;
 }
 
+/* inetd mode: handshake on fd 0, then wait until the client closes. */
+static int idle(const char *cert, const char *key)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    const char *cs = getenv("TLSPUMP_CIPHERSUITES");
+    if (!ctx || (cs && *cs && SSL_CTX_set_ciphersuites(ctx, cs) != 1))
+        die("context");
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
+        die("certificate");
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL *ssl = SSL_new(ctx);
+    if (!ssl || SSL_set_fd(ssl, 0) != 1 || SSL_accept(ssl) != 1)
+        die("handshake");
+    char b[64];
+    for (;;) {
+        struct pollfd p = {.fd = 0, .events = POLLIN};
+        if (poll(&p, 1, -1) < 0 && errno != EINTR)
+            die("poll");
+        if (SSL_read(ssl, b, sizeof b) <= 0)
+            return 0;
+    }
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    if (argc == 4 && !strcmp(argv[1], "idle"))
+        return idle(argv[2], argv[3]);
     if (argc < 5) {
         fprintf(stderr, "usage: see the comment at the top of tlspump.c\n");
         return 2;
