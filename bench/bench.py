@@ -1100,7 +1100,8 @@ def idle_floor(env, count):
     """Table 5's floor: count connections to tlspump's inetd idle mode, started per connection
     like the FTP servers: one process that loaded OpenSSL, its certificate and key, did one TLS
     handshake and waits. Less than this no server started per connection with OpenSSL can hold
-    per idle TLS session; summed and divided like idle_memory()."""
+    per idle TLS session; summed and divided like idle_memory(). cpu_ms: the server CPU of one
+    such connection, start to exit (table 4's floor)."""
     L = Listener(env, "tlspump-idle", PORT_BASE + 62,
                  [os.path.join(BIN, "tlspump"), "idle", env.cert, env.key],
                  setenv=[f"TLSPUMP_CIPHERSUITES={SUITE13}"])
@@ -1125,10 +1126,11 @@ def idle_floor(env, count):
         for c in conns:
             c.close()
         L.wait_quiet()
+        cpu = L.cpu()
         L.stop()
     return {"sessions": count, "processes": n, "rss_kib": tot["Rss"] / count,
             "pss_kib": tot["Pss"] / count, "uss_kib": tot["Uss"] / count,
-            "procs_per_session": n / count}
+            "procs_per_session": n / count, "cpu_ms": 1000 * cpu / count}
 
 
 def tls_check(env, server):
@@ -1481,6 +1483,13 @@ def report(raw):
         name = f"**{labels[n]}**" if n == "ftpsd" else labels[n]
         w(f"| {name} | " + " | ".join(cells) + " |")
     w("")
+    fl = raw["memory"].get(FLOOR, {}).get("cpu_ms")
+    if fl:
+        w(f"The floor (table 5's, measured there): a process started per connection that loads "
+          f"OpenSSL, its certificate and key, completes one TLS handshake and exits costs "
+          f"{fl:.1f} ms of server CPU. With PAM's hashes, {fl + hashes_ms:.1f} ms is the least "
+          f"a session can cost any server started per connection with OpenSSL 3 and this PAM "
+          f"stack, that is at most {1000 / (fl + hashes_ms):.1f} sessions/s on one core.\n")
 
     steps = [("greeting", ["greeting"]), ("AUTH TLS + handshake", ["auth_tls", "tls_handshake"]),
              ("USER", ["user"]), ("PASS", ["pass"]), ("PBSZ, PROT", ["pbsz_prot"]),
