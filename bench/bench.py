@@ -1068,9 +1068,27 @@ def idle_memory(env, server, count):
         raise RuntimeError(f"{server.name}: idle sessions failed: {p.stderr.read().decode()}")
     time.sleep(1.0)  # let every session settle (PAM, forks) before reading memory
     pids = L.pids()
+    m = memory_sum(pids, count)
+    where = {}  # ftpsd: {role: {mapping class: PSS KiB}}, summed over the sessions
+    for pid in pids if server.name == "ftpsd" else []:
+        try:
+            role = where.setdefault(process_role(pid), {})
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        for cls, kib in pss_by_mapping(pid).items():
+            role[cls] = role.get(cls, 0) + kib / count
+    p.stdin.close()
+    p.wait(timeout=120)
+    p.stdout.close()
+    p.stderr.close()
+    L.wait_quiet()
+    return dict(m, where=where)
+
+
+def memory_sum(pids, count):
+    """RSS, PSS and USS (private clean + dirty) of pids from smaps_rollup, per session."""
     tot = {"Rss": 0, "Pss": 0, "Uss": 0}
     n = 0
-    where = {}  # ftpsd: {role: {mapping class: PSS KiB}}, summed over the sessions
     for pid in pids:
         v = smaps_rollup(pid)
         if not v:
@@ -1079,21 +1097,9 @@ def idle_memory(env, server, count):
         tot["Rss"] += v.get("Rss", 0)
         tot["Pss"] += v.get("Pss", 0)
         tot["Uss"] += v.get("Private_Clean", 0) + v.get("Private_Dirty", 0)
-        if server.name == "ftpsd":
-            try:
-                role = where.setdefault(process_role(pid), {})
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            for cls, kib in pss_by_mapping(pid).items():
-                role[cls] = role.get(cls, 0) + kib / count
-    p.stdin.close()
-    p.wait(timeout=120)
-    p.stdout.close()
-    p.stderr.close()
-    L.wait_quiet()
     return {"sessions": count, "processes": n, "rss_kib": tot["Rss"] / count,
             "pss_kib": tot["Pss"] / count, "uss_kib": tot["Uss"] / count,
-            "procs_per_session": n / count, "where": where}
+            "procs_per_session": n / count}
 
 
 def pam_cost(env):
@@ -1121,25 +1127,14 @@ def idle_floor(env, count):
             raw = socket.create_connection((HOST, L.port), timeout=30)
             conns.append(ctx.wrap_socket(raw, server_hostname="localhost"))
         time.sleep(1.0)
-        tot = {"Rss": 0, "Pss": 0, "Uss": 0}
-        n = 0
-        for pid in L.pids():
-            v = smaps_rollup(pid)
-            if not v:
-                continue
-            n += 1
-            tot["Rss"] += v.get("Rss", 0)
-            tot["Pss"] += v.get("Pss", 0)
-            tot["Uss"] += v.get("Private_Clean", 0) + v.get("Private_Dirty", 0)
+        m = memory_sum(L.pids(), count)
     finally:
         for c in conns:
             c.close()
         L.wait_quiet()
         cpu = L.cpu()
         L.stop()
-    return {"sessions": count, "processes": n, "rss_kib": tot["Rss"] / count,
-            "pss_kib": tot["Pss"] / count, "uss_kib": tot["Uss"] / count,
-            "procs_per_session": n / count, "cpu_ms": 1000 * cpu / count}
+    return dict(m, cpu_ms=1000 * cpu / count)
 
 
 def tls_check(env, server):
