@@ -1286,6 +1286,47 @@ def fmt(v, nd=0):
     return "–" if v is None else f"{v:,.{nd}f}"
 
 
+def paired_ratios(xfer, name, others, op, prot, what):
+    """Per repetition: name's figure over the best of others' in the same repetition (they ran
+    back to back, seconds apart). what: "mibs" (best = highest) or "server" (CPU s/GiB, best =
+    lowest). None when a repetition is missing."""
+    def fig(n, i):
+        r = xfer[f"{n} {op} {prot}"][i]
+        return r["bytes"] / r["seconds"] if what == "mibs" else r["server_cpu"] / r["bytes"]
+    runs = [xfer.get(f"{n} {op} {prot}") or [] for n in [name] + others]
+    k = min(len(r) for r in runs)
+    if k == 0:
+        return None
+    pick = max if what == "mibs" else min
+    return [fig(name, i) / pick(fig(n, i) for n in others) for i in range(k)]
+
+
+def paired_table(w, xfer, ftp_names, cols):
+    """Table 1b: ftpsd against the best peer and the ceiling, repetition by repetition."""
+    peers = [n for n in ftp_names if n != "ftpsd"]
+    if "ftpsd" not in ftp_names or not peers:
+        return
+    w("### 1b. ftpsd's ratios, repetition by repetition\n")
+    w("Each repetition runs every server's and the ceiling's transfer back to back, seconds "
+      "apart; single transfers on this machine spread by ±20% from one minute to the next, and "
+      "a ratio of two medians (table 1) can land on either side of a target. Here: ftpsd's "
+      "figure over the best peer's (or the ceiling's) of the same repetition, median and "
+      "range over the repetitions.\n")
+    w("| | " + " | ".join(cols) + " |")
+    w("|---|" + "---|" * len(cols))
+    rows = [("throughput / best peer's", peers, "mibs"),
+            ("throughput / ceiling's", [CEILING], "mibs"),
+            ("server CPU per GiB / lowest peer's", peers, "server"),
+            ("server CPU per GiB / ceiling's", [CEILING], "server")]
+    for label, others, what in rows:
+        cells = []
+        for op, prot in TESTS:
+            r = paired_ratios(xfer, "ftpsd", others, op, prot, what)
+            cells.append(f"{med(r):.2f} ({min(r):.2f}–{max(r):.2f})" if r else "–")
+        w(f"| {label} | " + " | ".join(cells) + " |")
+    w("")
+
+
 def report(raw):
     meta, xfer = raw["meta"], raw["xfer"]
     servers = raw["servers"]
@@ -1401,6 +1442,7 @@ def report(raw):
       (" During the transfers every server process runs on the first core and every client "
        "on the second (CPU affinity), the same for all." if meta.get("pinned") else "") +
       "\n")
+    paired_table(w, xfer, ftp_names, cols)
     w("## 2. Server CPU seconds per GiB (lower is better)\n")
     w(ratios)
     table("server", min, 3, main_rows, ftp_names, CEILING)
