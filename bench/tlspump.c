@@ -27,7 +27,8 @@
  * write(2); TLSPUMP_RELEASE=1 sets SSL_MODE_RELEASE_BUFFERS; TLSPUMP_MMAP=1 sends from an mmap
  * of the file instead of read(2) into a buffer; TLSPUMP_BUF=N uses N-byte blocks (file reads,
  * read-ahead, received blocks) instead of 256 KiB; TLSPUMP_CORK=0 sends TLS without TCP_CORK,
- * TLSPUMP_CORK=1 corks sendfile too. The defaults are ftpsd's worker's.
+ * TLSPUMP_CORK=1 corks sendfile too; TLSPUMP_SPLICE=0 receives clear text with read(2) and
+ * write(2). The defaults are ftpsd's worker's.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -137,7 +138,7 @@ static long long do_send(SSL *ssl, int sock, int fd, char *buf)
 static long long do_recv(SSL *ssl, int sock, int out, char *buf, long long limit)
 {
     long long total = 0;
-    if (!ssl && out >= 0) { /* clear text into a file: splice, socket -> pipe -> file */
+    if (!ssl && out >= 0 && env_flag("TLSPUMP_SPLICE", 1)) { /* clear text into a file: splice */
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0)
             die("pipe");
