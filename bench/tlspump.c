@@ -91,7 +91,7 @@ static long long do_send(SSL *ssl, int sock, int fd, char *buf)
     long long total = 0;
     if (!ssl) {
         for (;;) {
-            ssize_t r = sendfile(sock, fd, NULL, 1 << 20);
+            ssize_t r = sendfile(sock, fd, NULL, 1 << 30); /* as ftpsd: the whole file */
             if (r < 0 && errno == EINTR)
                 continue;
             if (r < 0)

@@ -238,6 +238,12 @@ static void cork(const struct wstate *w, int on)
     setsockopt(w->a->data_fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
 }
 
+/* sendfile(2) asks for this much per call, as good as the whole file: in 28 alternating pairs of
+ * 1 GiB downloads it beat 1 MiB calls in 19, at about 7% less server CPU (bench/README.md). A
+ * stalled client still ends the transfer: the socket's SO_SNDTIMEO bounds every wait inside
+ * the call, which then returns what it sent. */
+#define SENDFILE_CHUNK (1 << 30)
+
 /* The kernel reads the file and sends it, no copy through user space: sendfile(2) in clear
  * text, SSL_sendfile() under kernel TLS (the kernel encrypts). false: this file cannot be sent
  * so (sendfile's EINVAL/ENOSYS), copy it instead from where the file position now is. */
@@ -248,7 +254,7 @@ static bool kernel_send(struct wstate *w, int fd, uint32_t *st)
         off = 0;
     for (;;) {
         ssize_t r = w->ssl ? (ssize_t)SSL_sendfile(w->ssl, fd, off, 1 << 20, 0)
-                           : sendfile(w->a->data_fd, fd, NULL, 1 << 20);
+                           : sendfile(w->a->data_fd, fd, NULL, SENDFILE_CHUNK);
         if (r > 0) {
             off += r;
             w->bytes += (uint64_t)r;

@@ -882,6 +882,32 @@ def test_data_timeout_upload_stalls(make_server, wd):
     f.quit()
 
 
+@pytest.mark.parametrize("prot_p", [False, True], ids=["prot-c", "prot-p"])
+def test_data_timeout_download_stalls(make_server, wd, prot_p):
+    """data_timeout also bounds a download the client stops reading: PROT C sends the file with
+    sendfile(2) calls of up to 1 GiB, which the socket's send timeout must still cut short.
+    426 naming the timeout; the session goes on. Any progress restarts the timeout, and the
+    stalled client's kernel still takes a little now and then (its receive queue is collapsed
+    and the window reopens), so the end comes after about four timeouts here, 1 MiB calls or
+    not; without the send timeout it would never come (ftplib gives up after 20 s)."""
+    name, path = wd
+    s = make_server(data_timeout=2, require_prot_p="no")
+    put_file(os.path.join(path, "big.bin"), os.urandom(48 * 1024 * 1024))
+    f = client(s, cwd=name, prot_p=prot_p)
+    f.voidcmd("TYPE I")
+    conn = f.transfercmd("RETR big.bin")  # the 150; nothing is read from conn
+    t0 = time.time()
+    with pytest.raises(ftplib.error_temp) as ei:
+        f.getresp()
+    took = time.time() - t0
+    assert str(ei.value).startswith("426 "), ei.value
+    assert "no progress" in str(ei.value), ei.value
+    assert 1.5 <= took < 14, took
+    hard_close(conn)
+    assert f.voidcmd("NOOP").startswith("200")
+    f.quit()
+
+
 # --- 9. interrupted uploads ------------------------------------------------------------------
 
 @pytest.mark.parametrize("existing", [False, True], ids=["new-name", "existing-file"])
