@@ -80,16 +80,31 @@ def memory_contains(pid, needles):
     return False
 
 
+def sandboxed(pid):
+    """The seccomp filter is the last step of a process's set-up."""
+    try:
+        return status(pid).get("Seccomp") == "2"
+    except FileNotFoundError:
+        return False
+
+
 def session_processes(server, uid):
-    """(monitor, front, user) of the one logged-in session of a dedicated server."""
+    """(monitor, front, user) of the one logged-in session of a dedicated server, once both
+    have finished their set-up: the 230 can come before the user process, forked at login,
+    has dropped its privileges and loaded its filter (seen under make check-asan)."""
     deadline = time.time() + 5
+    found = None
     while time.time() < deadline:
         for mon in children(server.proc.pid):
             kids = children(mon)
             by_uid = {int(status(k)["Uid"].split()[0]): k for k in kids}
             if NOPRIV[1] in by_uid and uid in by_uid:
-                return mon, by_uid[NOPRIV[1]], by_uid[uid]
+                found = mon, by_uid[NOPRIV[1]], by_uid[uid]
+        if found and sandboxed(found[1]) and sandboxed(found[2]):
+            return found
         time.sleep(0.1)
+    if found:
+        return found  # the tests' assertions say what is missing
     raise AssertionError("session processes not found")
 
 
