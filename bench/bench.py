@@ -1574,18 +1574,17 @@ def report(raw):
       "number of sessions. USS: private pages only. In brackets: ratio to the lowest.\n")
     w("| | RSS KiB | PSS KiB | USS KiB | processes per session |")
     w("|---|---|---|---|---|")
-    lo = {k: min(mem[n][k] for n in ftp_names) for k in ("rss_kib", "pss_kib", "uss_kib")}
-    for n in ftp_names:
-        m = mem[n]
-        name = f"**{labels[n]}**" if n == "ftpsd" else labels[n]
-        w(f"| {name} | " + " | ".join(f"{m[k]:,.0f} ({m[k] / lo[k]:.2f})"
-                                     for k in ("rss_kib", "pss_kib", "uss_kib"))
+    kinds = ("rss_kib", "pss_kib", "uss_kib")
+    lo = {k: min(mem[n][k] for n in ftp_names) for k in kinds}
+
+    def mem_row(name, m):
+        w(f"| {name} | " + " | ".join(f"{m[k]:,.0f} ({m[k] / lo[k]:.2f})" for k in kinds)
           + f" | {m['procs_per_session']:.2f} |")
+    for n in ftp_names:
+        mem_row(f"**{labels[n]}**" if n == "ftpsd" else labels[n], mem[n])
     fl = mem.get(FLOOR)
     if fl:
-        w(f"| floor: tlspump idle, one process per connection | "
-          + " | ".join(f"{fl[k]:,.0f} ({fl[k] / lo[k]:.2f})" for k in ("rss_kib", "pss_kib", "uss_kib"))
-          + f" | {fl['procs_per_session']:.2f} |")
+        mem_row("floor: tlspump idle, one process per connection", fl)
     w("")
     if fl:
         w("The floor: tlspump's inetd mode, started per connection as the FTP servers are: one "

@@ -14,6 +14,9 @@
  * the buffering BIO under TLS writes. */
 #define TLS_BLOCK (256 * 1024)
 #define TLS_SEND_BUF (1024 * 1024)
+/* ...and what one sendfile(2) call of a PROT C download asks for (SENDFILE_CHUNK): the whole
+ * file, up to 1 GiB. */
+#define SENDFILE_CHUNK (1 << 30)
 
 static inline void tls_bufs(SSL *ssl, int fd, size_t read_buf, size_t write_buf)
 {

@@ -91,7 +91,7 @@ static long long do_send(SSL *ssl, int sock, int fd, char *buf)
     long long total = 0;
     if (!ssl) {
         for (;;) {
-            ssize_t r = sendfile(sock, fd, NULL, 1 << 30); /* as ftpsd: the whole file */
+            ssize_t r = sendfile(sock, fd, NULL, SENDFILE_CHUNK);
             if (r < 0 && errno == EINTR)
                 continue;
             if (r < 0)
@@ -252,16 +252,26 @@ static long long http_request(SSL *ssl, int sock, char *head, size_t cap, char *
     return cl;
 }
 
+/* Either end's context: TLS 1.2 or later, TLSPUMP_CIPHERSUITES, and a server's certificate. */
+static SSL_CTX *new_ctx(int server, const char *cert, const char *key)
+{
+    SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+    if (!ctx)
+        die("context");
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    const char *cs = getenv("TLSPUMP_CIPHERSUITES");
+    if (cs && *cs && SSL_CTX_set_ciphersuites(ctx, cs) != 1)
+        die("ciphersuites");
+    if (server && (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+                   SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1))
+        die("certificate");
+    return ctx;
+}
+
 /* inetd mode: handshake on fd 0, then wait until the client closes. */
 static int idle(const char *cert, const char *key)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    const char *cs = getenv("TLSPUMP_CIPHERSUITES");
-    if (!ctx || (cs && *cs && SSL_CTX_set_ciphersuites(ctx, cs) != 1))
-        die("context");
-    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
-        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
-        die("certificate");
+    SSL_CTX *ctx = new_ctx(1, cert, key);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL *ssl = SSL_new(ctx);
     if (!ssl || SSL_set_fd(ssl, 0) != 1 || SSL_accept(ssl) != 1)
@@ -297,24 +307,16 @@ int main(int argc, char **argv)
     if (env_flag("TLSPUMP_BUF", 0) >= 16384)
         BUF = (size_t)env_flag("TLSPUMP_BUF", 0);
     char *buf = malloc(BUF);
-    const char *cs = getenv("TLSPUMP_CIPHERSUITES");
 
     SSL_CTX *ctx = NULL;
     if (!plain) {
-        ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
-        SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-        if (cs && *cs && SSL_CTX_set_ciphersuites(ctx, cs) != 1)
-            die("ciphersuites");
-        if (server) {
-            if (argc < 7)
-                die("server needs CERT and KEY");
-            if (SSL_CTX_use_certificate_chain_file(ctx, argv[5]) != 1 ||
-                SSL_CTX_use_PrivateKey_file(ctx, argv[6], SSL_FILETYPE_PEM) != 1)
-                die("certificate");
+        if (server && argc < 7)
+            die("server needs CERT and KEY");
+        ctx = new_ctx(server, server ? argv[5] : NULL, server ? argv[6] : NULL);
+        if (server)
             SSL_CTX_set_num_tickets(ctx, 0);
-        } else {
+        else
             SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-        }
     }
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
