@@ -180,6 +180,7 @@ class Server:
             "log_level": "debug",
         }
         settings.update({k: str(v) for k, v in conf.items()})
+        self.settings = settings
         with open(self.conf_path, "w") as fh:
             fh.write("# written by the test suite\n")
             for k, v in settings.items():
