@@ -90,7 +90,7 @@ regress() {
         for f in "$dir"/*; do
             [ -f "$f" ] || continue
             case $f in *.txt | *.md) continue ;; esac
-            if "$OUT/$t" -runs=1 "$f" > "$OUT/logs/regress.log" 2>&1; then
+            if "$OUT/$t" -runs=1 -timeout=25 "$f" > "$OUT/logs/regress.log" 2>&1; then
                 echo "fixed:  $f"
             else
                 echo "FAILS:  $f" >&2

@@ -96,6 +96,21 @@ int main(void)
     m = parse("subject /CN=a)|(.*)/ x\n");
     CHECK(m == NULL && nerr == 1);
     CHECK(strstr(errs[0], "t.map:1: unmatched ')'") == errs[0]);
+    /* Adjacent repetition operators: undefined in POSIX, exponential in glibc's regcomp. */
+    m = parse("email /[)(]****************************************************x/ u\n"
+              "subject /CN=a+?/ u\nsubject /CN=a{2}*/ u\n");
+    CHECK(m == NULL && nerr == 3);
+    CHECK(strstr(errs[0], "t.map:1: adjacent repetition operators in the regex ('*' after") ==
+          errs[0]);
+    CHECK(strstr(errs[1], "t.map:2: adjacent repetition operators in the regex ('?' after") ==
+          errs[1]);
+    CHECK(strstr(errs[2], "t.map:3: adjacent repetition operators in the regex ('*' after") ==
+          errs[2]);
+    m = parse("subject /CN=a*,O=x}*,OU=[*+]+\\*+b{1,2}c/ u\n");
+    CHECK(m != NULL);
+    CHECK_STR(by_subject(m, "CN=aa,O=x}},OU=*+*b", NULL), "(none)");
+    CHECK_STR(by_subject(m, "CN=aa,O=x}},OU=*+**bc", NULL), "u");
+    certmap_free(m);
     m = parse("subject /CN=a\\)|CN=(b)/ x\\1\nsubject /[)(]x/ y\n");
     CHECK(m != NULL);
     CHECK_STR(by_subject(m, "CN=a)", NULL), "x");
