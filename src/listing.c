@@ -50,10 +50,20 @@ void mlst_selected(struct sbuf *out, unsigned facts)
             sbuf_printf(out, "%s;", fact_names[i].name);
 }
 
+/* A directory service (LDAP, sssd) may hand back any bytes as a group name; one with a control
+ * character (a CR or LF would split the LIST line in two) is shown as its number instead. */
+static bool printable_name(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
 static const char *lookup(const struct idname *v, size_t n, unsigned id, char *buf, size_t cap)
 {
     for (size_t i = 0; i < n; i++)
-        if (v[i].id == id)
+        if (v[i].id == id && printable_name(v[i].name))
             return v[i].name;
     snprintf(buf, cap, "%u", id);
     return buf;

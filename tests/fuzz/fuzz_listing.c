@@ -8,9 +8,10 @@
  * id map. Every field of struct stat takes any value the kernel can hand back (file systems
  * such as tmpfs and btrfs store any 64-bit mtime a user sets with utimensat/touch -d).
  *
- * Checked: each formatted entry is exactly one line ending in CRLF when the name holds no
- * CR/LF; the MLSX facts are "fact=value;" items; mlst_parse_facts only returns known bits and
- * round-trips through mlst_selected.
+ * Checked: each formatted entry is exactly one line ending in CRLF when the name, symlink
+ * target, type and perm strings hold no CR/LF (whatever the user and group names hold); the MLSX
+ * facts are "fact=value;" items; mlst_parse_facts only returns known bits and round-trips through
+ * mlst_selected.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +22,16 @@
 
 #include "fuzz.h"
 
-static void check_one_line(const struct sbuf *b, size_t from, const char *name, const char *target)
+/* One line ending in CRLF when none of the strings that go into it verbatim holds a CR or LF.
+ * The type override and the perm fact are the server's own words ("cdir", "adfrw"), so the
+ * harness's arbitrary ones count as such strings; user and group names never do: a name with
+ * a control character is shown as its number. */
+static void check_one_line(const struct sbuf *b, size_t from, const char *const *verbatim, size_t n)
 {
-    bool clean = !strpbrk(name ? name : "", "\r\n") && !strpbrk(target ? target : "", "\r\n");
+    bool clean = true;
+    for (size_t i = 0; i < n; i++)
+        if (verbatim[i] && strpbrk(verbatim[i], "\r\n"))
+            clean = false;
     FUZZ_ASSERT(b->len >= from + 2 && b->data[b->len - 2] == '\r' && b->data[b->len - 1] == '\n');
     if (clean) {
         const char *crlf = strstr(b->data + from, "\r\n");
@@ -84,7 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct listent e = {.name = name, .st = st, .target = target};
     scribble_stack();
     list_format_ls(&b, &e, (sw & 8) ? NULL : &ids, now);
-    check_one_line(&b, 0, name, target);
+    check_one_line(&b, 0, (const char *const[]){name, target}, 2);
 
     /* MLSD: "facts name\r\n", where the facts are what MLST prints for the same entry. */
     struct sbuf full, only;
@@ -92,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sbuf_init(&only);
     scribble_stack();
     list_format_mlsx(&full, &e, facts, type, perm, &ids);
-    check_one_line(&full, 0, name, target);
+    check_one_line(&full, 0, (const char *const[]){name, target, type, perm}, 4);
     struct listent facts_only = {.name = NULL, .st = st, .target = target};
     list_format_mlsx(&only, &facts_only, facts, type, perm, NULL);
     size_t nl = strlen(name);

@@ -104,6 +104,19 @@ int main(void)
     list_format_ls(&b, &e, &ids, 1700000000 + 400 * 86400);
     CHECK_STR(b.data, "-rw-r--r--    1 alice    1000         1234 Nov 14  2023 file.txt\r\n");
     sbuf_reset(&b);
+    /* A group name with a CR LF from a directory service: the number, the line stays whole. */
+    struct idname groups[] = {{1000, "staff\r\n226 x"}};
+    ids.groups = groups;
+    ids.ngroups = 1;
+    list_format_ls(&b, &e, &ids, 1700000000 + 3600);
+    CHECK_STR(b.data, "-rw-r--r--    1 alice    1000         1234 Nov 14 22:13 file.txt\r\n");
+    snprintf(groups[0].name, sizeof groups[0].name, "Domain Users");
+    sbuf_reset(&b);
+    list_format_ls(&b, &e, &ids, 1700000000 + 3600);
+    CHECK_STR(b.data, "-rw-r--r--    1 alice    Domain Users     1234 Nov 14 22:13 file.txt\r\n");
+    ids.groups = NULL;
+    ids.ngroups = 0;
+    sbuf_reset(&b);
     e.st.st_mode = S_IFLNK | 0777;
     e.target = "/etc";
     list_format_ls(&b, &e, NULL, 1700000000);
