@@ -14,7 +14,8 @@ while a command waits for its final one): the session is still in step. At the e
 process died of a signal or was killed by seccomp, every session's processes are gone, no
 upload left a temporary file behind, and a new session still logs in.
 
-FTPSD_STATEFUZZ_SESSIONS (default 40) and FTPSD_STATEFUZZ_STEPS (default 30) make longer runs."""
+FTPSD_STATEFUZZ_SESSIONS (default 40) and FTPSD_STATEFUZZ_STEPS (default 30) make longer runs,
+FTPSD_STATEFUZZ_FIRST (default 63445) walks other seeds."""
 import collections
 import os
 import random
@@ -33,7 +34,8 @@ from reliability import (RUN, SyslogMark, alive, all_stats, assert_server_works,
 SESSIONS = int(os.environ.get("FTPSD_STATEFUZZ_SESSIONS", "40"))
 STEPS = int(os.environ.get("FTPSD_STATEFUZZ_STEPS", "30"))
 ONE_SEED = os.environ.get("FTPSD_STATEFUZZ_SEED")
-SEEDS = [int(ONE_SEED)] if ONE_SEED else [0xF7D5 + i for i in range(SESSIONS)]
+FIRST = int(os.environ.get("FTPSD_STATEFUZZ_FIRST", str(0xF7D5)))
+SEEDS = [int(ONE_SEED)] if ONE_SEED else [FIRST + i for i in range(SESSIONS)]
 
 # Each step must be answered within this (the server's data_timeout is 3 s; a stalled data
 # connection therefore ends well before it).
