@@ -27,7 +27,7 @@ static void add_name(char **v, size_t *n, const unsigned char *s, int len)
     if (*n >= CERTID_MAX_NAMES || len <= 0 || len > 255)
         return;
     for (int i = 0; i < len; i++)
-        if (s[i] < 0x20 || s[i] == 0x7f)
+        if (is_ctl_byte(s[i]))
             return;
     char *c = xmalloc((size_t)len + 1);
     memcpy(c, s, (size_t)len);

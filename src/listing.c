@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util.h"
+
 static const struct {
     const char *name;
     unsigned bit;
@@ -55,7 +57,7 @@ void mlst_selected(struct sbuf *out, unsigned facts)
 static bool printable_name(const char *s)
 {
     for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+        if (is_ctl_byte((unsigned char)*s))
             return false;
     return true;
 }

@@ -113,7 +113,7 @@ void log_msg(int prio, const char *fmt, ...)
     va_end(ap);
     /* Client-supplied text (user names, paths) must not forge new log lines. */
     for (char *p = msg; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+        if (is_ctl_byte((unsigned char)*p))
             *p = '?';
     char line[1280];
     if (g_user[0])

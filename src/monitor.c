@@ -207,7 +207,7 @@ static bool valid_user_name(const char *u)
     if (n == 0 || n > 255)
         return false;
     for (const char *p = u; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '/' || *p == ':')
+        if (is_ctl_byte((unsigned char)*p) || *p == '/' || *p == ':')
             return false;
     return strcmp(u, ".") != 0 && strcmp(u, "..") != 0;
 }

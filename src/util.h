@@ -38,6 +38,13 @@ void report_at(void (*errfn)(const char *), const char *file, unsigned line, con
 bool parse_u64(const char *s, uint64_t max, uint64_t *out);
 bool parse_uint(const char *s, unsigned max, unsigned *out);
 
+/* A C0 control character or DEL: text from clients, certificates or directory services that
+ * holds one could forge a reply or log line (CR, LF) or hide what it says. */
+static inline bool is_ctl_byte(unsigned char c)
+{
+    return c < 0x20 || c == 0x7f;
+}
+
 bool str_ieq(const char *a, const char *b);
 bool str_has_prefix_ci(const char *s, const char *prefix);
 

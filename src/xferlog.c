@@ -22,7 +22,7 @@ void xferlog_format(char *buf, size_t len, const struct xferlog_entry *e)
     char name[4096];
     snprintf(name, sizeof name, "%s", e->path);
     for (char *p = name; *p; p++)
-        if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+        if (is_ctl_byte((unsigned char)*p) || *p == ' ')
             *p = '_';
     /* transfer-time host size file type action direction access-mode user service
      * auth-method auth-user-id status */
