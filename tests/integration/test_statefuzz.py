@@ -4,7 +4,8 @@ The corpus of test_badinput.py sends each bad input at the point where it matter
 instead drives whole sessions through random walks over every command, with arguments drawn
 from a pool of good and bad ones, and with data connections that are used, refused, dropped,
 aborted, never opened or opened in the wrong protection level, in passive and active mode,
-with REIN and CCC allowed. The walks are seeded: a failure names the seed and the steps that
+with REIN and CCC allowed, on three servers (the defaults; everything allowed that can be;
+implicit TLS with anonymous uploads). The walks are seeded: a failure names the seed and the steps that
 led to it, and `FTPSD_STATEFUZZ_SEED=<seed>` replays that walk alone.
 
 After every step the client sends SYST and reads up to its 215 (the only command that answers
@@ -27,7 +28,7 @@ import time
 
 import pytest
 
-from ftpsd_fixture import USERS, Server
+from ftpsd_fixture import ANON_UID, USERS, Server
 from reliability import (RUN, SyslogMark, alive, all_stats, assert_server_works, children,
                          descendants, log_lines, make_user_dir, parts, put, say, wait_until)
 
@@ -44,16 +45,34 @@ REPLY = re.compile(r"^[1-5][0-9][0-9]([ -]|$)")
 
 
 @pytest.fixture(scope="module")
-def fservers(env):
-    """Two servers: the defaults (PROT P and session reuse required), and one that allows all
-    it can (PROT C, PORT/EPRT, data connections without reuse); both with REIN and CCC."""
+def anon_root(env):
+    """A root for anonymous sessions: pub/ to read, incoming/ owned by the anonymous user."""
+    root = env.path(f"statefuzz-anon-{RUN}")
+    os.makedirs(os.path.join(root, "pub"))
+    with open(os.path.join(root, "pub", "README"), "w") as fh:
+        fh.write("public file\n")
+    os.makedirs(os.path.join(root, "incoming"))
+    os.chown(os.path.join(root, "incoming"), ANON_UID, ANON_UID)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def fservers(env, anon_root):
+    """Three servers, all with REIN and CCC: the defaults (PROT P and session reuse required);
+    one that allows all it can (PROT C, PORT/EPRT, data connections without reuse); and one
+    with implicit TLS and anonymous logins that may upload."""
     common = dict(data_timeout=3, allow_rein="yes", allow_ccc="yes", max_login_failures=3)
-    strict = Server(env, name="statefuzz-strict", **common)
-    relaxed = Server(env, name="statefuzz-relaxed", require_prot_p="no",
-                     require_session_reuse="no", port_enable="yes", **common)
-    yield [strict, relaxed]
-    strict.stop()
-    relaxed.stop()
+    servers = [
+        Server(env, name="statefuzz-strict", **common),
+        Server(env, name="statefuzz-relaxed", require_prot_p="no", require_session_reuse="no",
+               port_enable="yes", **common),
+        Server(env, name="statefuzz-implicit-anon", implicit_tls="yes", anonymous="yes",
+               anon_root=anon_root, anon_write_enable="yes", **common),
+    ]
+    yield servers
+    for srv in servers:
+        srv.stop()
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +130,10 @@ class Walk:
         self.tls = None  # the control connection's SSLSocket while TLS is on
         self.ctx = ssl.create_default_context(cafile=server.env.cert)
         self.ctx.check_hostname = False
+        self.anon = server.settings.get("anonymous") == "yes"
+        if server.settings.get("implicit_tls") == "yes":
+            self.tls = self.ctx.wrap_socket(self.plain, server_hostname="localhost")
+            self.sock = self.tls
         self.pasv = None  # (host, port) of the last 227/229
         self.listener = None  # our socket for PORT/EPRT
         self.ended = False
@@ -421,11 +444,17 @@ class Walk:
     def login(self):
         if self.tls is None and self.rng.random() < 0.95:
             self.auth_tls()
-        self.cmd("USER alice")
-        self.cmd(f"PASS {USERS['alice'][1]}")
+        if self.anon and self.rng.random() < 0.5:
+            self.cmd(self.rng.choice(["USER anonymous", "USER ftp"]))
+            self.cmd(f"PASS {self.rng.choice(['guest@example.org', '', 'x' * 300])}")
+            home = self.rng.choice(["/incoming", "/pub", "/"])
+        else:
+            self.cmd("USER alice")
+            self.cmd(f"PASS {USERS['alice'][1]}")
+            home = f"/{self.dirname}"
         self.cmd("PBSZ 0")
         self.cmd(self.rng.choice(["PROT P", "PROT P", "PROT P", "PROT C"]))
-        self.cmd(f"CWD /{self.dirname}")
+        self.cmd(f"CWD {home}")
 
     def see_procs(self):
         stats = all_stats()
@@ -446,7 +475,7 @@ class Walk:
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_random_walk(fservers, fdir, seed):
-    fserver = fservers[seed % 2]
+    fserver = fservers[seed % len(fservers)]
     w = Walk(fserver, fdir[0], seed)
     try:
         try:
@@ -466,11 +495,11 @@ def test_random_walk(fservers, fdir, seed):
         f"seed {seed}: session processes left: {alive(w.procs)}\n" + "\n".join(w.trace[-30:])
 
 
-def test_no_temporary_files_left(fdir):
+def test_no_temporary_files_left(fdir, anon_root):
     """No upload of the walks left a .ftpsd-*.part behind (all sessions have ended)."""
     server_made = re.compile(r"^\.ftpsd-[0-9a-f]{12}\.part$")  # a walk may name a file .ftpsd-x.part
     left = []
-    for top, _, _ in os.walk(fdir[1]):
+    for top in [t for base in (fdir[1], anon_root) for t, _, _ in os.walk(base)]:
         left += [p for p in parts(top) if server_made.match(os.path.basename(p))]
     assert not left, left
 
@@ -483,8 +512,19 @@ def test_no_walk_process_crashed(fservers):
     bad = [l for l in lines if "died of signal" in l or "killed by seccomp" in l
            or "stopped answering" in l]
     assert not bad, bad
-    for s in fservers:
-        assert_server_works(s)
+    for srv in fservers:
+        if srv.settings.get("implicit_tls") != "yes":
+            assert_server_works(srv)
+            continue
+        w = Walk(srv, "", 0)  # TLS from the first byte: a new session still logs in
+        try:
+            assert w.reply()[0] == 220
+            assert w.cmd("USER alice")[0] == 331
+            assert w.cmd(f"PASS {USERS['alice'][1]}")[0] == 230
+            assert w.cmd("NOOP")[0] == 200
+            assert w.cmd("QUIT")[0] == 221
+        finally:
+            w.close()
 
 
 def test_walks_reached_the_data_path():
