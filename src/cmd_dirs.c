@@ -73,6 +73,10 @@ void cmd_mkd(struct usess *s, const struct ureq *q, struct uresp *r)
     int dfd = writable_parent(s, q, vp, &base, r);
     if (dfd < 0)
         return;
+    if (!sess_new_name_ok(base, q->arg, r)) {
+        close(dfd);
+        return;
+    }
     if (mkdirat(dfd, base, 0777) < 0) {
         uresp_errno(r, errno, q->arg);
     } else {
@@ -138,12 +142,22 @@ void cmd_rnto(struct usess *s, const struct ureq *q, struct uresp *r)
         return;
     }
     int tdir = path_open_parent(s->rootfd, to, &to_base);
+    struct stat st;
+    size_t len = strlen(q->arg);
+    /* "name/" names a directory, as rename(2) has it; the joined path lost the slash. */
+    bool want_dir = len > 1 && q->arg[len - 1] == '/';
     if (tdir < 0) {
         uresp_set(r, 553, "%s: %s.", q->arg, strerror(errno));
+    } else if (!sess_new_name_ok(to_base, q->arg, r)) {
+        /* reply set */
+    } else if (want_dir && fstatat(fdir, from_base, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+               !S_ISDIR(st.st_mode)) {
+        uresp_set(r, 553, "Cannot rename to %s: Not a directory.", q->arg);
     } else if (renameat(fdir, from_base, tdir, to_base) < 0) {
         int e = errno;
-        if (e == EINVAL || e == ENAMETOOLONG || e == EISDIR || e == ENOTDIR || e == EEXIST ||
-            e == ENOTEMPTY)
+        if (e == EINVAL)
+            uresp_set(r, 553, "Cannot rename to %s: a directory cannot move into itself.", q->arg);
+        else if (e == ENAMETOOLONG || e == EISDIR || e == ENOTDIR || e == EEXIST || e == ENOTEMPTY)
             uresp_set(r, 553, "Cannot rename to %s: %s.", q->arg, strerror(e));
         else
             uresp_errno(r, e, q->arg);

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "session.h"
 #include "uops.h"
 
@@ -49,12 +50,21 @@ void cmd_open_read(struct usess *s, const struct ureq *q, struct uresp *r)
     snprintf(r->name, sizeof r->name, "%s", vp);
 }
 
+/* Ends an upload that will not be committed. A new file is removed; a file written in place
+ * keeps what arrived, cut at its end so that SIZE is where a resume must start. */
 void upload_discard(struct usess *s)
 {
     if (s->up_temp && s->up_dirfd >= 0)
         unlinkat(s->up_dirfd, s->up_tmpname, 0);
     if (s->up_reserved && s->up_dirfd >= 0)
         unlinkat(s->up_dirfd, s->up_base, 0);
+    if (s->up_truncate && s->up_fd >= 0) {
+        off_t end = lseek(s->up_fd, 0, SEEK_CUR);
+        /* Nothing written (no data connection came): the file stays as it was. */
+        if (end > s->up_start && ftruncate(s->up_fd, end) < 0)
+            log_msg(LOG_WARNING, "cannot cut %s at %lld bytes: %s", s->up_vpath, (long long)end,
+                    strerror(errno));
+    }
     if (s->up_fd >= 0)
         close(s->up_fd);
     if (s->up_dirfd >= 0)
@@ -63,7 +73,8 @@ void upload_discard(struct usess *s)
     s->up_temp = s->up_truncate = s->up_reserved = false;
 }
 
-/* A new file beside the target, renamed over it only when the upload completes. */
+/* A new file beside the target, renamed over it only when the upload completes. It takes the
+ * old file's mode and group; -1 with errno EPERM when the group cannot be kept. */
 static int open_temp(struct usess *s, int dfd, const struct stat *old)
 {
     for (int tries = 0; tries < 16; tries++) {
@@ -73,15 +84,67 @@ static int open_temp(struct usess *s, int dfd, const struct stat *old)
                  rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
         int fd =
             openat(dfd, s->up_tmpname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
-        if (fd >= 0) {
-            if (old)
-                fchmod(fd, old->st_mode & 0777);
+        if (fd < 0 && errno == EEXIST)
+            continue;
+        if (fd < 0 || !old)
             return fd;
-        }
-        if (errno != EEXIST)
+        struct stat st;
+        if (fstat(fd, &st) < 0 || (st.st_gid != old->st_gid && fchown(fd, -1, old->st_gid) < 0)) {
+            int e = errno;
+            close(fd);
+            unlinkat(dfd, s->up_tmpname, 0);
+            errno = e == EINVAL ? EPERM : e;
             return -1;
+        }
+        fchmod(fd, old->st_mode & 0777);
+        return fd;
     }
     return -1;
+}
+
+/* Whether a new file renamed over old would be the same file to everyone else: it would get a
+ * new owner and lose old's other hard links. */
+static bool replace_keeps_file(const struct usess *s, const struct stat *old)
+{
+    return old->st_uid == s->uid && old->st_nlink == 1;
+}
+
+/* Writes into the existing file (APPE creates it): a resume, an append, a write through a
+ * symlink, or a replace that a new file could not make without changing the file for others. */
+static int open_in_place(struct usess *s, const struct ureq *q, const char *vp, bool append,
+                         struct uresp *r)
+{
+    int flags = O_WRONLY | O_NONBLOCK | O_NOCTTY;
+    if (append && q->offset == 0)
+        flags |= O_APPEND | O_CREAT;
+    struct stat st;
+    int fd = path_open(s->rootfd, vp, flags, 0666);
+    if (fd < 0) {
+        uresp_errno(r, errno, q->arg);
+        return -1;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        uresp_set(r, 550, "%s: Not a regular file.", q->arg);
+        close(fd);
+        return -1;
+    }
+    if (q->offset > (uint64_t)st.st_size) {
+        uresp_set(r, 554, "Restart offset %llu is beyond the end of the file (%llu bytes).",
+                  (unsigned long long)q->offset, (unsigned long long)st.st_size);
+        close(fd);
+        return -1;
+    }
+    bool appending = append && q->offset == 0;
+    off_t at = appending ? lseek(fd, 0, SEEK_END) : lseek(fd, (off_t)q->offset, SEEK_SET);
+    if (at < 0 || clear_nonblock(fd) < 0) {
+        uresp_errno(r, errno, q->arg);
+        close(fd);
+        return -1;
+    }
+    /* Not truncated at open: a transfer that never starts leaves the file as it was. */
+    s->up_truncate = !appending;
+    s->up_start = at;
+    return fd;
 }
 
 /* STOU: reserves a new name beside the argument ("name", "name.1", ...) by creating it empty;
@@ -142,53 +205,42 @@ void cmd_open_write(struct usess *s, const struct ureq *q, struct uresp *r)
     bool append = q->flags & UW_APPEND;
     bool have_old = fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0;
     int fd = -1;
+    /* The name is kept for the rename: it must fit whole, or another file would be replaced. */
+    if (strlen(base) >= sizeof s->up_base) {
+        uresp_errno(r, ENAMETOOLONG, q->arg);
+        goto fail;
+    }
+    if (!have_old && !sess_new_name_ok(base, q->arg, r))
+        goto fail;
     if (have_old && S_ISDIR(st.st_mode)) {
         uresp_set(r, 550, "%s: Is a directory.", q->arg);
         goto fail;
     }
-    if (!unique && (q->offset > 0 || append || (have_old && S_ISLNK(st.st_mode)))) {
-        /* Resume, append, or write through a symlink: in place, as the client asked. */
-        int flags = O_WRONLY | O_NONBLOCK | O_NOCTTY;
-        if (append && q->offset == 0)
-            flags |= O_APPEND | O_CREAT;
-        else if (q->offset == 0)
-            flags |= O_TRUNC;
-        fd = path_open(s->rootfd, vp, flags, 0666);
-        if (fd < 0) {
-            uresp_errno(r, errno, q->arg);
-            goto fail;
-        }
-        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-            uresp_set(r, 550, "%s: Not a regular file.", q->arg);
-            goto fail;
-        }
-        if (q->offset > (uint64_t)st.st_size) {
-            uresp_set(r, 554, "Restart offset %llu is beyond the end of the file (%llu bytes).",
-                      (unsigned long long)q->offset, (unsigned long long)st.st_size);
-            goto fail;
-        }
-        if ((q->offset > 0 && lseek(fd, (off_t)q->offset, SEEK_SET) < 0) ||
-            clear_nonblock(fd) < 0) {
-            uresp_errno(r, errno, q->arg);
-            goto fail;
-        }
-        s->up_truncate = q->offset > 0;
-    } else {
-        if (have_old && !S_ISREG(st.st_mode)) {
-            uresp_set(r, 550, "%s: Not a regular file.", q->arg);
-            goto fail;
-        }
-        if (have_old && !unique && faccessat(dfd, base, W_OK, AT_EACCESS) < 0) {
-            uresp_errno(r, errno, q->arg);
-            goto fail;
-        }
-        fd = open_temp(s, dfd, have_old && !unique ? &st : NULL);
-        if (fd < 0) {
-            uresp_errno(r, errno, q->arg);
-            goto fail;
-        }
-        s->up_temp = true;
+    if (have_old && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+        uresp_set(r, 550, "%s: Not a regular file.", q->arg);
+        goto fail;
     }
+    bool in_place = !unique && (q->offset > 0 || append || (have_old && S_ISLNK(st.st_mode)));
+    if (!in_place && have_old && !unique) {
+        if (faccessat(dfd, base, W_OK, AT_EACCESS) < 0) {
+            uresp_errno(r, errno, q->arg);
+            goto fail;
+        }
+        in_place = !replace_keeps_file(s, &st);
+    }
+    if (!in_place) {
+        fd = open_temp(s, dfd, have_old && !unique ? &st : NULL);
+        /* A directory the user may not write, or a group the user is not in: the file the
+         * user may write is written in place instead. */
+        in_place = fd < 0 && have_old && !unique && (errno == EACCES || errno == EPERM);
+        if (fd < 0 && !in_place) {
+            uresp_errno(r, errno, q->arg);
+            goto fail;
+        }
+        s->up_temp = fd >= 0;
+    }
+    if (in_place && (fd = open_in_place(s, q, vp, append, r)) < 0)
+        goto fail;
     s->up_fd = dup(fd);
     if (s->up_fd < 0) {
         uresp_errno(r, errno, q->arg);
@@ -217,7 +269,7 @@ fail:
         close(fd);
     if (s->up_reserved)
         unlinkat(dfd, base, 0);
-    s->up_reserved = false;
+    s->up_reserved = s->up_temp = s->up_truncate = false;
     close(dfd);
 }
 
@@ -249,6 +301,13 @@ void cmd_commit(struct usess *s, const struct ureq *q, struct uresp *r)
 void cmd_abort(struct usess *s, const struct ureq *q, struct uresp *r)
 {
     (void)q;
+    bool in_place = s->up_fd >= 0 && !s->up_temp;
+    off_t start = s->up_start, end = in_place ? lseek(s->up_fd, 0, SEEK_CUR) : -1;
     upload_discard(s);
-    uresp_set(r, 226, "Upload discarded.");
+    if (!in_place)
+        uresp_set(r, 226, "upload discarded");
+    else if (end > start)
+        uresp_set(r, 226, "partial file kept, %lld bytes", (long long)end);
+    else
+        uresp_set(r, 226, "file left as it was");
 }

@@ -99,6 +99,14 @@ void front_user_request(struct front *f, uint32_t op, uint32_t flags, uint64_t o
                         const char *arg, const char *arg2, struct ureply *out)
 {
     struct msg *m = f->m;
+    /* The user process takes paths shorter than VPATH_MAX (a longer one would be a malformed
+     * message to it), and max_line_length may allow longer arguments: the client's error. */
+    if ((arg && strlen(arg) >= VPATH_MAX) || (arg2 && strlen(arg2) >= VPATH_MAX)) {
+        ureply_init(out);
+        out->code = 553;
+        sbuf_adds(&out->text, "File name too long.");
+        return;
+    }
     msg_init(m, MSG_REQ);
     msg_put_u32(m, op);
     msg_put_u32(m, flags | (f->type == 'A' ? UF_ASCII : 0));

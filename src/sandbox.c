@@ -99,10 +99,34 @@ static const char *const front_calls[] = {
 };
 
 static const char *const user_calls[] = {
-    "openat",    "openat2",   "newfstatat", "fstat",      "statx",        "getdents64",
-    "mkdirat",   "unlinkat",  "renameat",   "renameat2",  "fchmod",       "fchmodat",
-    "utimensat", "faccessat", "faccessat2", "readlinkat", "memfd_create", "ftruncate",
-    "dup",       "umask",     "pread64",    "pwrite64",   "fsync",        "fdatasync",
+    "openat",
+    "openat2",
+    "newfstatat",
+    "fstat",
+    "statx",
+    "getdents64",
+    "mkdirat",
+    "unlinkat",
+    "renameat",
+    "renameat2",
+    "fchmod",
+    "fchmodat",
+    "utimensat",
+    "faccessat",
+    "faccessat2",
+    "readlinkat",
+    "memfd_create",
+    "ftruncate",
+    "dup",
+    "umask",
+    "pread64",
+    "pwrite64",
+    "fsync",
+    "fdatasync",
+    /* a replacement upload keeps the old file's group */
+    "fchown",
+    /* SIGTERM is blocked while a request runs */
+    "rt_sigprocmask",
 };
 
 static int allow(scmp_filter_ctx ctx, const char *name)

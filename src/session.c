@@ -52,6 +52,9 @@ void uresp_errno(struct uresp *r, int err, const char *path)
     case ELOOP:
         why = "Too many levels of symbolic links";
         break;
+    case ENXIO: /* opening a FIFO without a reader, or a socket */
+        why = "Not a regular file";
+        break;
     default:
         break;
     }
@@ -63,6 +66,14 @@ bool sess_may_write(struct usess *s, struct uresp *r)
     if (s->write_enable)
         return true;
     uresp_set(r, 550, "Permission denied (this server is read-only).");
+    return false;
+}
+
+bool sess_new_name_ok(const char *base, const char *arg, struct uresp *r)
+{
+    if (!strpbrk(base, "\r\n"))
+        return true;
+    uresp_set(r, 553, "%s: File names may not contain CR or LF.", arg);
     return false;
 }
 
@@ -126,8 +137,15 @@ static void serve(struct usess *s)
     struct ureq *q = xmalloc(sizeof *q);
     struct uresp r;
     sbuf_init(&r.text);
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
     for (;;) {
-        if (msg_recv(s->chan, m) < 0)
+        /* SIGTERM is taken only while waiting, where no request is half done. */
+        sigprocmask(SIG_UNBLOCK, &term, NULL);
+        int got = msg_recv(s->chan, m);
+        sigprocmask(SIG_BLOCK, &term, NULL);
+        if (got < 0)
             break;
         if (m->fd >= 0) {
             close(m->fd);
@@ -166,6 +184,18 @@ static void serve(struct usess *s)
     upload_discard(s);
 }
 
+static struct usess *term_sess;
+
+/* systemctl stop or a shutdown: the pending upload ends as ABORT would end it, so no
+ * temporary file is left behind in the user's directory. */
+static void on_term(int sig)
+{
+    (void)sig;
+    if (term_sess)
+        upload_discard(term_sess);
+    _exit(0);
+}
+
 void session_main(const struct session_args *a)
 {
     const struct config *cfg = a->si->cfg;
@@ -173,13 +203,19 @@ void session_main(const struct session_args *a)
     memset(&s, 0, sizeof s);
     s.cfg = cfg;
     s.write_enable = a->write_enable;
+    s.uid = a->id.uid;
     s.chan = a->chan;
     s.ids = a->ids;
     s.up_fd = s.up_dirfd = -1;
     log_set_user(a->user);
     signal(SIGPIPE, SIG_IGN);
-    signal(SIGTERM, SIG_DFL);
     signal(SIGHUP, SIG_DFL);
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigprocmask(SIG_BLOCK, &term, NULL);
+    term_sess = &s;
+    signal(SIGTERM, on_term);
     char why[512];
     bool chroot_ok = a->chroot && !cfg->rootless;
     if (drop_privileges(&a->id, chroot_ok ? a->root : NULL, why, sizeof why) < 0) {

@@ -8,6 +8,7 @@
 
 #include <limits.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "drop.h"
 #include "listing.h"
@@ -33,6 +34,7 @@ _Noreturn void session_main(const struct session_args *a);
 struct usess {
     const struct config *cfg;
     bool write_enable;
+    uid_t uid;
     int chan;
     int rootfd;
     char cwd[VPATH_MAX];
@@ -42,7 +44,8 @@ struct usess {
     int up_fd;
     int up_dirfd;
     bool up_temp;     /* written under up_tmpname, renamed to up_base on success */
-    bool up_truncate; /* REST upload: cut the file at the end of what was written */
+    bool up_truncate; /* in place: cut the file at the end of what was written */
+    off_t up_start;   /* in place: where writing began */
     bool up_reserved; /* STOU: up_base was created empty to reserve the name */
     char up_tmpname[64];
     char up_base[NAME_MAX + 1];
@@ -71,6 +74,9 @@ struct ureq {
     char arg2[VPATH_MAX];
 };
 
+/* Whether base may name a new file or directory; 553 reply if not. A CR or LF would end a
+ * listing's entry, so listings leave such names out. */
+bool sess_new_name_ok(const char *base, const char *arg, struct uresp *r);
 /* Resolves a client argument against the working directory; 553 reply on failure. */
 int sess_vpath(struct usess *s, const char *arg, char *out, struct uresp *r);
 
@@ -97,7 +103,8 @@ void cmd_umask(struct usess *s, const struct ureq *q, struct uresp *r);
 void cmd_settime(struct usess *s, const struct ureq *q, struct uresp *r);
 /* Refuses a change when write_enable is off (550). */
 bool sess_may_write(struct usess *s, struct uresp *r);
-/* Drops a pending upload (temporary file removed); used at exit too. */
+/* Ends a pending upload without committing it (a new file is removed, a file written in place
+ * is cut at the end of what arrived); used at exit too. */
 void upload_discard(struct usess *s);
 
 #endif

@@ -377,8 +377,7 @@ static uint32_t recv_file(struct wstate *w, int fd, bool ascii)
                     ERR_clear_error();
                     if (w->a->require_close_notify) {
                         snprintf(w->text, sizeof w->text,
-                                 "upload ended without TLS close_notify (truncated?); file "
-                                 "discarded");
+                                 "upload ended without TLS close_notify (truncated?)");
                         return WR_NO_CLOSE_NOTIFY;
                     }
                     break;

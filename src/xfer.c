@@ -249,6 +249,16 @@ static void upload_done(struct front *f, bool upload, bool ok, struct ureply *co
     f->pending_temp[0] = '\0';
 }
 
+/* What a failed upload left on disk, as "; <the user process's words>" for the reply. */
+static void outcome(const struct ureply *fin, char *out, size_t len)
+{
+    const char *t = fin->text.data;
+    if (fin->code == 226 && t && *t)
+        snprintf(out, len, "; %s", t);
+    else
+        out[0] = '\0';
+}
+
 static const char *kind_verb(enum xfer_kind k)
 {
     static const char *const v[] = {"RETR", "STOR", "APPE", "LIST", "NLST", "MLSD", "STOU"};
@@ -316,6 +326,8 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
     if (w != W_READY) {
         dc_reset(&f->dc);
         upload_done(f, upload, false, &fin);
+        char tail[160];
+        outcome(&fin, tail, sizeof tail);
         ureply_free(&fin);
         ureply_free(&open);
         if (w == W_CTL_GONE) {
@@ -323,15 +335,15 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
             front_exit(f, 0);
         }
         if (w == W_ABORT) {
-            front_reply(f, 426, "Transfer aborted.");
+            front_reply(f, 426, "Transfer aborted%s.", tail);
             front_reply(f, 226, "ABOR successful.");
         } else if (why[0]) {
-            front_reply(f, 425, "Cannot open the data connection: %s.", why);
+            front_reply(f, 425, "Cannot open the data connection: %s%s.", why, tail);
         } else {
             front_reply(f, 425,
                         "Failed to establish the data connection (no connection within "
-                        "%u s).",
-                        cfg->data_timeout);
+                        "%u s)%s.",
+                        cfg->data_timeout, tail);
         }
         return;
     }
@@ -417,13 +429,16 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
         snprintf(text, sizeof text, "client disconnected");
     }
     upload_done(f, upload, ok, &fin);
+    char tail[160] = "";
+    if (!ok)
+        outcome(&fin, tail, sizeof tail);
     double secs = (double)(now_ms() - started) / 1000.0;
     /* A fresh TLS 1.3 ticket travels with the final reply, for the next data connection. */
     if (f->ctl.ssl && SSL_version(f->ctl.ssl) >= TLS1_3_VERSION)
         SSL_new_session_ticket(f->ctl.ssl);
     int code;
     if (aborted) {
-        front_reply(f, 426, "Transfer aborted.");
+        front_reply(f, 426, "Transfer aborted%s.", tail);
         code = 226;
         front_reply(f, 226, "ABOR successful.");
     } else if (ok && upload && fin.code != 226) {
@@ -434,7 +449,7 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
         front_reply(f, 226, "%s", listing ? "Directory send OK." : "Transfer complete.");
     } else if (!got) {
         code = 451;
-        front_reply(f, 451, "Transfer failed: %s.", text);
+        front_reply(f, 451, "Transfer failed: %s%s.", text, tail);
     } else {
         switch (status) {
         case WR_TLS_FAILED:
@@ -457,11 +472,11 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
             break;
         }
         if (code == 522)
-            front_reply(f, 522, "%s", text);
+            front_reply(f, 522, "%s%s", text, tail);
         else if (code == 426)
-            front_reply(f, 426, "Connection closed; transfer aborted (%s).", text);
+            front_reply(f, 426, "Connection closed; transfer aborted (%s)%s.", text, tail);
         else
-            front_reply(f, code, "Transfer failed: %s.", text);
+            front_reply(f, code, "Transfer failed: %s%s.", text, tail);
     }
     if (cfg->xferlog_file[0] && !listing) {
         msg_init(m, MSG_XFERLOG);

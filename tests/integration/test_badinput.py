@@ -322,25 +322,21 @@ def test_crlf_injection_in_names(bserver, bdir):
     assert code == 257, lines
     assert os.path.isdir(os.path.join(path, "x%0d%0aDELE victim"))
     assert os.path.exists(victim)
-    # "STOR a<CR>DELE victim": one upload to one odd name.
+    # "STOR a<CR>DELE victim": one upload to one odd name, refused as a name with a CR.
     code, lines = r.cmd("EPSV")
     r.send(b"STOR a\rDELE victim\r\n")
     bad()
-    d = r.data_connect(lines)
-    assert r.reply()[0] == 150
-    d.sendall(b"uploaded")
-    d.unwrap()
-    d.close()
-    assert r.reply()[0] == 226
-    with open(os.path.join(path, "a\rDELE victim"), "rb") as fh:
-        assert fh.read() == b"uploaded"
+    code, lines = r.reply()
+    assert code == 553 and "a\r\x00DELE victim: File names may not contain CR" in lines[0], lines
+    assert not os.path.exists(os.path.join(path, "a\rDELE victim"))
     assert os.path.exists(victim)
     r.send(b"RNFR victim\r\n")
     assert r.reply()[0] == 350
     r.send(b"RNTO renamed\rDELE renamed\r\n")
     bad()
-    assert r.reply()[0] == 250
-    assert os.path.exists(os.path.join(path, "renamed\rDELE renamed"))
+    assert r.reply()[0] == 553
+    assert os.path.exists(victim)
+    assert not os.path.exists(os.path.join(path, "renamed\rDELE renamed"))
     # A name with CR and LF that exists on disk (made outside FTP) stays inside its reply line.
     put(os.path.join(path, "evil\r\n226 injected"), b"x")
     r.send(b"STAT .\r\n")

@@ -542,11 +542,17 @@ def test_nul_in_argument(cw, ws):
 
 
 def test_cr_nul_in_name(cw, ws):
-    """G-22: CR NUL in a pathname is a CR; a CR in a reply is sent as CR NUL."""
+    """G-22: CR NUL in a pathname is a CR; a CR in a reply is sent as CR NUL. A new name with a
+    CR is refused (a listing could not show it), the name echoed padded; an existing one is
+    reached by its name, and PWD pads it."""
     code, lines = cw.cmd(b"MKD cr\r\x00x")
-    assert code == 257, lines
-    assert os.path.isdir(ws.p("cr\rx"))
-    assert raw_bytes(lines[0]) == f'257 "{ws.vpath}/cr\r\x00x" created.'.encode()
+    assert code == 553, lines
+    assert raw_bytes(lines[0]) == b"553 cr\r\x00x: File names may not contain CR or LF."
+    assert not os.path.exists(ws.p("cr\rx"))
+    os.mkdir(ws.p("cr\rx"))
+    assert cw.cmd(b"CWD cr\r\x00x")[0] == 250
+    code, lines = cw.cmd("PWD")
+    assert raw_bytes(lines[0]).startswith(f'257 "{ws.vpath}/cr\r\x00x"'.encode()), lines
 
 
 def test_iac_in_name(cw, ws):

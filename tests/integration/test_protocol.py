@@ -545,8 +545,8 @@ def test_telnet_sequences(server):
 def test_nul_and_cr_handling(server):
     r = server.tls_raw("alice", prot=True)
     assert r.cmd(b"MKD a\x00b")[0] == 501                              # K-14
-    assert r.cmd(b"MKD cr\r\x00dir")[0] == 257                         # G-22
-    assert os.path.isdir(os.path.join(server.env.home("alice"), "cr\rdir"))
+    assert r.cmd(b"MKD cr\r\x00dir")[0] == 553                         # G-22, refused
+    assert not os.path.exists(os.path.join(server.env.home("alice"), "cr\rdir"))
     r.send(b"NOOP\n")                                                  # G-14
     assert r.reply()[0] == 200
     r.close()
