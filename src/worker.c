@@ -55,6 +55,31 @@ static _Noreturn void finish(struct wstate *w, uint32_t status)
     _exit(0);
 }
 
+/* SSL_accept within timeout_ms in all: the socket's own timeouts bound each read, and a
+ * client dripping its ClientHello a byte at a time would get through those. */
+static int accept_within(SSL *ssl, int fd, int timeout_ms)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return SSL_accept(ssl);
+    int64_t deadline = now_ms() + timeout_ms;
+    int r;
+    for (;;) {
+        r = SSL_accept(ssl);
+        int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl, r);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+            break;
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            break;
+        struct pollfd p = {.fd = fd, .events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT};
+        if (poll(&p, 1, (int)left) < 0 && errno != EINTR)
+            break;
+    }
+    fcntl(fd, F_SETFL, fl);
+    return r;
+}
+
 static void handshake(struct wstate *w)
 {
     const struct worker_args *a = w->a;
@@ -94,7 +119,7 @@ static void handshake(struct wstate *w)
         SSL_set_fd(w->ssl, a->data_fd);
     }
     ERR_clear_error();
-    int r = SSL_accept(w->ssl);
+    int r = accept_within(w->ssl, a->data_fd, a->timeout_ms);
     if (r != 1) {
         int e = SSL_get_error(w->ssl, r);
         char why[256];

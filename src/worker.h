@@ -36,7 +36,8 @@ struct worker_args {
     bool tls_now;   /* PROT P when the connection was accepted: handshake at once */
     bool require_reuse;
     bool require_close_notify;
-    bool ktls; /* try kernel TLS (tls_ktls and the kernel offers it) */
+    bool ktls;      /* try kernel TLS (tls_ktls and the kernel offers it) */
+    int timeout_ms; /* data_timeout: the whole TLS handshake, and each wait for progress */
 };
 
 _Noreturn void worker_main(const struct worker_args *a);

@@ -103,6 +103,7 @@ static void spawn_worker(struct front *f, int fd)
             .require_reuse = f->cfg->require_session_reuse && !f->reuse_relaxed,
             .require_close_notify = f->cfg->upload_require_close_notify,
             .ktls = f->cfg->ktls_kernel || f->test_force_ktls,
+            .timeout_ms = (int)f->cfg->data_timeout * 1000,
         };
         worker_main(&a);
     }
@@ -127,6 +128,11 @@ void xfer_accept_ready(struct front *f)
 /* len SIZE_MAX marks an overlong line, answered with 500 in its turn. */
 static void queue_line(struct front *f, const char *line, size_t len)
 {
+    if (f->queued >= FRONT_QUEUE_MAX) {
+        /* drain_control stops reading before this; a dropped line beats a write past the end */
+        log_msg(LOG_ERR, "command queue full; line dropped");
+        return;
+    }
     size_t n = len == SIZE_MAX ? 0 : len;
     char *copy = xmalloc(n + 1);
     memcpy(copy, line, n);
@@ -156,10 +162,11 @@ int xfer_handle_async_line(struct front *f, char *line, size_t len, const char *
 
 enum wait_result { W_READY, W_ABORT, W_TIMEOUT, W_CTL_GONE };
 
-/* Reads whatever the client sent meanwhile; ABOR stops the wait. */
+/* Reads whatever the client sent meanwhile; ABOR stops the wait. A full queue stops the
+ * reading, lines already buffered included: the rest waits for the transfer's end. */
 static enum wait_result drain_control(struct front *f, const char *what)
 {
-    for (;;) {
+    while (f->queued < FRONT_QUEUE_MAX) {
         size_t n = 0;
         int r = ctl_next_line(&f->ctl, f->line, f->line_cap, &n);
         if (r == CTL_LINE) {
@@ -173,9 +180,8 @@ static enum wait_result drain_control(struct front *f, const char *what)
         } else {
             return W_READY;
         }
-        if (f->queued >= FRONT_QUEUE_MAX)
-            return W_READY;
     }
+    return W_READY;
 }
 
 /* Waits until fd is ready for events, watching the control connection. timeout_ms < 0: no
@@ -188,8 +194,11 @@ static enum wait_result wait_for(struct front *f, int fd, short events, int time
         enum wait_result w = drain_control(f, what);
         if (w != W_READY)
             return w;
-        struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = f->ctl.fd, .events = POLLIN}};
-        nfds_t n = f->queued < FRONT_QUEUE_MAX ? 2 : 1;
+        /* With the queue full only a hang-up is watched: the client is gone. */
+        bool full = f->queued >= FRONT_QUEUE_MAX;
+        struct pollfd p[2] = {{.fd = fd, .events = events},
+                              {.fd = f->ctl.fd, .events = full ? POLLRDHUP : POLLIN}};
+        nfds_t n = 2;
         int wait = -1;
         if (deadline >= 0) {
             int64_t left = deadline - now_ms();
@@ -204,7 +213,7 @@ static enum wait_result wait_for(struct front *f, int fd, short events, int time
             return W_TIMEOUT;
         if (p[0].revents)
             return W_READY;
-        if (n > 1 && p[1].revents && ctl_fill(&f->ctl) < 0)
+        if (p[1].revents && (full || ctl_fill(&f->ctl) < 0))
             return W_CTL_GONE;
     }
 }

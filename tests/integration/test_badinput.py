@@ -744,6 +744,31 @@ def test_1000_pipelined_noops_during_a_transfer(bserver, bdir):
     finish(bserver, r)
 
 
+@pytest.mark.parametrize("line", [b"NOOP", b"X" * 5000], ids=["noop", "overlong"])
+def test_pipelined_lines_before_the_data_connection(bserver, bdir, line):
+    """40 lines after the 150 and before the data connection opens: the front queues 32 while
+    it waits for the connection, and reads on only after the transfer. Waiting again (for the
+    data worker) with a full queue wrote past the end of the queue and crashed the front."""
+    name, path = bdir
+    put(os.path.join(path, "q.bin"), b"q" * 1000)
+    r = session_at(bserver, "login", name)
+    assert r.cmd("TYPE I")[0] == 200
+    code, lines = r.cmd("EPSV")
+    r.send("RETR q.bin\r\n")
+    assert r.reply()[0] == 150
+    r.send((line + b"\r\n") * 40)
+    bad(40)
+    time.sleep(0.5)    # the front reads the lines while it waits for the data connection
+    d = r.data_connect(lines)
+    assert r.read_all(d) == b"q" * 1000
+    assert r.reply()[0] == 226
+    want = 200 if line == b"NOOP" else 500
+    for i in range(40):
+        assert r.reply()[0] == want, i
+    assert r.cmd("SYST")[0] == 215
+    finish(bserver, r)
+
+
 @pytest.mark.parametrize("direction", ["download", "upload"])
 @pytest.mark.parametrize("how", ["close", "reset"])
 def test_commands_during_transfer_then_disconnect(bserver, bdir, direction, how):

@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import re
+import select
 import socket
 import ssl
 import time
@@ -856,6 +857,50 @@ def test_data_timeout_no_client_hello(make_server, wd):
     assert time.time() - t0 < 6
     assert read_all(sock, 2) == b""
     sock.close()
+    assert f.voidcmd("NOOP").startswith("200")
+    got, _ = retr(f, "RETR f.bin")
+    assert got == data
+    f.quit()
+
+
+def test_data_timeout_bounds_a_dripped_client_hello(make_server, wd):
+    """data_timeout bounds the data connection's whole TLS handshake: a ClientHello sent one
+    byte a second (each read within the socket timeout) gets 522 after data_timeout, not after
+    the ~10 minutes its bytes would take; the control connection stays usable."""
+    name, path = wd
+    s = make_server(data_timeout=2)
+    data = os.urandom(1000)
+    put_file(os.path.join(path, "f.bin"), data)
+    f = client(s, cwd=name)
+    f.voidcmd("TYPE I")
+    ctx = ssl.create_default_context(cafile=s.env.cert)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(inc, out, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    hello = out.read()
+    assert len(hello) > 200
+    port = ftplib.parse227(f.sendcmd("PASV"))[1]
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    assert f.sendcmd("RETR f.bin").startswith("150 ")
+    t0 = time.time()
+    reply = None
+    for byte in hello[:30]:
+        try:
+            sock.sendall(bytes([byte]))
+        except OSError:
+            break
+        if select.select([f.sock], [], [], 1.0)[0]:
+            break
+    try:
+        reply = f.getresp()
+    except ftplib.Error as e:
+        reply = str(e)
+    took = time.time() - t0
+    sock.close()
+    assert reply is not None and reply.startswith("522 "), reply
+    assert "timed out" in reply
+    assert 1.5 <= took < 6, took
     assert f.voidcmd("NOOP").startswith("200")
     got, _ = retr(f, "RETR f.bin")
     assert got == data
