@@ -288,6 +288,16 @@ void cmd_commit(struct usess *s, const struct ureq *q, struct uresp *r)
             return;
         }
     }
+    struct stat st;
+    uint64_t limit = s->cfg->max_file_size;
+    /* The writers are bound by RLIMIT_FSIZE; a new file past the limit is refused all the same
+     * (a file written in place can no longer be undone). */
+    if (s->up_temp && limit && fstat(s->up_fd, &st) == 0 && (uint64_t)st.st_size > limit) {
+        uresp_set(r, 552, "Cannot store %s: larger than the %llu bytes allowed.", s->up_vpath,
+                  (unsigned long long)limit);
+        upload_discard(s);
+        return;
+    }
     if (s->up_temp && renameat(s->up_dirfd, s->up_tmpname, s->up_dirfd, s->up_base) < 0) {
         uresp_set(r, 451, "Cannot store %s: %s.", s->up_vpath, strerror(errno));
         upload_discard(s);

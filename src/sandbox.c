@@ -76,7 +76,6 @@ static const char *const front_calls[] = {
     "getpeername",
     "shutdown",
     "recvfrom",
-    "socketpair",
     "wait4",
     "close_range",
     "seccomp",
@@ -164,11 +163,18 @@ static int front_rules(scmp_filter_ctx ctx)
 {
     /* Network sockets for the data connections only; no new UNIX sockets (abstract sockets
      * are reachable even from a chroot). glibc's syslog reconnect then fails quietly. */
-    if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-                         SCMP_A0_32(SCMP_CMP_EQ, AF_INET)) < 0 ||
-        seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-                         SCMP_A0_32(SCMP_CMP_EQ, AF_INET6)) < 0 ||
+    /* TCP only (type and protocol too: other protocols are kernel code, some loaded on demand);
+     * socketpair only for UNIX sockets, the workers' channels. */
+    const uint32_t flags = SOCK_NONBLOCK | SOCK_CLOEXEC;
+    if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 3, SCMP_A0_32(SCMP_CMP_EQ, AF_INET),
+                         SCMP_A1_32(SCMP_CMP_MASKED_EQ, ~flags, SOCK_STREAM),
+                         SCMP_A2_32(SCMP_CMP_EQ, 0)) < 0 ||
+        seccomp_rule_add(
+            ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 3, SCMP_A0_32(SCMP_CMP_EQ, AF_INET6),
+            SCMP_A1_32(SCMP_CMP_MASKED_EQ, ~flags, SOCK_STREAM), SCMP_A2_32(SCMP_CMP_EQ, 0)) < 0 ||
         seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 1,
+                         SCMP_A0_32(SCMP_CMP_EQ, AF_UNIX)) < 0 ||
+        seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1,
                          SCMP_A0_32(SCMP_CMP_EQ, AF_UNIX)) < 0)
         return -1;
     /* fork() for workers: a new process, never a thread or a namespace. */
@@ -178,9 +184,11 @@ static int front_rules(scmp_filter_ctx ctx)
                          SCMP_A0(SCMP_CMP_MASKED_EQ, bad, 0)) < 0 ||
         seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) < 0)
         return -1;
-    /* Workers are stopped with SIGKILL; nothing else is sent. */
-    if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1, SCMP_A1_32(SCMP_CMP_EQ, SIGKILL)) <
-        0)
+    /* Workers are stopped with SIGKILL; nothing else is sent, and never to another process
+     * group or to every process of the uid (a negative pid): all sessions share the uid. */
+    if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 2,
+                         SCMP_A0_32(SCMP_CMP_MASKED_EQ, 0x80000000U, 0),
+                         SCMP_A1_32(SCMP_CMP_EQ, SIGKILL)) < 0)
         return -1;
     /* A worker's own filter and no_new_privs (libseccomp sets it again), and its tie to the
      * front's life. */
@@ -384,7 +392,9 @@ int sandbox_rlimits(const struct config *cfg, enum sandbox_role role, char *why,
             return -1;
         }
     }
-    if (cfg->max_file_size && role != SB_FRONT) {
+    /* The front holds each upload's descriptor before its worker does, so it is bound too. The
+     * user process writes only listings (memfd), which may be larger than any file. */
+    if (cfg->max_file_size && role != SB_USER) {
         struct rlimit fsize = {cfg->max_file_size, cfg->max_file_size};
         /* Writes past the limit fail with EFBIG (552) instead of killing with SIGXFSZ. */
         signal(SIGXFSZ, SIG_IGN);

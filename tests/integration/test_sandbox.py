@@ -61,7 +61,11 @@ def test_every_unprivileged_process_is_filtered(make_server):
         assert lim["Max processes"] == "0"
         assert lim["Max core file size"] == "0"
         assert lim["Max open files"] == "256"
-        assert lim["Max file size"] == str(10**9)
+    # The front holds each upload's descriptor before its worker: bound as the worker is. The
+    # user process writes only listings, which max_file_size must not cut.
+    assert limits(workers[0])["Max file size"] == str(10**9)
+    assert limits(front)["Max file size"] == str(10**9)
+    assert limits(user)["Max file size"] == "unlimited"
     assert limits(front)["Max open files"] == "256"
     data.close()
     r.close()
@@ -168,6 +172,14 @@ def test_file_size_limit(make_server):
         f.storbinary("STOR big.bin", io.BytesIO(b"x" * 300000))
     f.storbinary("STOR small.bin", io.BytesIO(b"x" * 1000))
     assert not os.path.exists(os.path.join(s.env.home("alice"), "big.bin"))
+    # A listing larger than max_file_size is not a file: it is sent whole.
+    d = os.path.join(s.env.home("alice"), "many")
+    os.mkdir(d)
+    for i in range(3000):
+        open(os.path.join(d, f"file-with-a-long-name-{i:05d}.txt"), "w").close()
+    lines = []
+    f.retrlines("LIST many", lines.append)
+    assert len(lines) == 3000 and sum(len(l) + 2 for l in lines) > 100000
     f.quit()
 
 

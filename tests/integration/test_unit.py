@@ -1,4 +1,5 @@
-"""Runs the C unit tests (parsers: configuration, paths, replies, Telnet, listings, messages)."""
+"""Runs the C unit tests (parsers: configuration, paths, replies, Telnet, listings, messages;
+the front's seccomp filter, call by call)."""
 import glob
 import os
 import subprocess
