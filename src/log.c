@@ -48,6 +48,17 @@ void log_open(int facility, int max_level)
     openlog("ftpsd", LOG_PID | LOG_NDELAY, facility);
 }
 
+int log_journal_fd(void)
+{
+    return g_journal;
+}
+
+void log_reconnect(void)
+{
+    closelog();
+    openlog("ftpsd", LOG_PID | LOG_NDELAY, g_facility);
+}
+
 void log_set_session(const char *sid, const char *client)
 {
     snprintf(g_sid, sizeof g_sid, "%s", sid);

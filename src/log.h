@@ -9,6 +9,10 @@
 
 /* Opens the syslog socket now (LOG_NDELAY) so that it survives chroot. */
 void log_open(int facility, int max_level);
+/* The journal's socket (kept by close_fds_except callers), or -1. */
+int log_journal_fd(void);
+/* A new syslog socket, for a process that closed its descriptors (before chroot). */
+void log_reconnect(void);
 void log_set_session(const char *sid, const char *client);
 void log_set_user(const char *user);
 /* TLS version/cipher and PROT level, sent as structured fields to journald. */

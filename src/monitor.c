@@ -470,6 +470,10 @@ static void handle_login(struct monitor *m, struct msg *req)
             pamauth_login(&m->pam, config_pam_service(cfg, l->vhost), l->user,
                           cert_only ? NULL : l->pass, m->si.peer_str, env, &lines, why, sizeof why);
     }
+    /* The password, here and in the request it came in (which l's certificates point into),
+     * is gone before the user process is forked from this one. */
+    explicit_bzero(l->pass, sizeof l->pass);
+    explicit_bzero(req->data, sizeof req->data);
     int front_end = -1;
     if (out == PAMAUTH_OK) {
         pw = getpwnam(m->pam.user);

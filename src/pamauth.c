@@ -147,6 +147,9 @@ enum pam_outcome pamauth_login(struct pamauth *pa, const char *service, const ch
         goto fail;
     }
     pa->session_open = true;
+    /* The session modules have had the token (pam_mount and the like unlock with it); libpam
+     * overwrites it now, as the handle stays open and the user process is forked from here. */
+    pam_set_item(pa->pamh, PAM_AUTHTOK, NULL);
     return PAMAUTH_OK;
 fail:
     pamauth_close(pa);

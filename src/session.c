@@ -208,6 +208,12 @@ void session_main(const struct session_args *a)
     s.ids = a->ids;
     s.up_fd = s.up_dirfd = -1;
     log_set_user(a->user);
+    /* Only what it needs: a descriptor a PAM or NSS module left open in the monitor (which never
+     * execs) must not reach the user's process. The syslog socket is made anew. */
+    closelog();
+    int keep[5] = {0, 1, 2, a->chan, log_journal_fd()};
+    close_fds_except(keep, 5);
+    log_reconnect();
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_DFL);
     sigset_t term;

@@ -224,3 +224,24 @@ void report_at(void (*errfn)(const char *), const char *file, unsigned line, con
     snprintf(full, sizeof full, "%s:%u: %s", file, line, msg);
     errfn(full);
 }
+
+static int cmp_int(const void *a, const void *b)
+{
+    return *(const int *)a - *(const int *)b;
+}
+
+void close_fds_except(const int *keep, int n)
+{
+    int k[8] = {0}, m = 0;
+    for (int i = 0; i < n && m < 8; i++)
+        if (keep[i] >= 0)
+            k[m++] = keep[i];
+    qsort(k, (size_t)m, sizeof k[0], cmp_int);
+    unsigned next = 0;
+    for (int i = 0; i < m; i++) {
+        if ((unsigned)k[i] > next)
+            close_range(next, (unsigned)k[i] - 1, 0);
+        next = (unsigned)k[i] + 1;
+    }
+    close_range(next, ~0U, 0);
+}

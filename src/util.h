@@ -52,6 +52,9 @@ bool str_has_prefix_ci(const char *s, const char *prefix);
 int write_full(int fd, const void *buf, size_t len);
 
 /* Milliseconds on the monotonic clock. */
+/* Closes every descriptor but the n given (at most 8; -1 entries are ignored). */
+void close_fds_except(const int *keep, int n);
+
 int64_t now_ms(void);
 void sleep_ms(unsigned ms);
 

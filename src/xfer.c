@@ -21,28 +21,6 @@
 #include "uops.h"
 #include "worker.h"
 
-static int cmp_int(const void *a, const void *b)
-{
-    return *(const int *)a - *(const int *)b;
-}
-
-/* Closes every descriptor but the n given (-1 entries are ignored). */
-static void keep_only(const int *keep, int n)
-{
-    int k[8] = {0}, m = 0;
-    for (int i = 0; i < n && m < 8; i++)
-        if (keep[i] >= 0)
-            k[m++] = keep[i];
-    qsort(k, (size_t)m, sizeof k[0], cmp_int);
-    unsigned next = 0;
-    for (int i = 0; i < m; i++) {
-        if ((unsigned)k[i] > next)
-            close_range(next, (unsigned)k[i] - 1, 0);
-        next = (unsigned)k[i] + 1;
-    }
-    close_range(next, ~0U, 0);
-}
-
 static void spawn_worker(struct front *f, int fd)
 {
     struct timeval tv = {.tv_sec = (time_t)f->cfg->data_timeout};
@@ -79,7 +57,7 @@ static void spawn_worker(struct front *f, int fd)
     if (pid == 0) {
         /* The worker keeps the data socket, its channel and its pipe, nothing else. */
         int keep[4] = {fd, sv[1], pp[0], pp[1]};
-        keep_only(keep, 4);
+        close_fds_except(keep, 4);
         /* If the front dies (crash, kill), the worker goes too instead of holding the data
          * connection and the file until its timeout; the check catches a front already gone. */
         if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != front)

@@ -172,6 +172,26 @@ def test_user_process_is_the_user_without_network(live):
     assert tcp_fds(user) == []
 
 
+def test_user_process_holds_only_its_descriptors(live):
+    """The user process (forked from the monitor, which never execs) keeps stdin/out/err, its
+    channel, its root and the log sockets: not the files nss_wrapper (or any NSS or PAM
+    module) opened in the monitor."""
+    s, r, mon, front, user = live
+    targets = {}
+    for fd in os.listdir(f"/proc/{user}/fd"):
+        try:
+            targets[int(fd)] = os.readlink(f"/proc/{user}/fd/{fd}")
+        except OSError:
+            pass
+    monitor_files = {os.readlink(f"/proc/{mon}/fd/{fd}") for fd in os.listdir(f"/proc/{mon}/fd")}
+    assert {s.env.passwd, s.env.group} & monitor_files, "the monitor no longer holds them"
+    files = {fd: t for fd, t in targets.items() if t.startswith("/") and fd > 2}
+    assert files == {fd: t for fd, t in files.items() if t == s.env.home("alice")}, targets
+    others = [t for fd, t in targets.items() if fd > 2 and not t.startswith("/")]
+    assert all(t.startswith("socket:[") for t in others), targets
+    assert len(others) <= 3, targets    # its channel, syslog, the journal
+
+
 def test_data_worker_is_unprivileged(live):
     s, r, mon, front, user = live
     assert r.cmd("PBSZ 0")[0] == 200

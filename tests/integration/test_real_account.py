@@ -8,6 +8,7 @@ import secrets
 import shutil
 import ssl
 import subprocess
+import time
 
 import pytest
 
@@ -247,3 +248,24 @@ def test_real_empty_password_refused(real_server, account):
     r, code, lines = raw_login(real_server, account.name, account.password)
     assert code == 230, lines
     r.close()
+
+
+def test_user_process_memory_has_no_password(real_server, account):
+    """The login request, the monitor's copy and PAM's token are scrubbed before the user
+    process is forked from the monitor: a real pam_unix login (the cwrap tests' pam_matrix
+    keeps its own plaintext password file in memory)."""
+    from test_processes import children, memory_contains, status
+    r, code, lines = raw_login(real_server, account.name, account.password)
+    try:
+        assert code == 230, lines
+        users = []
+        deadline = time.time() + 5
+        while not users and time.time() < deadline:
+            users = [k for mon in children(real_server.proc.pid) for k in children(mon)
+                     if status(k)["Uid"].split()[0] == str(account.pw.pw_uid)
+                     and status(k).get("Seccomp") == "2"]
+            time.sleep(0.05)
+        assert len(users) == 1, users
+        assert not memory_contains(users[0], [account.password.encode()])
+    finally:
+        r.close()
