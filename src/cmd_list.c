@@ -201,19 +201,42 @@ static int to_memfd(struct sbuf *b, struct uresp *r)
     return 0;
 }
 
+static bool names_entry(struct usess *s, const char *arg)
+{
+    char vp[VPATH_MAX];
+    if (vpath_join(s->cwd, arg, vp, sizeof vp) < 0)
+        return false;
+    int fd = path_open(s->rootfd, vp, O_PATH, 0);
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
 void cmd_list(struct usess *s, const struct ureq *q, struct uresp *r)
 {
     const char *p = q->arg;
     bool all = false;
     if (q->op != UOP_MLSD) {
-        /* Leading "-la"-style words are ls options, not names. */
-        while (*p == '-') {
+        /* Leading "-la"-style words are ls options, not names; "--" ends them, and what names
+         * an existing entry ("-dir", or all the rest, "-my file") is a name. */
+        while (*p == '-' && !names_entry(s, p)) {
             size_t n = strcspn(p, " ");
-            if (memchr(p, 'a', n) || memchr(p, 'A', n))
+            bool end = n == 2 && p[1] == '-';
+            char word[NAME_MAX + 1];
+            if (!end && n < sizeof word) {
+                memcpy(word, p, n);
+                word[n] = '\0';
+                if (names_entry(s, word))
+                    break;
+            }
+            if (!end && (memchr(p, 'a', n) || memchr(p, 'A', n)))
                 all = true;
             p += n;
             while (*p == ' ')
                 p++;
+            if (end)
+                break;
         }
     }
     char vp[VPATH_MAX];

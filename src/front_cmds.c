@@ -726,12 +726,15 @@ static void c_mdtm(struct front *f, const char *name, char *arg)
     time_t t;
     const char *path;
     struct ureply r;
-    /* "MDTM time file" sets the time (the overload lftp and others know), if writes are on. */
-    if (parse_time_prefix(arg, &t, &path)) {
+    front_user_request(f, UOP_MDTM, 0, 0, arg, NULL, &r);
+    /* "MDTM time file" sets the time (the overload lftp and others know), if writes are on;
+     * but only when the whole argument names nothing ("20240101120000 photo.jpg" may be a
+     * file, whose time a read-only query must not turn into a change of photo.jpg). */
+    if (r.code != 213 && parse_time_prefix(arg, &t, &path)) {
+        ureply_free(&r);
         set_time(f, path, t);
         return;
     }
-    front_user_request(f, UOP_MDTM, 0, 0, arg, NULL, &r);
     front_relay_reply(f, &r);
     ureply_free(&r);
 }

@@ -247,6 +247,23 @@ def test_mdtm_set_and_mfmt(server):
     r.close()
 
 
+def test_mdtm_of_a_name_that_starts_with_a_time(server):
+    """RFC 3659 §3: MDTM's argument is one pathname. A file named "20240101120000 photo.jpg"
+    gets its time (as curl -I asks); it used to set photo.jpg's time instead. The set form
+    still works when the whole argument names nothing."""
+    home = server.env.home("alice")
+    put(server, "20240101120000 photo.jpg", b"a")
+    put(server, "photo.jpg", b"b")
+    for name in ("20240101120000 photo.jpg", "photo.jpg"):
+        os.utime(os.path.join(home, name), (1748772000, 1748772000))
+    r = server.tls_raw("alice", prot=True)
+    assert r.cmd("MDTM 20240101120000 photo.jpg") == (213, ["213 20250601100000"])
+    assert os.stat(os.path.join(home, "photo.jpg")).st_mtime == 1748772000
+    assert r.cmd("MDTM 20240101120001 photo.jpg")[0] == 213
+    assert os.stat(os.path.join(home, "photo.jpg")).st_mtime == 1704110401
+    r.close()
+
+
 def test_mlst_facts_and_opts(server):
     put(server, "facts.bin", b"0123456789")
     r = server.tls_raw("alice", prot=True)

@@ -278,6 +278,27 @@ def test_list_ls_format(server, wd):
     f.quit()
 
 
+def test_list_names_that_start_with_a_dash(server, wd):
+    """Y-04: leading "-la" words are options, but a word naming an existing entry is a name,
+    and "--" ends the options; "LIST -dashdir" listed the working directory instead."""
+    name, path = wd
+    os.mkdir(os.path.join(path, "-dashdir"))
+    put_file(os.path.join(path, "-dashdir", "in.txt"), b"i")
+    put_file(os.path.join(path, "-file"), b"f")
+    put_file(os.path.join(path, ".hidden"), b"h")
+    f = client(server, cwd=name)
+    assert f.nlst("-dashdir") == ["-dashdir/in.txt"]
+    data, _ = retr(f, "LIST -dashdir", type_="A")
+    assert [l.split()[-1] for l in lines_of(data)] == ["in.txt"]
+    data, _ = retr(f, "LIST -file", type_="A")
+    assert [l.split()[-1] for l in lines_of(data)] == ["-file"]
+    data, _ = retr(f, "LIST -la -- -dashdir", type_="A")
+    assert sorted(l.split()[-1] for l in lines_of(data)) == [".", "..", "in.txt"]
+    data, _ = retr(f, "LIST -a", type_="A")
+    assert ".hidden" in [l.split()[-1] for l in lines_of(data)]
+    f.quit()
+
+
 def test_nlst_names_only(server, wd):
     """B-45, Y-09: NLST gives bare names, one per CRLF line, usable with RETR."""
     name, path = wd
