@@ -78,6 +78,7 @@ struct config {
 
     unsigned idle_timeout;
     unsigned data_timeout;
+    unsigned reply_timeout; /* seconds a reply may wait for the client to read */
     unsigned login_timeout;
     unsigned max_login_failures;
     unsigned fail_delay_ms;

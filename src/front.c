@@ -26,8 +26,6 @@
 #include "sandbox.h"
 #include "uops.h"
 
-#define WRITE_TIMEOUT_MS 30000
-
 void front_exit(struct front *f, int status)
 {
     dc_reset(&f->dc);
@@ -39,7 +37,7 @@ void front_exit(struct front *f, int status)
 
 static void send_buf(struct front *f, const struct sbuf *b)
 {
-    if (ctl_write(&f->ctl, b->data, b->len, WRITE_TIMEOUT_MS) < 0) {
+    if (ctl_write(&f->ctl, b->data, b->len, (int)f->cfg->reply_timeout * 1000) < 0) {
         log_msg(LOG_INFO, "control connection lost while writing a reply");
         dc_reset(&f->dc);
         exit(0);

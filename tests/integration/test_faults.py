@@ -464,6 +464,35 @@ def bad_login(r, user="alice"):
     return code, lines, time.monotonic() - t0
 
 
+def test_client_that_never_reads_replies_is_dropped_after_reply_timeout(make_server):
+    """reply_timeout: commands pipelined by a client that never reads the replies fill the
+    connection's buffers; the session ends reply_timeout after the first reply that cannot be
+    sent (it was a fixed 30 s), with all its processes."""
+    s = make_server(reply_timeout=2, idle_timeout=60)
+    r = s.tls_raw("alice")
+    procs = descendants(s.proc.pid)
+    assert len(procs) == 3, procs
+    r.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    r.sock.settimeout(30)
+    burst = b"HELP\r\n" * 2000
+    t0 = time.time()
+    sent = 0
+    try:
+        while time.time() - t0 < 20:
+            r.sock.sendall(burst)
+            sent += 1
+    except OSError:
+        pass
+    count("timeouts")
+    try:
+        assert wait_until(lambda: not alive(procs), 20), alive(procs)
+        took = time.time() - t0
+        assert sent > 1 and took < 12, (sent, took)
+    finally:
+        kill_leftovers(procs)
+        r.close()
+
+
 def test_ten_bad_passwords(make_server, syslog):
     """10 wrong passwords from one client: every failure is answered only after fail_delay_ms,
     the connection is cut with 421 at max_login_failures, and on the next connection the delay
