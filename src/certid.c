@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cadir.h"
 #include "util.h"
 
 static void name_rfc2253(X509_NAME *n, char *out, size_t cap)
@@ -74,15 +75,45 @@ void certid_view(const struct certid *id, struct cert_ids *view)
     view->nupns = id->nupns;
 }
 
-int certid_verify_chain(const struct config *cfg, const unsigned char *const *der,
-                        const size_t *len, size_t n, struct certid *id, char *why, size_t whylen)
+X509_STORE *certid_store(const struct config *cfg, char *why, size_t whylen)
+{
+    X509_STORE *store = X509_STORE_new();
+    if (!store) {
+        snprintf(why, whylen, "out of memory");
+        return NULL;
+    }
+    /* All read now: the check runs where the file system is out of reach (certcheck.c). */
+    if ((cfg->tls_ca_file[0] && X509_STORE_load_file(store, cfg->tls_ca_file) != 1) ||
+        (cfg->tls_ca_path[0] && cadir_load(store, cfg->tls_ca_path) < 0)) {
+        snprintf(why, whylen, "cannot load the client CAs");
+        goto fail;
+    }
+    if (cfg->tls_crl_file[0]) {
+        X509_LOOKUP *lu = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+        if (!lu || X509_load_crl_file(lu, cfg->tls_crl_file, X509_FILETYPE_PEM) < 1) {
+            snprintf(why, whylen, "cannot load the CRL");
+            goto fail;
+        }
+        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+    }
+    X509_STORE_set_purpose(store, X509_PURPOSE_SSL_CLIENT);
+    X509_STORE_set_depth(store, (int)cfg->tls_verify_depth);
+    ERR_clear_error();
+    return store;
+fail:
+    ERR_clear_error();
+    X509_STORE_free(store);
+    return NULL;
+}
+
+int certid_verify_with(X509_STORE *store, const unsigned char *const *der, const size_t *len,
+                       size_t n, struct certid *id, char *why, size_t whylen)
 {
     int rc = -1;
     X509 *leaf = NULL;
     STACK_OF(X509) *untrusted = sk_X509_new_null();
-    X509_STORE *store = X509_STORE_new();
     X509_STORE_CTX *ctx = X509_STORE_CTX_new();
-    if (!untrusted || !store || !ctx || n == 0) {
+    if (!untrusted || !ctx || n == 0) {
         snprintf(why, whylen, "no certificate");
         goto out;
     }
@@ -99,22 +130,6 @@ int certid_verify_chain(const struct config *cfg, const unsigned char *const *de
         else
             sk_X509_push(untrusted, x);
     }
-    const char *file = cfg->tls_ca_file[0] ? cfg->tls_ca_file : NULL;
-    const char *path = cfg->tls_ca_path[0] ? cfg->tls_ca_path : NULL;
-    if (X509_STORE_load_locations(store, file, path) != 1) {
-        snprintf(why, whylen, "cannot load the client CAs");
-        goto out;
-    }
-    if (cfg->tls_crl_file[0]) {
-        X509_LOOKUP *lu = X509_STORE_add_lookup(store, X509_LOOKUP_file());
-        if (!lu || X509_load_crl_file(lu, cfg->tls_crl_file, X509_FILETYPE_PEM) < 1) {
-            snprintf(why, whylen, "cannot load the CRL");
-            goto out;
-        }
-        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
-    }
-    X509_STORE_set_purpose(store, X509_PURPOSE_SSL_CLIENT);
-    X509_STORE_set_depth(store, (int)cfg->tls_verify_depth);
     if (X509_STORE_CTX_init(ctx, store, leaf, untrusted) != 1) {
         snprintf(why, whylen, "cannot set up verification");
         goto out;
@@ -129,7 +144,6 @@ int certid_verify_chain(const struct config *cfg, const unsigned char *const *de
 out:
     ERR_clear_error();
     X509_STORE_CTX_free(ctx);
-    X509_STORE_free(store);
     sk_X509_pop_free(untrusted, X509_free);
     X509_free(leaf);
     return rc;

@@ -25,12 +25,14 @@ void certid_from_x509(X509 *x, struct certid *id);
 void certid_free(struct certid *id);
 /* The view certmap_lookup() takes. */
 void certid_view(const struct certid *id, struct cert_ids *view);
+/* The configured client CAs and CRL, read at once, for certid_verify_with(); NULL with why. */
+X509_STORE *certid_store(const struct config *cfg, char *why, size_t whylen);
 /*
- * Verifies a chain (DER certificates, the client's first) against the configured CAs and CRL
- * for TLS client use, as the handshake did, and fills id. 0, or -1 with why. The monitor runs
- * this itself rather than trusting the front's word about a certificate.
+ * Verifies a chain (DER certificates, the client's first) against store for TLS client use, as
+ * the handshake did, and fills id. 0, or -1 with why. Parses client bytes: the monitor runs it
+ * only in a sandboxed child (certcheck.c).
  */
-int certid_verify_chain(const struct config *cfg, const unsigned char *const *der,
-                        const size_t *len, size_t n, struct certid *id, char *why, size_t whylen);
+int certid_verify_with(X509_STORE *store, const unsigned char *const *der, const size_t *len,
+                       size_t n, struct certid *id, char *why, size_t whylen);
 
 #endif

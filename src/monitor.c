@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "audit_lookup.h"
+#include "certcheck.h"
 #include "certid.h"
 #include "certmap.h"
 #include "drop.h"
@@ -423,7 +424,7 @@ static void handle_login(struct monitor *m, struct msg *req)
     const char *method = l->has_password ? "password" : "certificate";
     if (mode != CERT_LOGIN_NO && l->ncerts > 0) {
         struct certid id;
-        if (certid_verify_chain(cfg, l->der, l->derlen, l->ncerts, &id, why, sizeof why) < 0) {
+        if (certcheck_verify(&m->si, l->der, l->derlen, l->ncerts, &id, why, sizeof why) < 0) {
             login_failed(m, l, "certificate", PAMAUTH_BAD_LOGIN, why, &lines);
             goto out;
         }

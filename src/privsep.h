@@ -37,6 +37,10 @@ enum msg_type {
     /* front <-> data worker */
     MSG_JOB = 40, /* u32 dir, u32 type, u32 prot, u32 test hook; fd = file */
     MSG_RESULT,   /* u32 status, u64 bytes, str text */
+
+    /* certificate checker -> monitor (certcheck.c) */
+    MSG_CERT_CHECKED = 60, /* u32 ok, str why, str subject, str issuer, u32 n, str email...,
+                              u32 n, str upn... */
 };
 
 struct msg {

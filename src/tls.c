@@ -1,5 +1,6 @@
 #include "tls.h"
 
+#include "cadir.h"
 #include "cpuaes.h"
 
 #include <errno.h>
@@ -67,8 +68,14 @@ static int setup_client_verify(SSL_CTX *ctx, const struct config *cfg, char *err
 {
     const char *file = cfg->tls_ca_file[0] ? cfg->tls_ca_file : NULL;
     const char *path = cfg->tls_ca_path[0] ? cfg->tls_ca_path : NULL;
-    if (SSL_CTX_load_verify_locations(ctx, file, path) != 1) {
-        last_error(err, errlen, "cannot load client CA from", file ? file : path);
+    if (file && SSL_CTX_load_verify_locations(ctx, file, NULL) != 1) {
+        last_error(err, errlen, "cannot load client CA from", file);
+        return -1;
+    }
+    /* Read now: the front verifies in its chroot, where the directory is out of reach. */
+    if (path && cadir_load(SSL_CTX_get_cert_store(ctx), path) < 0) {
+        snprintf(err, errlen, "cannot load client CAs from %s: %s", path,
+                 errno == ENOENT ? "no hashed certificate (run openssl rehash)" : strerror(errno));
         return -1;
     }
     if (file) {

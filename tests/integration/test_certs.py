@@ -2,15 +2,19 @@
 mapped, unmapped, revoked, expired and foreign users, 232 logins, 530 on a mismatch, PAM's
 account and session stages for certificate logins, and the data connection's certificate."""
 import ftplib
+import glob
 import io
 import os
+import re
+import shutil
 import socket
 import ssl
 import subprocess
 
 import pytest
 
-from ftpsd_fixture import BINARY, LIBDIR, NOPRIV, PAM_MATRIX, USERS, ReusingFTP_TLS, wrapper_env
+from ftpsd_fixture import (BINARY, LIBDIR, NOPRIV, PAM_MATRIX, USERS, ReusingFTP_TLS, sanitized,
+                           wrapper_env)
 
 CA_CNF = """
 [ca]
@@ -158,6 +162,58 @@ def test_mapped_certificate_logs_in_with_232(make_server, pki):
     assert "FTPSD_CLIENT_DN=CN=alice,OU=Staff,O=Test Lab,C=US" in env_dump
     assert "FTPSD_CLIENT_ISSUER=CN=Test Lab CA,O=Test Lab,C=US" in env_dump
     assert "FTPSD_AUTH=certificate" in env_dump
+
+
+def test_ca_directory_instead_of_a_file(make_server, pki, env):
+    """tls_ca_path, an `openssl rehash` directory: OpenSSL reads it only while it verifies, which
+    the front, chrooted to empty_dir, cannot do; it is read at start now. The handshake used to
+    fail for every client certificate."""
+    d = env.path("pki", "cadir")
+    if not os.path.isdir(d):
+        os.mkdir(d)
+        shutil.copy(pki["ca"].cert, os.path.join(d, "ca.pem"))
+        subprocess.run(["openssl", "rehash", d], check=True, capture_output=True)
+    s = make_server(tls_client_cert="optional", tls_ca_path=d, tls_crl_file=pki["crl"],
+                    cert_map_file=pki["map"], cert_login="cert", pam_service="ftpsd-cert")
+    f = client(s, pki, "alice")
+    assert f.sendcmd("USER alice").startswith("232 ")
+    f.quit()
+    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+        client(s, pki, "revoked").sendcmd("USER alice")
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="strace is not installed (make deps)")
+@pytest.mark.skipif(sanitized(BINARY), reason="an ASan build cannot run under strace")
+def test_monitor_checks_the_chain_in_a_sandboxed_child(make_server, pki, env):
+    """The chain the front passes on is client bytes: the monitor (root, unfiltered) has it
+    parsed and verified by a child that drops to nopriv_user in empty_dir first. Seen as a
+    second process that enters a root and becomes nopriv_user (the front is the first) for a
+    certificate login, and none for a password login."""
+    def dropped_to_nopriv(base):
+        """The traced processes that entered a root (empty_dir: drop.c chdirs, then chroots
+        ".") and became nopriv_user."""
+        found = []
+        for path in glob.glob(base + ".*"):
+            with open(path, errors="replace") as fh:
+                text = fh.read()
+            if re.search(r'^chroot\("\."\)\s+= 0$', text, re.M) and re.search(
+                    r"^setresuid\(%d, %d, %d\)\s+= 0$" % ((NOPRIV[1],) * 3), text, re.M):
+                found.append(path)
+        return found
+
+    for who, want in (("alice", 2), (None, 1)):
+        base = env.path(f"certchk-{who}-{os.urandom(3).hex()}")
+        s = cert_server(make_server, pki, prefix=["strace", "-f", "-ff", "-qq", "-o", base, "-e",
+                                                  "trace=chroot,setresuid"])
+        f = client(s, pki, who)
+        if who:
+            assert f.sendcmd("USER alice").startswith("232 ")
+        else:
+            f.login("alice", USERS["alice"][1])
+        f.quit()
+        s.stop()
+        found = dropped_to_nopriv(base)
+        assert len(found) == want, found
 
 
 def test_regex_and_email_rules(make_server, pki):

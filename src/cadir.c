@@ -1,0 +1,46 @@
+#include "cadir.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <openssl/err.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+/* "<8 hex digits>.<n>" for a certificate, ".r<n>" for a CRL: what X509_LOOKUP_hash_dir reads. */
+static bool hashed_name(const char *n)
+{
+    if (strspn(n, "0123456789abcdef") != 8 || n[8] != '.')
+        return false;
+    const char *p = n + 9;
+    if (*p == 'r')
+        p++;
+    return *p && strspn(p, "0123456789") == strlen(p);
+}
+
+int cadir_load(X509_STORE *st, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    int loaded = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!hashed_name(e->d_name))
+            continue;
+        char path[4096];
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path)
+            continue;
+        /* PEM with certificates, CRLs or both; one that does not parse is left out, as the
+         * lookup would leave it. */
+        if (X509_STORE_load_file(st, path) == 1)
+            loaded++;
+        ERR_clear_error();
+    }
+    closedir(d);
+    if (loaded == 0) {
+        errno = ENOENT;
+        return -1;
+    }
+    return 0;
+}
