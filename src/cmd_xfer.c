@@ -250,6 +250,7 @@ void cmd_open_write(struct usess *s, const struct ureq *q, struct uresp *r)
         return;
     }
     s->up_dirfd = dfd;
+    s->up_new = !have_old || unique;
     snprintf(s->up_base, sizeof s->up_base, "%s", base);
     snprintf(s->up_vpath, sizeof s->up_vpath, "%s", vp);
     r->code = 150;
@@ -308,9 +309,28 @@ void cmd_commit(struct usess *s, const struct ureq *q, struct uresp *r)
     uresp_set(r, 226, "Transfer complete.");
 }
 
+/* keep_partial_uploads: a failed upload to a name no file had is given that name, so the
+ * client can resume it; an existing file is never replaced by part of its new version. */
+static bool keep_partial(struct usess *s, struct uresp *r)
+{
+    off_t end = lseek(s->up_fd, 0, SEEK_CUR);
+    if (!s->cfg->keep_partial_uploads || !s->up_temp || !s->up_new || end <= 0)
+        return false;
+    /* STOU's reserved empty file is ours to replace; any other name must still be free. */
+    if (renameat2(s->up_dirfd, s->up_tmpname, s->up_dirfd, s->up_base,
+                  s->up_reserved ? 0 : RENAME_NOREPLACE) < 0)
+        return false;
+    s->up_temp = s->up_reserved = false;
+    upload_discard(s);
+    uresp_set(r, 226, "partial file kept, %lld bytes", (long long)end);
+    return true;
+}
+
 void cmd_abort(struct usess *s, const struct ureq *q, struct uresp *r)
 {
     (void)q;
+    if (s->up_fd >= 0 && keep_partial(s, r))
+        return;
     bool in_place = s->up_fd >= 0 && !s->up_temp;
     off_t start = s->up_start, end = in_place ? lseek(s->up_fd, 0, SEEK_CUR) : -1;
     upload_discard(s);

@@ -55,6 +55,7 @@ static const struct key keys[] = {
     {"require_session_reuse", K_BOOL, O(require_session_reuse), 0, 0, "yes"},
     {"implicit_tls", K_BOOL, O(implicit_tls), 0, 0, "no"},
     {"upload_require_close_notify", K_BOOL, O(upload_require_close_notify), 0, 0, "yes"},
+    {"keep_partial_uploads", K_BOOL, O(keep_partial_uploads), 0, 0, "no"},
     {"tls_client_cert", K_STR, O(tls_client_cert), 0, 0, "none"},
     {"tls_ca_file", K_OPTPATH, O(tls_ca_file), 0, 0, ""},
     {"tls_ca_path", K_OPTPATH, O(tls_ca_path), 0, 0, ""},

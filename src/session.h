@@ -47,6 +47,7 @@ struct usess {
     bool up_truncate; /* in place: cut the file at the end of what was written */
     off_t up_start;   /* in place: where writing began */
     bool up_reserved; /* STOU: up_base was created empty to reserve the name */
+    bool up_new;      /* no file had the name: keep_partial_uploads may keep a failed one */
     char up_tmpname[64];
     char up_base[NAME_MAX + 1];
     char up_vpath[VPATH_MAX];

@@ -263,3 +263,43 @@ def test_rename_to_name_with_trailing_slash_needs_a_directory(server, wd):
     assert f.sendcmd("RNTO e/").startswith("250")
     assert sorted(os.listdir(path)) == ["b.txt", "e"]
     f.quit()
+
+
+def test_keep_partial_uploads_keeps_a_new_name_for_resuming(make_server, wd):
+    """keep_partial_uploads = yes (checklist Z-07's policy): ABOR during a STOR to a new name
+    keeps what arrived under that name, the reply says how much, and REST + STOR completes it.
+    An upload over an existing file still leaves that file as it was; STOU keeps its name."""
+    name, path = wd
+    s = make_server(keep_partial_uploads="yes")
+    want = os.urandom(3_000_000)
+    f = client(s, name)
+    conn = f.transfercmd("STOR new.bin")
+    conn.sendall(want[:1_000_000])
+    assert wait_until(lambda: sum(os.path.getsize(p) for p in parts(path)) == 1_000_000, 10)
+    f.putcmd("ABOR")
+    first, second = f.getline(), f.getline()
+    conn.close()
+    assert first == "426 Transfer aborted; partial file kept, 1000000 bytes.", first
+    assert second.startswith("226 "), second
+    assert parts(path) == []
+    assert f.size("new.bin") == 1_000_000
+    assert stor(f, "STOR new.bin", want[1_000_000:], rest=1_000_000).startswith("226")
+    assert read(os.path.join(path, "new.bin")) == want
+
+    old = put(os.path.join(path, "old.bin"), b"old content\n")
+    conn = f.transfercmd("STOR old.bin")
+    conn.sendall(want[:500_000])
+    drop_without_close_notify(conn)
+    with pytest.raises(ftplib.error_temp, match=r"^426 .*upload discarded"):
+        f.voidresp()
+    assert read(old) == b"old content\n"
+
+    conn = f.transfercmd("STOU unique.bin")
+    conn.sendall(want[:200_000])
+    drop_without_close_notify(conn)
+    with pytest.raises(ftplib.error_temp, match=r"^426 .*partial file kept, \d+ bytes"):
+        f.voidresp()
+    kept = os.path.join(path, "unique.bin")
+    assert 0 < os.path.getsize(kept) <= 200_000 and read(kept) == want[:os.path.getsize(kept)]
+    assert parts(path) == []
+    f.quit()
