@@ -308,7 +308,11 @@ static uint32_t send_file(struct wstate *w, int fd, bool ascii)
     uint32_t st;
     if (!ascii && (!w->ssl || w->ktls_send) && kernel_send(w, fd, &st))
         return st;
+    /* A restart just after a CR of the file's own CR LF: that LF must not become CR LF. */
     bool prev_cr = false;
+    char before;
+    if (ascii && lseek(fd, -1, SEEK_CUR) >= 0)
+        prev_cr = read(fd, &before, 1) == 1 && before == '\r';
     for (;;) {
         ssize_t n = read(fd, w->buf, BUF_SIZE);
         if (n < 0 && errno == EINTR)

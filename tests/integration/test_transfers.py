@@ -393,6 +393,14 @@ def test_type_a_retr_converts_lf(server, wd):
     # the same file in TYPE I is unchanged
     got, _ = retr(f, "RETR t.txt", type_="I")
     assert got == text
+    # A restart between the CR and LF of the file's own CRLF: the LF goes out alone (the CR
+    # went with the first part), and "\r\n" stays one line end; it used to gain a CR.
+    put_file(os.path.join(path, "crlf.txt"), b"one\r\ntwo\n")
+    first, _ = retr(f, "RETR crlf.txt", type_="A")
+    assert first == b"one\r\ntwo\r\n"
+    got, _ = retr(f, "RETR crlf.txt", type_="A", rest=4)
+    assert got == b"\ntwo\r\n"
+    assert first[:4] + got == first
     f.quit()
 
 
