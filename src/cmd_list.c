@@ -213,6 +213,16 @@ static bool names_entry(struct usess *s, const char *arg)
     return true;
 }
 
+static bool is_symlink(struct usess *s, const char *vp)
+{
+    struct stat st;
+    int fd = path_open(s->rootfd, vp, O_PATH | O_NOFOLLOW, 0);
+    bool link = fd >= 0 && fstat(fd, &st) == 0 && S_ISLNK(st.st_mode);
+    if (fd >= 0)
+        close(fd);
+    return link;
+}
+
 void cmd_list(struct usess *s, const struct ureq *q, struct uresp *r)
 {
     const char *p = q->arg;
@@ -251,7 +261,11 @@ void cmd_list(struct usess *s, const struct ureq *q, struct uresp *r)
     int dfd = path_open(s->rootfd, vp, O_PATH | O_DIRECTORY, 0);
     const char *pattern = NULL;
     char parent[VPATH_MAX];
-    if (dfd < 0 && errno == ENOTDIR) {
+    /* A symlink that leads nowhere (dangling, a loop) is listed as itself, as ls -l does. */
+    int e0 = errno;
+    bool link_only = dfd < 0 && (e0 == ENOENT || e0 == ELOOP) && is_symlink(s, vp);
+    errno = e0;
+    if (dfd < 0 && (errno == ENOTDIR || link_only)) {
         if (q->op == UOP_MLSD) {
             uresp_set(r, 501, "%s: Not a directory.", q->arg);
             goto done;
@@ -265,11 +279,15 @@ void cmd_list(struct usess *s, const struct ureq *q, struct uresp *r)
                 close(fd);
             goto done;
         }
+        char target[VPATH_MAX];
+        ssize_t tl = S_ISLNK(e.st.st_mode) ? readlinkat(fd, "", target, sizeof target - 1) : -1;
+        if (tl >= 0)
+            target[tl] = '\0';
         close(fd);
         if (q->op == UOP_NLST) {
             sbuf_printf(&out, "%s\r\n", p);
         } else {
-            struct listent le = {.name = p, .st = e.st};
+            struct listent le = {.name = p, .st = e.st, .target = tl >= 0 ? target : NULL};
             list_format_ls(&out, &le, &s->ids, now);
         }
         if (q->op == UOP_STAT)

@@ -299,6 +299,27 @@ def test_list_names_that_start_with_a_dash(server, wd):
     f.quit()
 
 
+def test_list_of_a_symlink_shows_the_link(server, wd):
+    """LIST of a symlink names the link and its target, as ls -l does, also when it leads
+    nowhere (dangling, a loop), which used to get 550."""
+    name, path = wd
+    put_file(os.path.join(path, "real.txt"), b"r")
+    os.symlink("real.txt", os.path.join(path, "to-real"))
+    os.symlink("/nowhere/at/all", os.path.join(path, "dangling"))
+    os.symlink("loop2", os.path.join(path, "loop1"))
+    os.symlink("loop1", os.path.join(path, "loop2"))
+    f = client(server, cwd=name)
+    for link, target in (("to-real", "real.txt"), ("dangling", "/nowhere/at/all"),
+                         ("loop1", "loop2")):
+        data, resp = retr(f, "LIST " + link, type_="A")
+        assert resp.startswith("226"), resp
+        (line,) = lines_of(data)
+        assert line.startswith("l") and line.endswith(f" {link} -> {target}"), line
+    with pytest.raises(ftplib.error_perm, match="^550 "):
+        retr(f, "LIST missing", type_="A")
+    f.quit()
+
+
 def test_nlst_names_only(server, wd):
     """B-45, Y-09: NLST gives bare names, one per CRLF line, usable with RETR."""
     name, path = wd
