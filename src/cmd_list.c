@@ -261,9 +261,12 @@ void cmd_list(struct usess *s, const struct ureq *q, struct uresp *r)
     int dfd = path_open(s->rootfd, vp, O_PATH | O_DIRECTORY, 0);
     const char *pattern = NULL;
     char parent[VPATH_MAX];
-    /* A symlink that leads nowhere (dangling, a loop) is listed as itself, as ls -l does. */
+    /* A symlink that leads nowhere (dangling, a loop) is listed as itself, as ls -l does;
+     * "link/" asks for the directory it leads to. */
     int e0 = errno;
-    bool link_only = dfd < 0 && (e0 == ENOENT || e0 == ELOOP) && is_symlink(s, vp);
+    size_t plen = strlen(p);
+    bool link_only =
+        dfd < 0 && (e0 == ENOENT || e0 == ELOOP) && plen && p[plen - 1] != '/' && is_symlink(s, vp);
     errno = e0;
     if (dfd < 0 && (errno == ENOTDIR || link_only)) {
         if (q->op == UOP_MLSD) {
