@@ -11,13 +11,15 @@
 #include "sandbox.h"
 #include "util.h"
 
-int audit_seccomp_syscall(pid_t pid)
+int audit_seccomp_syscall(pid_t pid, uid_t uid)
 {
     int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return -1;
-    char want[32];
+    char want[32], want_uid[32] = "";
     snprintf(want, sizeof want, " pid=%d ", (int)pid);
+    if (uid != (uid_t)-1)
+        snprintf(want_uid, sizeof want_uid, " uid=%u ", (unsigned)uid);
     int found = -1;
     char rec[8192];
     /* The record is written as the process dies; give the kernel a moment to emit it. */
@@ -31,7 +33,7 @@ int audit_seccomp_syscall(pid_t pid)
                 break;
             rec[n] = '\0';
             const char *p = strstr(rec, "type=1326");
-            if (!p || !strstr(p, want))
+            if (!p || !strstr(p, want) || (want_uid[0] && !strstr(p, want_uid)))
                 continue;
             const char *s = strstr(p, " syscall=");
             if (s)
@@ -44,9 +46,9 @@ int audit_seccomp_syscall(pid_t pid)
     return found;
 }
 
-void audit_log_seccomp_kill(const char *what, pid_t pid)
+void audit_log_seccomp_kill(const char *what, pid_t pid, uid_t uid)
 {
-    int nr = audit_seccomp_syscall(pid);
+    int nr = audit_seccomp_syscall(pid, uid);
     if (nr < 0) {
         log_msg(LOG_ERR,
                 "%s (pid %d) killed by seccomp (SIGSYS); the system call is in the "

@@ -59,6 +59,7 @@ struct monitor {
     bool user_chroot;
     int xferlog_fd;
     int64_t login_at;
+    unsigned kill_reports; /* MSG_WORKER_KILLED taken */
 };
 
 static volatile sig_atomic_t g_term;
@@ -645,7 +646,7 @@ static void reap(pid_t pid, const char *what, int grace_ms)
         sleep_ms(20);
     }
     if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS)
-        audit_log_seccomp_kill(what, pid);
+        audit_log_seccomp_kill(what, pid, (uid_t)-1);
     else if (WIFSIGNALED(st) && WTERMSIG(st) != SIGKILL && WTERMSIG(st) != SIGTERM)
         log_msg(LOG_ERR, "%s process died of signal %d", what, WTERMSIG(st));
 }
@@ -736,9 +737,11 @@ void monitor_run(struct config *cfg)
         } else if (req->type == MSG_XFERLOG) {
             handle_xferlog(&m, req);
         } else if (req->type == MSG_WORKER_KILLED) {
+            /* The front's word: only records of its uid, and a few per session (each costs
+             * reads of the kernel log). */
             uint32_t pid = msg_get_u32(req);
-            if (msg_ok_end(req) && pid > 1)
-                audit_log_seccomp_kill("data worker", (pid_t)pid);
+            if (msg_ok_end(req) && pid > 1 && m.kill_reports++ < 16)
+                audit_log_seccomp_kill("data worker", (pid_t)pid, m.si.nopriv_uid);
         } else {
             log_msg(LOG_ERR, "unexpected message %u from the front; ending", req->type);
             break;

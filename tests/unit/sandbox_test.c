@@ -7,9 +7,11 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "audit_lookup.h"
 #include "config.h"
 #include "unit.h"
 
@@ -27,9 +29,11 @@ static bool become_probe_uid(void)
            setresuid(PROBE_UID, PROBE_UID, PROBE_UID) == 0;
 }
 
+static pid_t last_probe;
+
 static enum outcome probe(int (*call)(void))
 {
-    pid_t pid = fork();
+    pid_t pid = last_probe = fork();
     if (pid == 0) {
         char why[256];
         if (!become_probe_uid() || sandbox_seccomp(&cfg, SB_FRONT, -1, why, sizeof why) < 0)
@@ -114,6 +118,14 @@ int main(void)
     CHECK(probe(tcp4) == ALLOWED);
     CHECK(probe(tcp6) == ALLOWED);
     CHECK(probe(udp) == KILLED);
+    /* The monitor names the call from the kernel's record of that pid and uid, never from a
+     * record of another uid. (The kernel may drop records under its printk rate limit.) */
+    int right = audit_seccomp_syscall(last_probe, PROBE_UID);
+    CHECK(audit_seccomp_syscall(last_probe, 60100) == -1);
+    if (right == -1)
+        printf("sandbox: no kernel record of pid %d (rate-limited?)\n", (int)last_probe);
+    else
+        CHECK(right == SYS_socket);
     CHECK(probe(udplite) == KILLED);
     CHECK(probe(sctp) == KILLED);
     CHECK(probe(raw) == KILLED);
