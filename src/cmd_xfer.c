@@ -152,7 +152,8 @@ static int open_in_place(struct usess *s, const struct ureq *q, const char *vp, 
 static int reserve_unique(struct usess *s, const char *arg, char *vp, struct uresp *r)
 {
     char want[VPATH_MAX];
-    if (sess_vpath(s, arg[0] ? arg : "ftpsd-upload", want, r) < 0)
+    const char *name = arg[0] ? arg : "ftpsd-upload";
+    if (sess_vpath(s, name, want, r) < 0)
         return -1;
     for (unsigned i = 0; i < 1000; i++) {
         char cand[VPATH_MAX];
@@ -163,7 +164,7 @@ static int reserve_unique(struct usess *s, const char *arg, char *vp, struct ure
         const char *base;
         int dfd = path_open_parent(s->rootfd, cand, &base);
         if (dfd < 0) {
-            uresp_errno(r, errno, arg);
+            uresp_errno(r, errno, name);
             return -1;
         }
         int fd = openat(dfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
@@ -175,11 +176,11 @@ static int reserve_unique(struct usess *s, const char *arg, char *vp, struct ure
             return 0;
         }
         if (e != EEXIST) {
-            uresp_errno(r, e, arg);
+            uresp_errno(r, e, name);
             return -1;
         }
     }
-    uresp_set(r, 553, "Cannot find a unique name for %s.", arg);
+    uresp_set(r, 553, "Cannot find a unique name for %s.", name);
     return -1;
 }
 
@@ -194,11 +195,13 @@ void cmd_open_write(struct usess *s, const struct ureq *q, struct uresp *r)
         return;
     }
     bool unique = q->flags & UW_UNIQUE;
+    /* STOU without a name uses "ftpsd-upload"; replies name what was asked for. */
+    const char *shown = q->arg[0] ? q->arg : "ftpsd-upload";
     if (unique ? reserve_unique(s, q->arg, vp, r) < 0 : sess_vpath(s, q->arg, vp, r) < 0)
         return;
     int dfd = path_open_parent(s->rootfd, vp, &base);
     if (dfd < 0) {
-        uresp_errno(r, errno, q->arg);
+        uresp_errno(r, errno, shown);
         return;
     }
     s->up_reserved = unique;
@@ -207,23 +210,23 @@ void cmd_open_write(struct usess *s, const struct ureq *q, struct uresp *r)
     int fd = -1;
     /* The name is kept for the rename: it must fit whole, or another file would be replaced. */
     if (strlen(base) >= sizeof s->up_base) {
-        uresp_errno(r, ENAMETOOLONG, q->arg);
+        uresp_errno(r, ENAMETOOLONG, shown);
         goto fail;
     }
-    if (!have_old && !sess_new_name_ok(base, q->arg, r))
+    if (!have_old && !sess_new_name_ok(base, shown, r))
         goto fail;
     if (have_old && S_ISDIR(st.st_mode)) {
-        uresp_set(r, 550, "%s: Is a directory.", q->arg);
+        uresp_set(r, 550, "%s: Is a directory.", shown);
         goto fail;
     }
     if (have_old && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
-        uresp_set(r, 550, "%s: Not a regular file.", q->arg);
+        uresp_set(r, 550, "%s: Not a regular file.", shown);
         goto fail;
     }
     bool in_place = !unique && (q->offset > 0 || append || (have_old && S_ISLNK(st.st_mode)));
     if (!in_place && have_old && !unique) {
         if (faccessat(dfd, base, W_OK, AT_EACCESS) < 0) {
-            uresp_errno(r, errno, q->arg);
+            uresp_errno(r, errno, shown);
             goto fail;
         }
         in_place = !replace_keeps_file(s, &st);
@@ -234,7 +237,7 @@ void cmd_open_write(struct usess *s, const struct ureq *q, struct uresp *r)
          * user may write is written in place instead. */
         in_place = fd < 0 && have_old && !unique && (errno == EACCES || errno == EPERM);
         if (fd < 0 && !in_place) {
-            uresp_errno(r, errno, q->arg);
+            uresp_errno(r, errno, shown);
             goto fail;
         }
         s->up_temp = fd >= 0;
@@ -243,7 +246,7 @@ void cmd_open_write(struct usess *s, const struct ureq *q, struct uresp *r)
         goto fail;
     s->up_fd = dup(fd);
     if (s->up_fd < 0) {
-        uresp_errno(r, errno, q->arg);
+        uresp_errno(r, errno, shown);
         s->up_dirfd = dfd;
         upload_discard(s);
         close(fd);
