@@ -40,7 +40,7 @@ struct config {
     bool implicit_tls;
     bool upload_require_close_notify;
     bool keep_partial_uploads; /* a failed upload to a new name keeps what arrived */
-    char *tls_client_cert; /* none | optional | required */
+    char *tls_client_cert;     /* none | optional | required */
     char *tls_ca_file;
     char *tls_ca_path;
     char *tls_crl_file;

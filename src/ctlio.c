@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -186,6 +187,36 @@ int ctl_next_line(struct ctlio *c, char *out, size_t cap, size_t *n)
     out[*n] = '\0';
     consume(c, raw + 1);
     return CTL_LINE;
+}
+
+bool ctl_take_abor(struct ctlio *c)
+{
+    size_t start = 0;
+    bool skip = c->discarding; /* the rest of an overlong line comes first */
+    for (;;) {
+        unsigned char *lf = memchr(c->buf + start, '\n', c->len - start);
+        if (!lf)
+            return false;
+        size_t end = (size_t)(lf - c->buf) + 1;
+        size_t raw = end - 1 - start;
+        if (raw > 0 && c->buf[start + raw - 1] == '\r')
+            raw--;
+        char line[16];
+        /* Telnet IAC IP IAC DM in front (lftp) is what unescaping removes. */
+        if (!skip && raw < 16 && telnet_unescape(c->buf + start, raw, line) == 4 &&
+            strncasecmp(line, "ABOR", 4) == 0) {
+            memmove(c->buf + start, c->buf + end, c->len - end);
+            c->len -= end - start;
+            return true;
+        }
+        skip = false;
+        start = end;
+    }
+}
+
+bool ctl_has_room(const struct ctlio *c)
+{
+    return c->len < c->cap;
 }
 
 bool ctl_has_input(const struct ctlio *c)

@@ -35,6 +35,11 @@ int ctl_fill(struct ctlio *c);
 /* Takes one complete line from the buffer (Telnet-cleaned, without CRLF, NUL-terminated;
  * *n is its length, which may be shorter than strlen if it holds NUL). */
 int ctl_next_line(struct ctlio *c, char *out, size_t cap, size_t *n);
+/* Takes an ABOR line out of the buffered ones, if there is one, leaving the others in order:
+ * ABOR reaches a transfer even behind commands waiting to be read. */
+bool ctl_take_abor(struct ctlio *c);
+/* Whether ctl_fill can read more into the buffer. */
+bool ctl_has_room(const struct ctlio *c);
 /* True when a line or TLS record is already buffered, so poll() would wait needlessly. */
 bool ctl_has_input(const struct ctlio *c);
 /* Waits up to timeout_ms (-1: forever) for a line. */

@@ -172,10 +172,19 @@ static enum wait_result wait_for(struct front *f, int fd, short events, int time
         enum wait_result w = drain_control(f, what);
         if (w != W_READY)
             return w;
-        /* With the queue full only a hang-up is watched: the client is gone. */
+        /* With the queue full, lines stay in the buffer, read only for an ABOR among them; a
+         * full buffer leaves only a hang-up to watch for. */
         bool full = f->queued >= FRONT_QUEUE_MAX;
+        if (full) {
+            while (ctl_has_room(&f->ctl) && f->ctl.ssl && SSL_pending(f->ctl.ssl) > 0)
+                if (ctl_fill(&f->ctl) < 0)
+                    return W_CTL_GONE;
+            if (ctl_take_abor(&f->ctl))
+                return W_ABORT;
+        }
+        short ctl_events = !full ? POLLIN : ctl_has_room(&f->ctl) ? POLLIN | POLLRDHUP : POLLRDHUP;
         struct pollfd p[2] = {{.fd = fd, .events = events},
-                              {.fd = f->ctl.fd, .events = full ? POLLRDHUP : POLLIN}};
+                              {.fd = f->ctl.fd, .events = ctl_events}};
         nfds_t n = 2;
         int wait = -1;
         if (deadline >= 0) {
@@ -191,7 +200,7 @@ static enum wait_result wait_for(struct front *f, int fd, short events, int time
             return W_TIMEOUT;
         if (p[0].revents)
             return W_READY;
-        if (p[1].revents && (full || ctl_fill(&f->ctl) < 0))
+        if (p[1].revents && ((full && !(p[1].revents & POLLIN)) || ctl_fill(&f->ctl) < 0))
             return W_CTL_GONE;
     }
 }

@@ -769,6 +769,35 @@ def test_pipelined_lines_before_the_data_connection(bserver, bdir, line):
     finish(bserver, r)
 
 
+def test_abor_behind_a_full_queue(bserver, bdir):
+    """40 NOOPs, then ABOR, during a download the client does not read: 32 NOOPs fill the queue
+    of commands waiting for the transfer's end, and ABOR, behind 8 more, still stops the
+    transfer at once (it waited for the transfer's end); then all 40 NOOPs are answered."""
+    name, path = bdir
+    with open(os.path.join(path, "slow.bin"), "wb") as fh:
+        fh.truncate(256 * 1024 * 1024)
+    r = session_at(bserver, "login", name)
+    assert r.cmd("TYPE I")[0] == 200
+    code, lines = r.cmd("EPSV")
+    r.send("RETR slow.bin\r\n")
+    d = r.data_connect(lines)
+    assert r.reply()[0] == 150
+    d.recv(65536)
+    r.send(b"NOOP\r\n" * 40 + b"ABOR\r\n")
+    bad(41)
+    t0 = time.time()
+    first = r.reply()
+    took = time.time() - t0
+    d.close()
+    assert first[0] in (426, 451), first
+    assert took < 5, took
+    assert r.reply()[0] == 226
+    for i in range(40):
+        assert r.reply()[0] == 200, i
+    assert r.cmd("SYST")[0] == 215
+    finish(bserver, r)
+
+
 @pytest.mark.parametrize("direction", ["download", "upload"])
 @pytest.mark.parametrize("how", ["close", "reset"])
 def test_commands_during_transfer_then_disconnect(bserver, bdir, direction, how):
