@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cadir.h"
+#include "tls.h"
 #include "util.h"
 
 static void name_rfc2253(X509_NAME *n, char *out, size_t cap)
@@ -82,28 +82,12 @@ X509_STORE *certid_store(const struct config *cfg, char *why, size_t whylen)
         snprintf(why, whylen, "out of memory");
         return NULL;
     }
-    /* All read now: the check runs where the file system is out of reach (certcheck.c). */
-    if ((cfg->tls_ca_file[0] && X509_STORE_load_file(store, cfg->tls_ca_file) != 1) ||
-        (cfg->tls_ca_path[0] && cadir_load(store, cfg->tls_ca_path) < 0)) {
-        snprintf(why, whylen, "cannot load the client CAs");
-        goto fail;
+    if (tls_client_trust(store, cfg, why, whylen) < 0) {
+        X509_STORE_free(store);
+        return NULL;
     }
-    if (cfg->tls_crl_file[0]) {
-        X509_LOOKUP *lu = X509_STORE_add_lookup(store, X509_LOOKUP_file());
-        if (!lu || X509_load_crl_file(lu, cfg->tls_crl_file, X509_FILETYPE_PEM) < 1) {
-            snprintf(why, whylen, "cannot load the CRL");
-            goto fail;
-        }
-        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
-    }
-    X509_STORE_set_purpose(store, X509_PURPOSE_SSL_CLIENT);
     X509_STORE_set_depth(store, (int)cfg->tls_verify_depth);
-    ERR_clear_error();
     return store;
-fail:
-    ERR_clear_error();
-    X509_STORE_free(store);
-    return NULL;
 }
 
 int certid_verify_with(X509_STORE *store, const unsigned char *const *der, const size_t *len,

@@ -63,27 +63,21 @@ static void last_error(char *err, size_t errlen, const char *what, const char *f
     ERR_clear_error();
 }
 
-/* Client certificates: which CAs are trusted, the CRL, how deep a chain may be. */
-static int setup_client_verify(SSL_CTX *ctx, const struct config *cfg, char *err, size_t errlen)
+int tls_client_trust(X509_STORE *st, const struct config *cfg, char *err, size_t errlen)
 {
     const char *file = cfg->tls_ca_file[0] ? cfg->tls_ca_file : NULL;
     const char *path = cfg->tls_ca_path[0] ? cfg->tls_ca_path : NULL;
-    if (file && SSL_CTX_load_verify_locations(ctx, file, NULL) != 1) {
+    if (file && X509_STORE_load_file(st, file) != 1) {
         last_error(err, errlen, "cannot load client CA from", file);
         return -1;
     }
-    /* Read now: the front verifies in its chroot, where the directory is out of reach. */
-    if (path && cadir_load(SSL_CTX_get_cert_store(ctx), path) < 0) {
+    /* Read now: the front verifies in its chroot, and the certificate checker in a sandbox,
+     * where the directory is out of reach. */
+    if (path && cadir_load(st, path) < 0) {
         snprintf(err, errlen, "cannot load client CAs from %s: %s", path,
                  errno == ENOENT ? "no hashed certificate (run openssl rehash)" : strerror(errno));
         return -1;
     }
-    if (file) {
-        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(file);
-        if (names)
-            SSL_CTX_set_client_CA_list(ctx, names);
-    }
-    X509_STORE *st = SSL_CTX_get_cert_store(ctx);
     if (cfg->tls_crl_file[0]) {
         X509_LOOKUP *lu = X509_STORE_add_lookup(st, X509_LOOKUP_file());
         if (!lu || X509_load_crl_file(lu, cfg->tls_crl_file, X509_FILETYPE_PEM) < 1) {
@@ -93,6 +87,19 @@ static int setup_client_verify(SSL_CTX *ctx, const struct config *cfg, char *err
         X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
     }
     X509_STORE_set_purpose(st, X509_PURPOSE_SSL_CLIENT);
+    return 0;
+}
+
+/* Client certificates: which CAs are trusted, the CRL, how deep a chain may be. */
+static int setup_client_verify(SSL_CTX *ctx, const struct config *cfg, char *err, size_t errlen)
+{
+    if (tls_client_trust(SSL_CTX_get_cert_store(ctx), cfg, err, errlen) < 0)
+        return -1;
+    if (cfg->tls_ca_file[0]) {
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cfg->tls_ca_file);
+        if (names)
+            SSL_CTX_set_client_CA_list(ctx, names);
+    }
     SSL_CTX_set_verify_depth(ctx, (int)cfg->tls_verify_depth);
     int mode = SSL_VERIFY_PEER;
     if (config_client_cert(cfg) == CLIENT_CERT_REQUIRED)

@@ -17,6 +17,9 @@ const char *tls_cipher_order_text(const struct config *cfg);
  * match): protocol floor, ciphers, session cache and tickets, ALPN. NULL with a reason in err. */
 SSL_CTX *tls_server_ctx(const struct config *cfg, const char *cert, const char *key, char *err,
                         size_t errlen);
+/* Fills st with the client CAs (tls_ca_file, and tls_ca_path read whole) and the CRL, for TLS
+ * client use: the front's handshakes and the monitor's certificate checker. 0, or -1 with err. */
+int tls_client_trust(X509_STORE *st, const struct config *cfg, char *err, size_t errlen);
 /* Reason for the last failure of an SSL call, for logs and 522 texts. */
 void tls_error_text(SSL *ssl, int ret, char *buf, size_t len);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" */
