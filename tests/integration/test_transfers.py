@@ -866,14 +866,29 @@ def test_transfer_without_pasv_425(server, wd):
     f.quit()
 
 
-def test_data_timeout_never_connect_425(make_server, wd):
-    """B-56: PASV, RETR, the client never connects: 150, then 425 after data_timeout."""
+def data_timeout_session(make_server, wd):
+    """A server with data_timeout = 2, a 1000-byte f.bin in wd, and a client there in TYPE I:
+    (server, client, the file's bytes)."""
     name, path = wd
     s = make_server(data_timeout=2)
     data = os.urandom(1000)
     put_file(os.path.join(path, "f.bin"), data)
     f = client(s, cwd=name)
     f.voidcmd("TYPE I")
+    return s, f, data
+
+
+def assert_still_usable(f, data):
+    """After a failed transfer the control connection answers, and f.bin still downloads."""
+    assert f.voidcmd("NOOP").startswith("200")
+    got, _ = retr(f, "RETR f.bin")
+    assert got == data
+    f.quit()
+
+
+def test_data_timeout_never_connect_425(make_server, wd):
+    """B-56: PASV, RETR, the client never connects: 150, then 425 after data_timeout."""
+    _, f, data = data_timeout_session(make_server, wd)
     assert PASV_RE.match(f.sendcmd("PASV"))
     t0 = time.time()
     assert f.sendcmd("RETR f.bin").startswith("150 ")
@@ -882,21 +897,13 @@ def test_data_timeout_never_connect_425(make_server, wd):
     took = time.time() - t0
     assert str(ei.value).startswith("425 "), ei.value
     assert 1.5 <= took < 6, took
-    assert f.voidcmd("NOOP").startswith("200")
-    got, _ = retr(f, "RETR f.bin")
-    assert got == data
-    f.quit()
+    assert_still_usable(f, data)
 
 
 def test_data_timeout_no_client_hello(make_server, wd):
     """Z-02, D-17: the client connects but never starts TLS: 150, then 425/522 after
     data_timeout; the control connection stays usable."""
-    name, path = wd
-    s = make_server(data_timeout=2)
-    data = os.urandom(1000)
-    put_file(os.path.join(path, "f.bin"), data)
-    f = client(s, cwd=name)
-    f.voidcmd("TYPE I")
+    _, f, data = data_timeout_session(make_server, wd)
     port = ftplib.parse227(f.sendcmd("PASV"))[1]
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     t0 = time.time()
@@ -907,22 +914,14 @@ def test_data_timeout_no_client_hello(make_server, wd):
     assert time.time() - t0 < 6
     assert read_all(sock, 2) == b""
     sock.close()
-    assert f.voidcmd("NOOP").startswith("200")
-    got, _ = retr(f, "RETR f.bin")
-    assert got == data
-    f.quit()
+    assert_still_usable(f, data)
 
 
 def test_data_timeout_bounds_a_dripped_client_hello(make_server, wd):
     """data_timeout bounds the data connection's whole TLS handshake: a ClientHello sent one
     byte a second (each read within the socket timeout) gets 522 after data_timeout, not after
     the ~10 minutes its bytes would take; the control connection stays usable."""
-    name, path = wd
-    s = make_server(data_timeout=2)
-    data = os.urandom(1000)
-    put_file(os.path.join(path, "f.bin"), data)
-    f = client(s, cwd=name)
-    f.voidcmd("TYPE I")
+    s, f, data = data_timeout_session(make_server, wd)
     ctx = ssl.create_default_context(cafile=s.env.cert)
     inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
     tls = ctx.wrap_bio(inc, out, server_hostname="localhost")
@@ -951,10 +950,7 @@ def test_data_timeout_bounds_a_dripped_client_hello(make_server, wd):
     assert reply is not None and reply.startswith("522 "), reply
     assert "timed out" in reply
     assert 1.5 <= took < 6, took
-    assert f.voidcmd("NOOP").startswith("200")
-    got, _ = retr(f, "RETR f.bin")
-    assert got == data
-    f.quit()
+    assert_still_usable(f, data)
 
 
 def test_data_timeout_upload_stalls(make_server, wd):
