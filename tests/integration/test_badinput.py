@@ -720,16 +720,23 @@ def test_pipelined_commands_then_half_close(bserver):
     finish(bserver, r)
 
 
+def retr_sent(server, cwd, name):
+    """A logged-in session in cwd that has sent "RETR name" after EPSV, in TYPE I: (session,
+    the 229 reply's lines), the 150 not read yet."""
+    r = session_at(server, "login", cwd)
+    assert r.cmd("TYPE I")[0] == 200
+    code, lines = r.cmd("EPSV")
+    r.send(f"RETR {name}\r\n")
+    return r, lines
+
+
 def test_1000_pipelined_noops_during_a_transfer(bserver, bdir):
     """1000 NOOPs in one write while a download runs: the transfer completes, then 226, then
     1000 answers in order."""
     name, path = bdir
     data = os.urandom(4 * 1024 * 1024)
     put(os.path.join(path, "pipe.bin"), data)
-    r = session_at(bserver, "login", name)
-    assert r.cmd("TYPE I")[0] == 200
-    code, lines = r.cmd("EPSV")
-    r.send("RETR pipe.bin\r\n")
+    r, lines = retr_sent(bserver, name, "pipe.bin")
     d = r.data_connect(lines)
     assert r.reply()[0] == 150
     first = d.recv(65536)
@@ -751,10 +758,7 @@ def test_pipelined_lines_before_the_data_connection(bserver, bdir, line):
     data worker) with a full queue wrote past the end of the queue and crashed the front."""
     name, path = bdir
     put(os.path.join(path, "q.bin"), b"q" * 1000)
-    r = session_at(bserver, "login", name)
-    assert r.cmd("TYPE I")[0] == 200
-    code, lines = r.cmd("EPSV")
-    r.send("RETR q.bin\r\n")
+    r, lines = retr_sent(bserver, name, "q.bin")
     assert r.reply()[0] == 150
     r.send((line + b"\r\n") * 40)
     bad(40)
@@ -776,10 +780,7 @@ def test_abor_behind_a_full_queue(bserver, bdir):
     name, path = bdir
     with open(os.path.join(path, "slow.bin"), "wb") as fh:
         fh.truncate(256 * 1024 * 1024)
-    r = session_at(bserver, "login", name)
-    assert r.cmd("TYPE I")[0] == 200
-    code, lines = r.cmd("EPSV")
-    r.send("RETR slow.bin\r\n")
+    r, lines = retr_sent(bserver, name, "slow.bin")
     d = r.data_connect(lines)
     assert r.reply()[0] == 150
     d.recv(65536)
