@@ -5,6 +5,7 @@ import collections
 import glob
 import os
 import re
+import shutil
 import socket
 import ssl
 import struct
@@ -203,6 +204,20 @@ def make_user_dir(env, user, name):
     os.chown(path, USERS[user][0], USERS[user][0])
     os.chmod(path, 0o755)
     return path
+
+
+def user_dir_fixture(prefix):
+    """A fixture giving each test (name, path) of a fresh directory of its own in alice's home,
+    named prefix + the test's name + this run's tag, removed afterwards."""
+    import pytest
+
+    @pytest.fixture
+    def wd(env, request):
+        name = prefix + re.sub(r"\W", "_", request.node.name)[:60] + "_" + RUN
+        path = make_user_dir(env, "alice", name)
+        yield name, path
+        shutil.rmtree(path, ignore_errors=True)
+    return wd
 
 
 def put(path, data, user="alice"):

@@ -18,7 +18,8 @@ import pytest
 from ftpsd_fixture import LIBDIR, PAM_MATRIX, USERS
 from reliability import (RUN, SyslogMark, alive, assert_server_works, children, count,
                          descendants, epsv_port, kill_leftovers, log_lines, make_user_dir, parts,
-                         put, read_to_eof, report, rst_close, session_tree, wait_until)
+                         put, read_to_eof, report, rst_close, session_tree, user_dir_fixture,
+                         wait_until)
 
 ALICE = USERS["alice"][0]
 
@@ -31,13 +32,7 @@ def summary(request):
             "bad passwords"])
 
 
-@pytest.fixture
-def wd(env, request):
-    """(name, path) of a fresh directory in alice's home for this test."""
-    name = "fault_" + re.sub(r"\W", "_", request.node.name)[:60] + "_" + RUN
-    path = make_user_dir(env, "alice", name)
-    yield name, path
-    shutil.rmtree(path, ignore_errors=True)
+wd = user_dir_fixture("fault_")
 
 
 def client(server, cwd=None, user="alice"):

@@ -5,26 +5,20 @@ import ftplib
 import io
 import os
 import re
-import shutil
 import signal
 import socket
 
 import pytest
 
 from ftpsd_fixture import USERS
-from reliability import (RUN, alive, descendants, kill_leftovers, make_user_dir, parts, put,
-                         session_tree, wait_until)
+from reliability import (alive, descendants, kill_leftovers, make_user_dir, parts, put,
+                         session_tree, user_dir_fixture, wait_until)
 
 ALICE, BOB = USERS["alice"][0], USERS["bob"][0]
 SHARED_GID = 60500  # the fixture's group "shared": alice and bob
 
 
-@pytest.fixture
-def wd(env, request):
-    name = "upl_" + re.sub(r"\W", "_", request.node.name)[:50] + "_" + RUN
-    path = make_user_dir(env, "alice", name)
-    yield name, path
-    shutil.rmtree(path, ignore_errors=True)
+wd = user_dir_fixture("upl_")
 
 
 def client(server, cwd):
