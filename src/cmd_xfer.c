@@ -16,34 +16,47 @@ static int clear_nonblock(int fd)
     return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 }
 
+/* Opens vp (flags, non-blocking: a FIFO must not hang the session) as a regular file reaching
+ * q->offset, positioned there, or at its end with to_end. The descriptor, with *st and *at;
+ * -1 with the reply in r. */
+static int open_regular_at(struct usess *s, const char *vp, const struct ureq *q, int flags,
+                           bool to_end, struct stat *st, off_t *at, struct uresp *r)
+{
+    int fd = path_open(s->rootfd, vp, flags | O_NONBLOCK | O_NOCTTY, 0666);
+    if (fd < 0) {
+        uresp_errno(r, errno, q->arg);
+        return -1;
+    }
+    if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
+        uresp_set(r, 550, "%s: Not a regular file.", q->arg);
+        close(fd);
+        return -1;
+    }
+    if (q->offset > (uint64_t)st->st_size) {
+        uresp_set(r, 554, "Restart offset %llu is beyond the end of the file (%llu bytes).",
+                  (unsigned long long)q->offset, (unsigned long long)st->st_size);
+        close(fd);
+        return -1;
+    }
+    *at = to_end ? lseek(fd, 0, SEEK_END) : lseek(fd, (off_t)q->offset, SEEK_SET);
+    if (*at < 0 || clear_nonblock(fd) < 0) {
+        uresp_errno(r, errno, q->arg);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 void cmd_open_read(struct usess *s, const struct ureq *q, struct uresp *r)
 {
     char vp[VPATH_MAX];
     struct stat st;
+    off_t at;
     if (sess_vpath(s, q->arg, vp, r) < 0)
         return;
-    /* O_NONBLOCK: opening a FIFO must not hang the session. */
-    int fd = path_open(s->rootfd, vp, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
-    if (fd < 0) {
-        uresp_errno(r, errno, q->arg);
+    int fd = open_regular_at(s, vp, q, O_RDONLY, false, &st, &at, r);
+    if (fd < 0)
         return;
-    }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        uresp_set(r, 550, "%s: Not a regular file.", q->arg);
-        close(fd);
-        return;
-    }
-    if (q->offset > (uint64_t)st.st_size) {
-        uresp_set(r, 554, "Restart offset %llu is beyond the end of the file (%llu bytes).",
-                  (unsigned long long)q->offset, (unsigned long long)st.st_size);
-        close(fd);
-        return;
-    }
-    if (lseek(fd, (off_t)q->offset, SEEK_SET) < 0 || clear_nonblock(fd) < 0) {
-        uresp_errno(r, errno, q->arg);
-        close(fd);
-        return;
-    }
     r->code = 150;
     r->fd = fd;
     r->value = (uint64_t)st.st_size - q->offset;
@@ -114,39 +127,18 @@ static bool replace_keeps_file(const struct usess *s, const struct stat *old)
 static int open_in_place(struct usess *s, const struct ureq *q, const char *vp, bool append,
                          struct uresp *r)
 {
-    int flags = O_WRONLY | O_NONBLOCK | O_NOCTTY;
-    if (append && q->offset == 0)
-        flags |= O_APPEND | O_CREAT;
-    struct stat st;
-    int fd = path_open(s->rootfd, vp, flags, 0666);
-    if (fd < 0) {
-        uresp_errno(r, errno, q->arg);
-        return -1;
-    }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        uresp_set(r, 550, "%s: Not a regular file.", q->arg);
-        close(fd);
-        return -1;
-    }
-    if (q->offset > (uint64_t)st.st_size) {
-        uresp_set(r, 554, "Restart offset %llu is beyond the end of the file (%llu bytes).",
-                  (unsigned long long)q->offset, (unsigned long long)st.st_size);
-        close(fd);
-        return -1;
-    }
     bool appending = append && q->offset == 0;
-    off_t at = appending ? lseek(fd, 0, SEEK_END) : lseek(fd, (off_t)q->offset, SEEK_SET);
-    if (at < 0 || clear_nonblock(fd) < 0) {
-        uresp_errno(r, errno, q->arg);
-        close(fd);
+    struct stat st;
+    off_t at;
+    int fd = open_regular_at(s, vp, q, O_WRONLY | (appending ? O_APPEND | O_CREAT : 0), appending,
+                             &st, &at, r);
+    if (fd < 0)
         return -1;
-    }
     /* Not truncated at open: a transfer that never starts leaves the file as it was. */
     s->up_truncate = !appending;
     s->up_start = at;
     return fd;
 }
-
 /* STOU: reserves a new name beside the argument ("name", "name.1", ...) by creating it empty;
  * the data goes to a temporary file renamed over it at the end. */
 static int reserve_unique(struct usess *s, const char *arg, char *vp, struct uresp *r)
