@@ -21,11 +21,6 @@ struct entry {
     char *target;
 };
 
-static int entry_cmp(const void *a, const void *b)
-{
-    return strcmp(((const struct entry *)a)->name, ((const struct entry *)b)->name);
-}
-
 /* name "" asks about dfd itself (an object already resolved inside the root). */
 static bool can(int dfd, const char *name, int mode)
 {
@@ -71,7 +66,52 @@ static void perm_fact(const struct usess *s, int dfd, const char *name, const st
     out[n] = '\0';
 }
 
-static int read_dir(int dfd, bool all, const char *pattern, struct entry **out, size_t *count)
+/* A directory's names, sorted, back to back in one buffer: nothing else is kept per entry (each
+ * is stat'ed as its line is written), so that a big directory costs its names and not a stat
+ * buffer and an allocation each. */
+struct names {
+    char *buf;
+    size_t len, cap;
+    size_t *off;
+    size_t n, ncap;
+};
+
+static int name_cmp(const void *a, const void *b, void *buf)
+{
+    return strcmp((const char *)buf + *(const size_t *)a, (const char *)buf + *(const size_t *)b);
+}
+
+static const char *name_at(const struct names *v, size_t i)
+{
+    return v->buf + v->off[i];
+}
+
+static void names_add(struct names *v, const char *nm)
+{
+    size_t l = strlen(nm) + 1;
+    if (v->len + l > v->cap) {
+        v->cap = v->cap ? v->cap * 2 : 4096;
+        if (v->cap < v->len + l)
+            v->cap = v->len + l;
+        v->buf = xrealloc(v->buf, v->cap);
+    }
+    if (v->n == v->ncap) {
+        v->ncap = v->ncap ? v->ncap * 2 : 64;
+        v->off = xrealloc(v->off, v->ncap * sizeof *v->off);
+    }
+    memcpy(v->buf + v->len, nm, l);
+    v->off[v->n++] = v->len;
+    v->len += l;
+}
+
+static void names_free(struct names *v)
+{
+    free(v->buf);
+    free(v->off);
+}
+
+/* -1 with errno; -2: more than limit entries (0: no limit) besides . and .. would be listed. */
+static int read_dir(int dfd, bool all, const char *pattern, unsigned limit, struct names *v)
 {
     int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
@@ -81,8 +121,7 @@ static int read_dir(int dfd, bool all, const char *pattern, struct entry **out, 
         close(fd);
         return -1;
     }
-    struct entry *v = NULL;
-    size_t n = 0, cap = 0;
+    size_t counted = 0;
     struct dirent *de;
     while ((de = readdir(d))) {
         const char *nm = de->d_name;
@@ -94,41 +133,16 @@ static int read_dir(int dfd, bool all, const char *pattern, struct entry **out, 
         /* A listing line cannot carry CR or LF; such a name would forge further entries. */
         if (strpbrk(nm, "\r\n"))
             continue;
-        struct stat st;
-        if (fstatat(dfd, nm, &st, AT_SYMLINK_NOFOLLOW) < 0)
-            continue; /* removed meanwhile */
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            v = xrealloc(v, cap * sizeof *v);
+        if (!dot && limit && ++counted > limit) {
+            closedir(d);
+            return -2;
         }
-        v[n].name = xstrdup(nm);
-        v[n].st = st;
-        v[n].target = NULL;
-        if (S_ISLNK(st.st_mode)) {
-            char t[VPATH_MAX];
-            ssize_t l = readlinkat(dfd, nm, t, sizeof t - 1);
-            if (l >= 0) {
-                t[l] = '\0';
-                v[n].target = xstrdup(t);
-            }
-        }
-        n++;
+        names_add(v, nm);
     }
     closedir(d);
-    if (n > 1)
-        qsort(v, n, sizeof *v, entry_cmp);
-    *out = v;
-    *count = n;
+    if (v->n > 1)
+        qsort_r(v->off, v->n, sizeof *v->off, name_cmp, v->buf);
     return 0;
-}
-
-static void free_entries(struct entry *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(v[i].name);
-        free(v[i].target);
-    }
-    free(v);
 }
 
 /*
@@ -161,16 +175,20 @@ static void mlsx_line(const struct usess *s, struct sbuf *out, int dfd, const ch
     list_format_mlsx(out, &le, facts, type, perm, &s->ids);
 }
 
-/* STAT path answers on the control connection: the LIST lines inside a 213 reply. */
+/* STAT path answers on the control connection: the LIST lines inside a 213 reply, of which
+ * only this much is kept (well inside one message to the front). */
+#define STAT_REPLY_MAX (60 * 1024)
+/* The listing text goes to its memory file in pieces of this size. */
+#define LISTING_PIECE (256 * 1024)
+
 static void to_reply(struct sbuf *b, const char *what, struct uresp *r)
 {
-    const size_t limit = 60 * 1024; /* well inside one message to the front */
     r->code = 213;
     sbuf_reset(&r->text);
     sbuf_printf(&r->text, "Status of %s:", what);
     for (const char *p = b->data ? b->data : ""; *p;) {
         size_t l = strcspn(p, "\r\n");
-        if (r->text.len + l > limit) {
+        if (r->text.len + l > STAT_REPLY_MAX) {
             sbuf_adds(&r->text, "\n(listing truncated: use LIST for the whole directory)");
             break;
         }
@@ -185,20 +203,61 @@ static void to_reply(struct sbuf *b, const char *what, struct uresp *r)
     sbuf_adds(&r->text, "\nEnd of status.");
 }
 
-static int to_memfd(struct sbuf *b, struct uresp *r)
+/* Where a listing goes: STAT's reply, or a memory file the worker sends, written piece by
+ * piece as the listing is made so that its whole text is never in this process's memory. */
+struct sink {
+    bool stat;
+    int fd;
+    int err;
+    uint64_t size;
+    struct sbuf buf;
+};
+
+static void sink_open(struct sink *k, bool stat)
 {
-    int fd = memfd_create("ftpsd-listing", MFD_CLOEXEC);
-    if (fd < 0 || write_full(fd, b->data ? b->data : "", b->len) < 0 ||
-        lseek(fd, 0, SEEK_SET) < 0) {
-        uresp_set(r, 451, "Cannot build the listing: %s.", strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
+    *k = (struct sink){.stat = stat, .fd = -1};
+    sbuf_init(&k->buf);
+    if (!stat && (k->fd = memfd_create("ftpsd-listing", MFD_CLOEXEC)) < 0)
+        k->err = errno;
+}
+
+/* false: no more lines are wanted (STAT's reply is full, or the memory file failed). */
+static bool sink_flush(struct sink *k, size_t at_least)
+{
+    if (k->stat)
+        return k->buf.len <= STAT_REPLY_MAX;
+    if (k->err)
+        return false;
+    if (k->buf.len < at_least || k->buf.len == 0)
+        return true;
+    if (write_full(k->fd, k->buf.data, k->buf.len) < 0) {
+        k->err = errno;
+        return false;
     }
-    r->fd = fd;
-    r->value = b->len;
-    r->code = 150;
-    return 0;
+    k->size += k->buf.len;
+    sbuf_reset(&k->buf);
+    return true;
+}
+
+static void sink_finish(struct sink *k, const char *what, struct uresp *r)
+{
+    if (k->stat) {
+        to_reply(&k->buf, what, r);
+    } else if (sink_flush(k, 0) && lseek(k->fd, 0, SEEK_SET) == 0) {
+        r->fd = k->fd;
+        k->fd = -1;
+        r->value = k->size;
+        r->code = 150;
+    } else {
+        uresp_set(r, 451, "Cannot build the listing: %s.", strerror(k->err ? k->err : errno));
+    }
+}
+
+static void sink_close(struct sink *k)
+{
+    if (k->fd >= 0)
+        close(k->fd);
+    sbuf_free(&k->buf);
 }
 
 static bool names_entry(struct usess *s, const char *arg)
@@ -253,11 +312,10 @@ void cmd_list(struct usess *s, const struct ureq *q, struct uresp *r)
     if (sess_vpath(s, *p ? p : ".", vp, r) < 0)
         return;
     snprintf(r->name, sizeof r->name, "%s", vp);
-    struct sbuf out;
-    sbuf_init(&out);
+    struct sink out;
+    sink_open(&out, q->op == UOP_STAT);
     time_t now = time(NULL);
-    struct entry *v = NULL;
-    size_t n = 0;
+    struct names v = {0};
     int dfd = path_open(s->rootfd, vp, O_PATH | O_DIRECTORY, 0);
     const char *pattern = NULL;
     char parent[VPATH_MAX];
@@ -275,28 +333,25 @@ void cmd_list(struct usess *s, const struct ureq *q, struct uresp *r)
         }
         /* A single file: one line, named as the client wrote it. */
         int fd = path_open(s->rootfd, vp, O_PATH | O_NOFOLLOW, 0);
-        struct entry e = {.name = (char *)p};
-        if (fd < 0 || fstat(fd, &e.st) < 0) {
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0) {
             uresp_errno(r, errno, p);
             if (fd >= 0)
                 close(fd);
             goto done;
         }
         char target[VPATH_MAX];
-        ssize_t tl = S_ISLNK(e.st.st_mode) ? readlinkat(fd, "", target, sizeof target - 1) : -1;
+        ssize_t tl = S_ISLNK(st.st_mode) ? readlinkat(fd, "", target, sizeof target - 1) : -1;
         if (tl >= 0)
             target[tl] = '\0';
         close(fd);
         if (q->op == UOP_NLST) {
-            sbuf_printf(&out, "%s\r\n", p);
+            sbuf_printf(&out.buf, "%s\r\n", p);
         } else {
-            struct listent le = {.name = p, .st = e.st, .target = tl >= 0 ? target : NULL};
-            list_format_ls(&out, &le, &s->ids, now);
+            struct listent le = {.name = p, .st = st, .target = tl >= 0 ? target : NULL};
+            list_format_ls(&out.buf, &le, &s->ids, now);
         }
-        if (q->op == UOP_STAT)
-            to_reply(&out, p, r);
-        else
-            to_memfd(&out, r);
+        sink_finish(&out, p, r);
         goto done;
     }
     if (dfd < 0 && errno == ENOENT && q->op != UOP_MLSD && strpbrk(p, "*?[")) {
@@ -311,7 +366,18 @@ void cmd_list(struct usess *s, const struct ureq *q, struct uresp *r)
         uresp_errno(r, errno, *p ? p : ".");
         goto done;
     }
-    if (read_dir(dfd, all || q->op == UOP_MLSD, pattern, &v, &n) < 0) {
+    unsigned limit = s->cfg->max_list_entries;
+    int got = read_dir(dfd, all || q->op == UOP_MLSD, pattern, limit, &v);
+    if (got == -2) {
+        /* Refused whole: a client mirroring with deletion would take a partial listing's
+         * missing entries for deleted files. */
+        uresp_set(r, 451,
+                  "%s: more than %u entries to list (max_list_entries); list a pattern "
+                  "or a subdirectory.",
+                  *p ? p : ".", limit);
+        goto done;
+    }
+    if (got < 0) {
         uresp_errno(r, errno, *p ? p : ".");
         goto done;
     }
@@ -326,30 +392,40 @@ void cmd_list(struct usess *s, const struct ureq *q, struct uresp *r)
         snprintf(nlst_prefix, sizeof nlst_prefix, "%s%s", p, p[strlen(p) - 1] == '/' ? "" : "/");
     }
     bool dir_w = can(dfd, ".", W_OK | X_OK);
-    for (size_t i = 0; i < n; i++) {
-        struct entry *e = &v[i];
-        if (q->op == UOP_MLSD) {
-            if (strcmp(e->name, "..") == 0)
-                continue;
-            bool cdir = strcmp(e->name, ".") == 0;
-            mlsx_line(s, &out, dfd, dir_vp, e, q->facts, cdir ? "cdir" : NULL, dir_w, true);
-        } else if (q->op == UOP_NLST) {
+    for (size_t i = 0; i < v.n && sink_flush(&out, LISTING_PIECE); i++) {
+        const char *nm = name_at(&v, i);
+        if (q->op == UOP_NLST) {
             /* Names usable as RETR/DELE arguments from the current directory (RFC 1123). */
-            sbuf_printf(&out, "%s%s\r\n", nlst_prefix, e->name);
+            sbuf_printf(&out.buf, "%s%s\r\n", nlst_prefix, nm);
+            continue;
+        }
+        if (q->op == UOP_MLSD && strcmp(nm, "..") == 0)
+            continue;
+        struct entry e = {.name = (char *)nm};
+        if (fstatat(dfd, nm, &e.st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue; /* removed meanwhile */
+        char target[VPATH_MAX];
+        if (S_ISLNK(e.st.st_mode)) {
+            ssize_t l = readlinkat(dfd, nm, target, sizeof target - 1);
+            if (l >= 0) {
+                target[l] = '\0';
+                e.target = target;
+            }
+        }
+        if (q->op == UOP_MLSD) {
+            const char *type = strcmp(nm, ".") == 0 ? "cdir" : NULL;
+            mlsx_line(s, &out.buf, dfd, dir_vp, &e, q->facts, type, dir_w, true);
         } else {
-            struct listent le = {.name = e->name, .st = e->st, .target = e->target};
-            list_format_ls(&out, &le, &s->ids, now);
+            struct listent le = {.name = nm, .st = e.st, .target = e.target};
+            list_format_ls(&out.buf, &le, &s->ids, now);
         }
     }
-    if (q->op == UOP_STAT)
-        to_reply(&out, *p ? p : vp, r);
-    else
-        to_memfd(&out, r);
+    sink_finish(&out, *p ? p : vp, r);
 done:
     if (dfd >= 0)
         close(dfd);
-    free_entries(v, n);
-    sbuf_free(&out);
+    names_free(&v);
+    sink_close(&out);
 }
 
 void cmd_mlst(struct usess *s, const struct ureq *q, struct uresp *r)

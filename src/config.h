@@ -86,6 +86,7 @@ struct config {
     unsigned max_line_length;
     unsigned max_open_files;
     uint64_t max_file_size;
+    unsigned max_list_entries;
     int seccomp; /* enum seccomp_mode */
     bool landlock;
 
