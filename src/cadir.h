@@ -7,8 +7,9 @@
 /*
  * Adds the certificates and CRLs of dir's hashed entries ("5f6d13a9.0", "5f6d13a9.r0", as
  * `openssl rehash` makes them) to st. OpenSSL's own directory lookup reads them only while it
- * verifies, which a chrooted or sandboxed process can no longer do. 0, or -1 with errno.
+ * verifies, which a chrooted or sandboxed process can no longer do. *crls: how many CRL
+ * entries were added. 0, or -1 with errno.
  */
-int cadir_load(X509_STORE *st, const char *dir);
+int cadir_load(X509_STORE *st, const char *dir, int *crls);
 
 #endif

@@ -73,11 +73,16 @@ int tls_client_trust(X509_STORE *st, const struct config *cfg, char *err, size_t
     }
     /* Read now: the front verifies in its chroot, and the certificate checker in a sandbox,
      * where the directory is out of reach. */
-    if (path && cadir_load(st, path) < 0) {
+    int dir_crls = 0;
+    if (path && cadir_load(st, path, &dir_crls) < 0) {
         snprintf(err, errlen, "cannot load client CAs from %s: %s", path,
                  errno == ENOENT ? "no hashed certificate (run openssl rehash)" : strerror(errno));
         return -1;
     }
+    /* OpenSSL consults CRLs only when asked to: a CRL put in the directory must not sit there
+     * unread while the certificates it revokes log in. */
+    if (dir_crls)
+        X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
     if (cfg->tls_crl_file[0]) {
         X509_LOOKUP *lu = X509_STORE_add_lookup(st, X509_LOOKUP_file());
         if (!lu || X509_load_crl_file(lu, cfg->tls_crl_file, X509_FILETYPE_PEM) < 1) {

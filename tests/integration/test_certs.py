@@ -182,6 +182,27 @@ def test_ca_directory_instead_of_a_file(make_server, pki, env):
         client(s, pki, "revoked").sendcmd("USER alice")
 
 
+def test_crl_in_the_ca_directory_is_checked(make_server, pki, env):
+    """A CRL in tls_ca_path (its "<hash>.r0" entry) revokes, with no tls_crl_file: it was read
+    into the store but never consulted (OpenSSL checks CRLs only when told to), so the revoked
+    certificate logged in with 232. Both checks use it: the front's handshake and the
+    monitor's second look."""
+    d = env.path("pki", "cadir-crl")
+    if not os.path.isdir(d):
+        os.mkdir(d)
+        shutil.copy(pki["ca"].cert, os.path.join(d, "ca.pem"))
+        shutil.copy(pki["crl"], os.path.join(d, "crl.pem"))
+        subprocess.run(["openssl", "rehash", d], check=True, capture_output=True)
+    assert any(n.endswith(".r0") for n in os.listdir(d))
+    s = make_server(tls_client_cert="optional", tls_ca_path=d, cert_map_file=pki["map"],
+                    cert_login="cert", pam_service="ftpsd-cert")
+    f = client(s, pki, "alice")
+    assert f.sendcmd("USER alice").startswith("232 ")
+    f.quit()
+    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+        client(s, pki, "revoked").sendcmd("USER alice")
+
+
 @pytest.mark.skipif(not shutil.which("strace"), reason="strace is not installed (make deps)")
 @pytest.mark.skipif(sanitized(BINARY), reason="an ASan build cannot run under strace")
 def test_monitor_checks_the_chain_in_a_sandboxed_child(make_server, pki, env):
