@@ -180,6 +180,18 @@ const char *tls_cipher_order_text(const struct config *cfg)
                          : "ChaCha20-Poly1305 first (this CPU has no AES instructions)";
 }
 
+/* There is no one to ask for a passphrase: stdin is the client's socket, and OpenSSL's default
+ * prompt would read the passphrase from it (one guess per connection, and every client hangs
+ * before the greeting until it sends a line). */
+static int no_passphrase(char *buf, int size, int rwflag, void *asked)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    *(bool *)asked = true;
+    return 0;
+}
+
 SSL_CTX *tls_server_ctx(const struct config *cfg, const char *cert, const char *key, char *err,
                         size_t errlen)
 {
@@ -193,7 +205,20 @@ SSL_CTX *tls_server_ctx(const struct config *cfg, const char *cert, const char *
         last_error(err, errlen, "cannot load certificate", cert);
         goto fail;
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+    bool asked = false;
+    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, &asked);
+    int used = SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM);
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
+    if (used != 1 && asked) {
+        ERR_clear_error();
+        snprintf(err, errlen,
+                 "cannot load key %s: it is encrypted, and no passphrase can be asked for; store "
+                 "it unencrypted, readable only by root (openssl pkey -in KEY -out NEWKEY)",
+                 key);
+        goto fail;
+    }
+    if (used != 1) {
         last_error(err, errlen, "cannot load key", key);
         goto fail;
     }

@@ -1,4 +1,5 @@
 """RFC 4217 on the control connection: AUTH, PBSZ, PROT, policy replies, FEAT (rows T, S, G)."""
+import os
 import socket
 import ssl
 import time
@@ -236,3 +237,29 @@ def test_curl_ftps_implicit(make_server, tmp_path):
     s.curl("-T", str(p), f"ftps://localhost:{s.port}/implicit.txt")
     r = s.curl(f"ftps://localhost:{s.port}/implicit.txt")
     assert r.stdout == b"implicit\n"
+
+
+def test_encrypted_key_is_refused_not_prompted_for(make_server, env, tmp_path):
+    """An encrypted tls_key_file: OpenSSL's default prompt read the passphrase from stdin,
+    which is the client's socket. The greeting waited for the client's first line, which was
+    taken as the passphrase (a guess per connection, told right or wrong by AUTH TLS). Now
+    no passphrase is ever asked for: ftpsd -t says the key is encrypted, and a session greets
+    at once and answers AUTH TLS with 431."""
+    import subprocess
+    from ftpsd_fixture import BINARY, wrapper_env
+    key = str(tmp_path / "encrypted.key")
+    subprocess.run(["openssl", "pkey", "-in", env.key, "-aes256", "-passout", "pass:hunter2",
+                    "-out", key], check=True, capture_output=True)
+    os.chmod(key, 0o600)
+    s = make_server(tls_key_file=key)
+    r = subprocess.run([BINARY, "-t", "-f", s.conf_path], input="hunter2\n", text=True,
+                       capture_output=True, env=wrapper_env(env), timeout=20)
+    assert r.returncode == 1 and "encrypted" in r.stderr and key in r.stderr, r
+    assert "pass phrase" not in r.stderr + r.stdout
+    c = s.raw(timeout=5)
+    assert c.reply()[0] == 220                      # without sending anything first
+    c.send(b"hunter2\r\n")
+    assert c.reply()[0] == 500
+    code, text = c.cmd("AUTH TLS")
+    assert code == 431, text
+    c.close()
