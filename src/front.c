@@ -204,6 +204,10 @@ static void setup_tls_and_drop(struct front *f)
     } else {
         SSL_CTX_set_tlsext_servername_callback(f->ctx, sni_callback);
         SSL_CTX_set_tlsext_servername_arg(f->ctx, f);
+        /* A response file a failed refresh left empty or broken costs the staple, not TLS
+         * (ftpsd -t reports it as an error). */
+        if (cfg->tls_ocsp_file[0] && tls_staple_ocsp(f->ctx, cfg->tls_ocsp_file, err, sizeof err))
+            log_msg(LOG_WARNING, "no OCSP stapling: %s", err);
     }
     f->vctx = xcalloc(cfg->nvhosts + 1, sizeof *f->vctx);
     for (unsigned i = 0; f->ctx && i < cfg->nvhosts; i++) {

@@ -58,6 +58,12 @@ static int check_config(struct config *cfg)
         unsigned line = v ? cfg->vhosts[v - 1].line : config_line(cfg, "tls_cert_file");
         const char *key = config_key(cfg, v);
         SSL_CTX *ctx = tls_server_ctx(cfg, config_cert(cfg, v), key, err, sizeof err);
+        if (ctx && v == 0 && cfg->tls_ocsp_file[0] &&
+            tls_staple_ocsp(ctx, cfg->tls_ocsp_file, err, sizeof err) < 0) {
+            SSL_CTX_free(ctx);
+            ctx = NULL;
+            line = config_line(cfg, "tls_ocsp_file");
+        }
         if (!ctx) {
             fprintf(stderr, "%s:%u: %s\n", cfg->path, line, err);
             bad = 1;

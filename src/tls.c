@@ -127,7 +127,7 @@ static int ocsp_status_cb(SSL *s, void *arg)
     return SSL_TLSEXT_ERR_OK;
 }
 
-static int setup_ocsp(SSL_CTX *ctx, const char *file, char *err, size_t errlen)
+int tls_staple_ocsp(SSL_CTX *ctx, const char *file, char *err, size_t errlen)
 {
     BIO *in = BIO_new_file(file, "rb");
     BUF_MEM *resp = BUF_MEM_new();
@@ -250,8 +250,6 @@ SSL_CTX *tls_server_ctx(const struct config *cfg, const char *cert, const char *
     }
     if (config_client_cert(cfg) != CLIENT_CERT_NONE &&
         setup_client_verify(ctx, cfg, err, errlen) < 0)
-        goto fail;
-    if (cfg->tls_ocsp_file[0] && setup_ocsp(ctx, cfg->tls_ocsp_file, err, errlen) < 0)
         goto fail;
     /* RELEASE_BUFFERS: an idle control connection holds no 17 KiB record buffers. */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |

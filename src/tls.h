@@ -17,6 +17,9 @@ const char *tls_cipher_order_text(const struct config *cfg);
  * match): protocol floor, ciphers, session cache and tickets, ALPN. NULL with a reason in err. */
 SSL_CTX *tls_server_ctx(const struct config *cfg, const char *cert, const char *key, char *err,
                         size_t errlen);
+/* Staples the DER OCSP response in file (tls_ocsp_file) to ctx's handshakes: the main
+ * certificate's only, since the response names one certificate. 0, or -1 with err. */
+int tls_staple_ocsp(SSL_CTX *ctx, const char *file, char *err, size_t errlen);
 /* Fills st with the client CAs (tls_ca_file, and tls_ca_path read whole) and the CRL, for TLS
  * client use: the front's handshakes and the monitor's certificate checker. 0, or -1 with err. */
 int tls_client_trust(X509_STORE *st, const struct config *cfg, char *err, size_t errlen);

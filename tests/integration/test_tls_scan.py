@@ -74,3 +74,44 @@ def test_ocsp_stapling(make_server, env, tmp_path):
     from ftpsd_fixture import BINARY
     out = subprocess.run([BINARY, "-t", "-f", str(conf)], capture_output=True, text=True)
     assert out.returncode != 0 and "OCSP" in out.stderr
+
+
+def test_ocsp_staple_is_the_main_certificates_only(make_server, env, tmp_path):
+    """A [host] section with its own certificate got the main certificate's OCSP response
+    stapled (curl --cert-status: "Could not find certificate ID in OCSP response"); and a
+    response file a failed refresh left empty turned TLS off for every session (431). Now
+    the host's handshakes carry no staple, and a broken file costs only the staple."""
+    ca = CertAuthority(str(tmp_path / "ca"), "OCSP Test CA")
+    cert, key = ca.issue("server", "/CN=localhost")
+    vcert, vkey = ca.issue("vhost", "/CN=vh.example")
+    resp = str(tmp_path / "ocsp.der")
+    subprocess.run(["openssl", "ocsp", "-index", f"{ca.d}/index.txt", "-rsigner", ca.cert,
+                    "-rkey", ca.key, "-CA", ca.cert, "-issuer", ca.cert, "-cert", cert,
+                    "-respout", resp, "-ndays", "1"], check=True, capture_output=True)
+    s = make_server(tls_cert_file=cert, tls_key_file=key, tls_ocsp_file=resp)
+    with open(s.conf_path, "a") as fh:
+        fh.write(f"[host vh.example]\ntls_cert_file = {vcert}\ntls_key_file = {vkey}\n")
+
+    def status(*extra):
+        r = subprocess.run(["openssl", "s_client", "-starttls", "ftp", "-status", "-connect",
+                            f"127.0.0.1:{s.port}", *extra], input="QUIT\n",
+                           capture_output=True, text=True, timeout=30)
+        return r.stdout
+
+    out = status("-servername", "vh.example")
+    assert "subject=CN = vh.example" in out, out[-2000:]
+    assert "OCSP response: no response sent" in out, out[-2000:]
+    assert "Cert Status: good" in status()
+    open(resp, "wb").close()                      # a refresh that failed half-way
+    out = status()
+    assert "OCSP response: no response sent" in out and "Verify return code" in out, out[-2000:]
+    import ftplib
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE       # the test CA issues clientAuth certificates only
+    f = ftplib.FTP_TLS(context=ctx, timeout=20)
+    f.connect(s.host, s.port)
+    f.login("alice", "alice-secret")
+    assert f.pwd() == "/"
+    f.quit()
