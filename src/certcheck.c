@@ -47,6 +47,7 @@ static _Noreturn void checker(const struct session_info *si, int chan,
     msg_put_str(m, why);
     msg_put_str(m, id.subject);
     msg_put_str(m, id.issuer);
+    msg_put_u32(m, id.issuer_trusted);
     put_names(m, id.emails, id.nemails);
     put_names(m, id.upns, id.nupns);
     msg_send(chan, m);
@@ -99,6 +100,7 @@ int certcheck_verify(const struct session_info *si, const unsigned char *const *
         msg_get_str(m, why, whylen);
         msg_get_str(m, id->subject, sizeof id->subject);
         msg_get_str(m, id->issuer, sizeof id->issuer);
+        id->issuer_trusted = msg_get_u32(m) == 1;
         bool names = get_names(m, id->emails, &id->nemails) && get_names(m, id->upns, &id->nupns);
         if (names && msg_ok_end(m) && ok)
             rc = 0;

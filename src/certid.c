@@ -68,7 +68,7 @@ void certid_free(struct certid *id)
 void certid_view(const struct certid *id, struct cert_ids *view)
 {
     view->subject = id->subject;
-    view->issuer = id->issuer;
+    view->issuer = id->issuer_trusted ? id->issuer : NULL;
     view->emails = (const char *const *)id->emails;
     view->nemails = id->nemails;
     view->upns = (const char *const *)id->upns;
@@ -88,6 +88,24 @@ X509_STORE *certid_store(const struct config *cfg, char *why, size_t whylen)
     }
     X509_STORE_set_depth(store, (int)cfg->tls_verify_depth);
     return store;
+}
+
+/* An issuer rule names a CA, and any trusted CA can sign an intermediate that bears the same
+ * name: the issuing certificate must be one the admin configured, not one the client sent. */
+static bool issued_by_configured_ca(X509_STORE *store, X509_STORE_CTX *ctx)
+{
+    STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
+    int n = sk_X509_num(chain);
+    if (n < 1)
+        return false;
+    X509 *issuer = sk_X509_value(chain, n > 1 ? 1 : 0);
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(store);
+    for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+        X509 *c = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+        if (c && X509_cmp(c, issuer) == 0)
+            return true;
+    }
+    return false;
 }
 
 int certid_verify_with(X509_STORE *store, const unsigned char *const *der, const size_t *len,
@@ -124,6 +142,7 @@ int certid_verify_with(X509_STORE *store, const unsigned char *const *der, const
         goto out;
     }
     certid_from_x509(leaf, id);
+    id->issuer_trusted = issued_by_configured_ca(store, ctx);
     rc = 0;
 out:
     ERR_clear_error();

@@ -3,6 +3,7 @@
 #define FTPSD_CERTID_H
 
 #include <openssl/x509.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "certmap.h"
@@ -14,6 +15,9 @@
 struct certid {
     char subject[1024]; /* RFC 2253 */
     char issuer[1024];
+    /* The certificate that signed it is one of the configured CA certificates, compared
+     * whole: only then may a map rule's issuer name match. */
+    bool issuer_trusted;
     char *emails[CERTID_MAX_NAMES];
     size_t nemails;
     char *upns[CERTID_MAX_NAMES];

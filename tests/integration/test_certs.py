@@ -261,6 +261,59 @@ def test_account_stage_runs_for_certificate_logins(make_server, pki):
     f.close()
 
 
+def sign(d, name, subject, ca_cert, ca_key, is_ca):
+    """A key and certificate for subject signed by ca_cert, as a CA or as a client."""
+    key, csr, cert, ext = (f"{d}/{name}.key", f"{d}/{name}.csr", f"{d}/{name}.pem",
+                           f"{d}/{name}.ext")
+    with open(ext, "w") as fh:
+        fh.write("basicConstraints=critical,CA:TRUE\nkeyUsage=keyCertSign,cRLSign\n" if is_ca
+                 else "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n"
+                      "extendedKeyUsage=clientAuth\n")
+    run("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-nodes", "-subj", subject, "-keyout", key, "-out", csr)
+    run("openssl", "x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key,
+        "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", cert)
+    return cert, key
+
+
+def test_issuer_rule_needs_a_configured_ca_not_a_name(make_server, pki, env, tmp_path):
+    """An issuer rule compared only the issuer's name: Other CA (also trusted) signed a sub-CA
+    named "Test Lab CA", whose certificate for OU=Students,CN=alice then logged in as alice
+    through the rule meant for the real Test Lab CA (232). Now the issuing certificate must be
+    one of the configured CA certificates: the forged chain is unmapped (331, a password is
+    asked). A real intermediate works when it is configured, not when only the client sends
+    it."""
+    d = str(tmp_path)
+    other = CertAuthority(f"{d}/other", "Other CA")
+    fake_ca = sign(d, "fake-ca", "/C=US/O=Test Lab/CN=Test Lab CA", other.cert, other.key, True)
+    fake = sign(d, "fake", "/C=US/O=Test Lab/OU=Students/CN=alice", *fake_ca, False)
+    sub_ca = sign(d, "sub-ca", "/C=US/O=Test Lab/CN=Lab Sub CA", pki["ca"].cert,
+                  pki["ca"].key, True)
+    lab = sign(d, "lab", "/C=US/O=Test Lab/OU=Lab/CN=alice", *sub_ca, False)
+    for (cert, _), issuer in ((fake, fake_ca[0]), (lab, sub_ca[0])):
+        with open(cert, "a") as fh:
+            fh.write(open(issuer).read())            # the client sends its chain
+    cas = f"{d}/cas.pem"
+    with open(cas, "w") as fh:
+        fh.write(open(pki["ca"].cert).read() + open(other.cert).read())
+    cas_sub = f"{d}/cas-sub.pem"
+    with open(cas_sub, "w") as fh:
+        fh.write(open(cas).read() + open(sub_ca[0]).read())
+    cmap = f"{d}/certmap"
+    with open(cmap, "w") as fh:
+        fh.write('issuer "CN=Test Lab CA,O=Test Lab,C=US" '
+                 'subject /CN=([a-z]+),OU=Students,O=Test Lab,C=US/ \\1\n'
+                 'issuer "CN=Lab Sub CA,O=Test Lab,C=US" subject /CN=([a-z]+),OU=Lab,O=Test Lab,C=US/ \\1\n')
+    pki2 = dict(pki, fake=fake, lab=lab)
+    for ca_file, who, code in ((cas, "fake", "331"), (cas, "lab", "331"),
+                               (cas_sub, "lab", "232")):
+        s = cert_server(make_server, pki, tls_ca_file=ca_file, tls_crl_file="",
+                        cert_map_file=cmap)
+        f = client(s, pki2, who)
+        assert f.sendcmd("USER alice").startswith(code + " "), (ca_file, who)
+        f.close()
+
+
 def test_unmapped_certificate_and_no_certificate_use_the_password(make_server, pki):
     s = cert_server(make_server, pki)
     for who in ("nobody", None):
