@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <sys/syscall.h>
 #include <stdio.h>
@@ -34,7 +35,7 @@ static bool caps_left(bool bounding)
 }
 
 /* What every unprivileged process ends with, root-started or not. */
-static int finish_drop(bool bounding, char *why, size_t whylen)
+static int finish_drop(bool bounding, pid_t parent, char *why, size_t whylen)
 {
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
         snprintf(why, whylen, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
@@ -50,11 +51,18 @@ static int finish_drop(bool bounding, char *why, size_t whylen)
     setrlimit(RLIMIT_CORE, &nocore);
     /* Not dumpable: other processes of the same uid (other sessions) cannot ptrace this one. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    /* Set after the id change, which clears it. A session process must not outlive the
+     * monitor: under xinetd or a bare listener nothing else would end it, and the session
+     * would go on with no one to log it or close PAM's session. SIGTERM: it ends as at a
+     * shutdown; the check catches a parent already gone. */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0 || getppid() != parent)
+        raise(SIGTERM);
     return 0;
 }
 
 int drop_privileges(const struct identity *id, const char *chroot_dir, char *why, size_t whylen)
 {
+    pid_t parent = getppid();
     if (id->uid == 0) {
         snprintf(why, whylen, "refusing to run a session process as root");
         return -1;
@@ -66,7 +74,7 @@ int drop_privileges(const struct identity *id, const char *chroot_dir, char *why
             snprintf(why, whylen, "rootless mode can only serve the user it runs as");
             return -1;
         }
-        return finish_drop(false, why, whylen);
+        return finish_drop(false, parent, why, whylen);
     }
     if (chroot_dir) {
         if (chdir(chroot_dir) < 0 || chroot(".") < 0 || chdir("/") < 0) {
@@ -93,5 +101,5 @@ int drop_privileges(const struct identity *id, const char *chroot_dir, char *why
         snprintf(why, whylen, "uid/gid change did not take effect");
         return -1;
     }
-    return finish_drop(true, why, whylen);
+    return finish_drop(true, parent, why, whylen);
 }

@@ -15,7 +15,8 @@ struct identity {
 /*
  * chroot(dir) when dir is not NULL, then setgroups, setresgid/setresuid to id, every
  * capability set emptied (effective, permitted, inheritable, ambient, bounding), no_new_privs,
- * no core dumps. Verifies the result. 0, or -1 with the reason in why.
+ * no core dumps, and SIGTERM when the parent (the monitor) dies. Verifies the result. 0, or -1
+ * with the reason in why.
  */
 int drop_privileges(const struct identity *id, const char *chroot_dir, char *why, size_t whylen);
 

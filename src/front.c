@@ -267,6 +267,30 @@ static void start_control(struct front *f)
     front_reply(f, 220, "%s", config_banner(f->cfg, f->vhost));
 }
 
+static volatile sig_atomic_t term_requested;
+static const struct front *term_front;
+
+static void on_term(int sig)
+{
+    (void)sig;
+    /* A data worker is a copy of the front: it just ends (its transfer fails). */
+    if (term_front && term_front->in_worker)
+        _exit(1);
+    term_requested = 1;
+}
+
+void front_check_term(struct front *f)
+{
+    if (!term_requested)
+        return;
+    bool orphan = getppid() != f->mon_pid;
+    log_msg(orphan ? LOG_WARNING : LOG_INFO, "%s; ending the session",
+            orphan ? "the monitor process is gone" : "shutting down");
+    /* RFC 959 §4.2: 421 is the reply for a service that knows it must shut down. */
+    front_reply(f, 421, "Service not available: the server is shutting down.");
+    front_exit(f, 1);
+}
+
 static int front_poll(struct front *f, int timeout_ms)
 {
     struct pollfd p[3];
@@ -281,7 +305,9 @@ static int front_poll(struct front *f, int timeout_ms)
         user_i = n;
         p[n++] = (struct pollfd){.fd = f->user_fd, .events = POLLIN};
     }
+    front_check_term(f);
     int r = poll(p, (nfds_t)n, timeout_ms);
+    front_check_term(f);
     if (r < 0)
         return errno == EINTR ? 0 : -1;
     if (listen_i >= 0 && (p[listen_i].revents & POLLIN))
@@ -458,6 +484,7 @@ void front_main(const struct session_info *si, int mon_fd)
     f->si = &f->si_own;
     f->cfg = si->cfg;
     f->mon_fd = mon_fd;
+    f->mon_pid = getppid();
     f->user_fd = -1;
     f->type = 'A';
     f->mlst_facts = FACT_DEFAULT;
@@ -468,6 +495,10 @@ void front_main(const struct session_info *si, int mon_fd)
     ctl_init(&f->ctl, 0, si->cfg->max_line_length);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGURG, SIG_IGN);
+    /* No SA_RESTART: a wait ends with EINTR and the front answers 421. */
+    term_front = f;
+    struct sigaction term = {.sa_handler = on_term};
+    sigaction(SIGTERM, &term, NULL);
     resolve_pasv_addresses(f);
     setup_tls_and_drop(f);
     if (f->cfg->proxy_protocol != PROXY_OFF) {

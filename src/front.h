@@ -49,6 +49,7 @@ struct front {
     char ctx_err[256];
     unsigned char sid_ctx[TLS_SID_CTX_LEN];
     int mon_fd;
+    pid_t mon_pid;
     int user_fd;
 
     bool tls;
@@ -81,6 +82,9 @@ struct front {
 };
 
 _Noreturn void front_main(const struct session_info *si, int mon_fd);
+/* After SIGTERM (a shutdown, or the monitor's death): 421, close_notify, exit. Called where
+ * the front waits; returns if there was none. */
+void front_check_term(struct front *f);
 
 /* Reply helpers: a failed write to the client ends the session. */
 void front_reply(struct front *f, int code, const char *fmt, ...)

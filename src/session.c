@@ -131,6 +131,15 @@ static const ucmd_fn table[UOP_MAX] = {
 #endif
 };
 
+/* SIGTERM (systemctl stop, a shutdown, the monitor's death) and SIGHUP (a hang-up, which the
+ * monitor takes as an end too). */
+static void term_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
+}
+
 static void serve(struct usess *s)
 {
     struct msg *m = msg_new();
@@ -138,8 +147,7 @@ static void serve(struct usess *s)
     struct uresp r;
     sbuf_init(&r.text);
     sigset_t term;
-    sigemptyset(&term);
-    sigaddset(&term, SIGTERM);
+    term_signals(&term);
     for (;;) {
         /* SIGTERM is taken only while waiting, where no request is half done. */
         sigprocmask(SIG_UNBLOCK, &term, NULL);
@@ -186,8 +194,8 @@ static void serve(struct usess *s)
 
 static struct usess *term_sess;
 
-/* systemctl stop or a shutdown: the pending upload ends as ABORT would end it, so no
- * temporary file is left behind in the user's directory. */
+/* The end of the session: the pending upload ends as ABORT would end it, so no temporary
+ * file is left behind in the user's directory. */
 static void on_term(int sig)
 {
     (void)sig;
@@ -215,13 +223,12 @@ void session_main(const struct session_args *a)
     close_fds_except(keep, 5);
     log_reconnect();
     signal(SIGPIPE, SIG_IGN);
-    signal(SIGHUP, SIG_DFL);
     sigset_t term;
-    sigemptyset(&term);
-    sigaddset(&term, SIGTERM);
+    term_signals(&term);
     sigprocmask(SIG_BLOCK, &term, NULL);
     term_sess = &s;
     signal(SIGTERM, on_term);
+    signal(SIGHUP, on_term);
     char why[512];
     bool chroot_ok = a->chroot && !cfg->rootless;
     if (drop_privileges(&a->id, chroot_ok ? a->root : NULL, why, sizeof why) < 0) {

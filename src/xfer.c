@@ -169,6 +169,7 @@ static enum wait_result wait_for(struct front *f, int fd, short events, int time
 {
     int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
     for (;;) {
+        front_check_term(f);
         enum wait_result w = drain_control(f, what);
         if (w != W_READY)
             return w;

@@ -332,6 +332,50 @@ def test_crash_of_front_or_user_process(make_server, recording_pam, syslog, vict
     assert_server_works(s)
 
 
+def test_monitor_killed_ends_the_session(make_server, recording_pam, syslog):
+    """kill -9 of the monitor: the front and the user process were re-parented and went on
+    serving (uploads included) with no one to log them or close PAM's session, until the
+    client left. Now they get SIGTERM at the monitor's death (parent-death signal): the client
+    is told 421, the front says why in the log, and no process of the session is left."""
+    s, r, mark, (mon, front, user), log = crash_session(make_server, recording_pam, syslog)
+    procs = descendants(s.proc.pid)
+    os.kill(mon, signal.SIGKILL)
+    count("processes crashed")
+    try:
+        code, lines = r.reply()
+        assert code == 421 and "shutting down" in lines[0], lines
+        got, closed = read_to_eof(r.sock, 5)
+        assert closed
+        assert wait_until(lambda: not alive(procs), 10), \
+            f"session processes still running: {alive(procs)}"
+    finally:
+        kill_leftovers(procs)
+        r.close()
+    text = mark.text(wait_for="the monitor process is gone")
+    if text is not None:
+        assert any("the monitor process is gone; ending the session" in l
+                   for l in log_lines(text, {front})), text[-2000:]
+    assert_server_works(s)
+
+
+def test_sigterm_to_the_session_sends_421(make_server, recording_pam, syslog):
+    """SIGTERM to the session (its monitor passes it on to the front): RFC 959's 421 and a
+    TLS close, not a bare end of the connection; PAM's session is closed."""
+    s, r, mark, (mon, front, user), log = crash_session(make_server, recording_pam, syslog)
+    procs = descendants(s.proc.pid)
+    os.kill(mon, signal.SIGTERM)
+    try:
+        code, lines = r.reply()
+        assert code == 421 and "shutting down" in lines[0], lines
+        got, closed = read_to_eof(r.sock, 5)
+        assert closed
+        assert wait_until(lambda: not alive(procs), 10), alive(procs)
+    finally:
+        kill_leftovers(procs)
+        r.close()
+    assert ["close_session", "alice", str(mon)] in pam_records(log), pam_records(log)
+
+
 def test_user_process_crash_mid_upload_leaves_no_temp_file(make_server, wd):
     """kill -SEGV the user process during a STOR: the end of the upload gets 421, the session
     ends with all its processes, and no temporary file is left behind."""

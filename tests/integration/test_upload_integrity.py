@@ -168,9 +168,12 @@ def test_replace_of_own_file_is_atomic_and_keeps_group(server, wd):
     f.quit()
 
 
-def test_sigterm_mid_upload_leaves_no_temporary_file(make_server, wd):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_mid_upload_leaves_no_temporary_file(make_server, wd, sig):
     """systemctl stop sends SIGTERM to every process of the session: the user process ends the
-    pending upload as ABORT would, so no .ftpsd-*.part file stays in the user's directory."""
+    pending upload as ABORT would, so no .ftpsd-*.part file stays in the user's directory.
+    SIGHUP too (a hang-up), which the monitor takes as an end: the user process died of it
+    and left the file."""
     name, path = wd
     s = make_server()
     target = put(os.path.join(path, "big.bin"), b"old\n")
@@ -183,7 +186,7 @@ def test_sigterm_mid_upload_leaves_no_temporary_file(make_server, wd):
     try:
         for pid in procs:
             try:
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, sig)
             except ProcessLookupError:
                 pass    # the monitor's SIGTERM to the front may have ended it already
         assert wait_until(lambda: not alive(procs), 10), alive(procs)
