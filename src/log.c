@@ -113,11 +113,30 @@ static int journal_send(int prio, const char *line, const char *msg)
     return ok ? 0 : -1;
 }
 
+void log_quote(char *dst, size_t cap, const char *s)
+{
+    size_t n = 0, limit = cap < LOG_QUOTED_MAX + 8 ? cap - 8 : LOG_QUOTED_MAX;
+    if (cap < 9) {
+        dst[0] = '\0';
+        return;
+    }
+    dst[n++] = '"';
+    for (; *s && n < limit; s++) {
+        if (*s == '"' || *s == '\\')
+            dst[n++] = '\\';
+        dst[n++] = *s;
+    }
+    if (*s)
+        n += (size_t)snprintf(dst + n, cap - n, "...");
+    dst[n++] = '"';
+    dst[n] = '\0';
+}
+
 void log_msg(int prio, const char *fmt, ...)
 {
     if (prio > g_max_level)
         return;
-    char msg[1024];
+    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -126,7 +145,7 @@ void log_msg(int prio, const char *fmt, ...)
     for (char *p = msg; *p; p++)
         if (is_ctl_byte((unsigned char)*p))
             *p = '?';
-    char line[1280];
+    char line[2304];
     if (g_user[0])
         snprintf(line, sizeof line, "[%s] %s user=%s: %s", g_sid, g_client, g_user, msg);
     else

@@ -5,6 +5,7 @@
 #ifndef FTPSD_LOG_H
 #define FTPSD_LOG_H
 
+#include <stddef.h>
 #include <syslog.h>
 
 /* Opens the syslog socket now (LOG_NDELAY) so that it survives chroot. */
@@ -19,6 +20,11 @@ void log_set_user(const char *user);
 void log_set_tls(const char *tls, char prot);
 const char *log_session_id(void);
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* s (a client's path) in double quotes, '"' and '\\' escaped, at most LOG_QUOTED_MAX bytes
+ * of it (then "..." inside the quotes): what follows it in a line cannot be forged by the
+ * name, nor pushed out of the line by its length. */
+#define LOG_QUOTED_MAX 1024
+void log_quote(char *dst, size_t cap, const char *s);
 /* Text for -t and start-up problems, before a session exists: stderr when it is not the socket. */
 void log_stderr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_stderr_disable(void);

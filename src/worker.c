@@ -303,16 +303,16 @@ static bool kernel_send(struct wstate *w, int fd, uint32_t *st)
     }
 }
 
-static uint32_t send_file(struct wstate *w, int fd, bool ascii)
+/* skip: a TYPE A restart. RFC 3659 §5 counts its offset in the converted stream, which no
+ * offset in the file stands for without reading up to it (it may even fall between a CR this
+ * conversion added and its LF): the file is read from its start and that much of the
+ * converted stream is left out. */
+static uint32_t send_file(struct wstate *w, int fd, bool ascii, uint64_t skip)
 {
     uint32_t st;
     if (!ascii && (!w->ssl || w->ktls_send) && kernel_send(w, fd, &st))
         return st;
-    /* A restart just after a CR of the file's own CR LF: that LF must not become CR LF. */
     bool prev_cr = false;
-    char before;
-    if (ascii && lseek(fd, -1, SEEK_CUR) >= 0)
-        prev_cr = read(fd, &before, 1) == 1 && before == '\r';
     for (;;) {
         ssize_t n = read(fd, w->buf, BUF_SIZE);
         if (n < 0 && errno == EINTR)
@@ -321,12 +321,19 @@ static uint32_t send_file(struct wstate *w, int fd, bool ascii)
             snprintf(w->text, sizeof w->text, "reading the file failed: %s", strerror(errno));
             return WR_LOCAL_ERROR;
         }
+        if (n == 0 && skip > 0) {
+            snprintf(w->text, sizeof w->text,
+                     "the restart offset is past the end of the file in ASCII mode");
+            return WR_LOCAL_ERROR;
+        }
         if (n == 0)
             return WR_OK;
         w->bytes += (uint64_t)n;
         if (ascii) {
             size_t c = ascii_to_net(w->buf, (size_t)n, w->conv, &prev_cr);
-            st = net_write(w, w->conv, c);
+            size_t drop = skip < c ? (size_t)skip : c;
+            skip -= drop;
+            st = net_write(w, w->conv + drop, c - drop);
         } else {
             st = net_write(w, w->buf, (size_t)n);
         }
@@ -476,6 +483,7 @@ void worker_main(const struct worker_args *a)
         _exit(0);
     uint32_t dir = msg_get_u32(m), type = msg_get_u32(m), prot = msg_get_u32(m);
     uint32_t test_forbidden = msg_get_u32(m);
+    uint64_t ascii_skip = msg_get_u64(m);
     int fd = m->fd;
     m->fd = -1; /* the file is the worker's now */
     bool job_ok = msg_ok_end(m);
@@ -514,7 +522,7 @@ void worker_main(const struct worker_args *a)
         bool corked = w.ssl && !w.ktls_send;
         if (corked)
             cork(&w, 1);
-        st = send_file(&w, fd, ascii);
+        st = send_file(&w, fd, ascii, ascii ? ascii_skip : 0);
         if (corked)
             cork(&w, 0);
     } else {

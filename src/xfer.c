@@ -282,6 +282,20 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
         return;
     }
 
+    /* A TYPE A restart counts the converted stream (RFC 3659 §5). A download's worker finds
+     * that point by converting from the start. An upload's cannot be found: a LF in the file
+     * may have come as CR LF or as a bare LF. */
+    bool ascii = f->type == 'A' && !listing;
+    if (ascii && rest > 0 && kind == XK_STOR) {
+        dc_reset(&f->dc);
+        front_reply(f, 554,
+                    "Restarting an upload is not possible in ASCII mode (TYPE A): the "
+                    "file does not show where a restart offset falls; use TYPE I.");
+        return;
+    }
+    uint64_t ascii_skip = ascii ? rest : 0;
+    if (ascii)
+        rest = 0;
     static const uint32_t ops[] = {UOP_OPEN_READ, UOP_OPEN_WRITE, UOP_OPEN_WRITE, UOP_LIST,
                                    UOP_NLST,      UOP_MLSD,       UOP_OPEN_WRITE};
     uint32_t flags = kind == XK_APPE ? UW_APPEND : kind == XK_STOU ? UW_UNIQUE : 0;
@@ -293,8 +307,10 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
         ureply_free(&open);
         return;
     }
-    char what[VPATH_MAX + 16];
+    char what[VPATH_MAX + 16], quoted[LOG_QUOTED_MAX + 16], logwhat[LOG_QUOTED_MAX + 32];
     snprintf(what, sizeof what, "%s %s", kind_verb(kind), open.name);
+    log_quote(quoted, sizeof quoted, open.name);
+    snprintf(logwhat, sizeof logwhat, "%s %s", kind_verb(kind), quoted);
     if (upload)
         snprintf(f->pending_temp, sizeof f->pending_temp, "%s",
                  open.text.data ? open.text.data : "");
@@ -328,7 +344,7 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
         ureply_free(&fin);
         ureply_free(&open);
         if (w == W_CTL_GONE) {
-            log_msg(LOG_INFO, "%s: client closed the control connection", what);
+            log_msg(LOG_INFO, "%s: client closed the control connection", logwhat);
             front_exit(f, 0);
         }
         if (w == W_ABORT) {
@@ -356,6 +372,7 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
 #else
     msg_put_u32(m, 0);
 #endif
+    msg_put_u64(m, ascii_skip);
     m->fd = open.fd;
     int sent = msg_send(f->dc.worker_fd, m);
     m->fd = -1;
@@ -387,15 +404,15 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
     dc_reset(&f->dc);
     if (w == W_CTL_GONE) {
         upload_done(f, upload, false, &fin);
-        log_msg(LOG_INFO, "%s: client closed the control connection; transfer aborted", what);
+        log_msg(LOG_INFO, "%s: client closed the control connection; transfer aborted", logwhat);
         front_exit(f, 0);
     }
     if (got && status == WR_SANDBOX) {
         /* seccomp = trap: the worker named the refused call before it died. */
         char name[64];
         sandbox_syscall_name((int)bytes, name, sizeof name);
-        log_msg(LOG_ERR, "%s: data worker killed by seccomp: forbidden system call %llu (%s)", what,
-                (unsigned long long)bytes, name);
+        log_msg(LOG_ERR, "%s: data worker killed by seccomp: forbidden system call %llu (%s)",
+                logwhat, (unsigned long long)bytes, name);
         snprintf(text, sizeof text,
                  "the data transfer process was stopped by the sandbox "
                  "(forbidden system call %s)",
@@ -407,16 +424,16 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
             snprintf(text, sizeof text,
                      "the data transfer process was stopped by the sandbox "
                      "(forbidden system call)");
-            log_msg(LOG_ERR, "%s: data worker killed by seccomp (SIGSYS)", what);
+            log_msg(LOG_ERR, "%s: data worker killed by seccomp (SIGSYS)", logwhat);
             msg_init(m, MSG_WORKER_KILLED);
             msg_put_u32(m, (uint32_t)wpid);
             msg_send(f->mon_fd, m);
         } else if (WIFSIGNALED(st)) {
             snprintf(text, sizeof text, "data transfer process died (signal %d)", WTERMSIG(st));
-            log_msg(LOG_ERR, "%s: %s", what, text);
+            log_msg(LOG_ERR, "%s: %s", logwhat, text);
         } else {
             snprintf(text, sizeof text, "data transfer process ended unexpectedly");
-            log_msg(LOG_ERR, "%s: %s", what, text);
+            log_msg(LOG_ERR, "%s: %s", logwhat, text);
         }
     }
     bool ok = got && status == WR_OK;
@@ -485,7 +502,7 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
         msg_put_str(m, open.name);
         msg_send(f->mon_fd, m);
     }
-    log_msg(LOG_INFO, "%s bytes=%llu secs=%.3f prot=%s%s%s reply=%d%s%s", what,
+    log_msg(LOG_INFO, "%s bytes=%llu secs=%.3f prot=%s%s%s reply=%d%s%s", logwhat,
             (unsigned long long)bytes, secs, f->prot_p ? "P" : "C", tlsinfo[0] ? " tls=" : "",
             tlsinfo, code, text[0] ? " reason=" : "", text);
     ureply_free(&fin);

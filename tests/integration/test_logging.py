@@ -54,7 +54,7 @@ def test_journald_structured_fields(make_server, fake_journal):
     # Other ftpsd sessions on this machine (benchmarks, a second test run) may log here too:
     # this test's session is the one that stored this file.
     def session_of(recs):
-        return {r.get("FTPSD_SESSION") for r in recs if f"STOR /{name}" in r.get("MESSAGE", "")}
+        return {r.get("FTPSD_SESSION") for r in recs if f'STOR "/{name}"' in r.get("MESSAGE", "")}
 
     def ended(recs):
         return any(r.get("FTPSD_SESSION") in session_of(recs) and "disconnect" in r["MESSAGE"]
@@ -72,7 +72,7 @@ def test_journald_structured_fields(make_server, fake_journal):
         assert r["MESSAGE"].startswith(f"[{r['FTPSD_SESSION']}] 127.0.0.1")
     login = [r for r in recs if "login ok" in r["MESSAGE"]]
     assert login and login[0]["FTPSD_USER"] == "alice" and login[0]["PRIORITY"] == "5"
-    xfer = [r for r in recs if f"STOR /{name}" in r["MESSAGE"]]
+    xfer = [r for r in recs if f'STOR "/{name}"' in r["MESSAGE"]]
     assert xfer and xfer[0]["FTPSD_PROT"] == "P" and xfer[0]["FTPSD_TLS"].startswith("TLSv1.")
     assert xfer[0]["FTPSD_USER"] == "alice"
 

@@ -75,14 +75,14 @@ def test_session_is_logged(server, env, log):
             f.quit()
         finally:
             f.close()
-        sid, mine = session_lines(log, f"RETR /{name}", "disconnect")
+        sid, mine = session_lines(log, f'RETR "/{name}"', "disconnect")
     finally:
         os.unlink(path)
 
     connect = find(mine, r"^connect to 127\.0\.0\.1")
     failed = find(mine, r"^login failed user=alice\b")
     ok = find(mine, r"^login ok user=alice method=password$")
-    xfer = find(mine, rf"^RETR /{re.escape(name)} bytes=5000 .*\bprot=P\b")
+    xfer = find(mine, rf'^RETR "/{re.escape(name)}" bytes=5000 .*\bprot=P\b')
     disc = find(mine, r"^disconnect\b")
     assert "reply=226" in xfer["msg"], xfer["line"]
     assert re.search(r"\btls=TLSv1\.[23]\b", xfer["msg"]), xfer["line"]
@@ -161,3 +161,40 @@ def test_timeouts_logged(make_server, log):
     r.close()
     sid, mine = session_lines(log, marker, "disconnect")
     find(mine, r"login timeout")
+
+
+def test_a_path_cannot_forge_a_transfers_outcome(server, env, log):
+    """A name holding " bytes=... reply=226" and a path long enough to push the real fields out
+    of the 1024-byte line made a discarded upload (426) read as a success. The path is now
+    quoted (its quotes escaped) and cut at 1024 bytes inside the quotes, so the real outcome
+    always follows it."""
+    import socket
+    tag = uuid.uuid4().hex[:8]
+    dirs = "/".join(f"{tag}{i}" + "d" * 245 for i in range(4))
+    os.makedirs(os.path.join(env.home("alice"), dirs))
+    uid = USERS["alice"][0]
+    d = env.home("alice")
+    for part in dirs.split("/"):
+        d = os.path.join(d, part)
+        os.chown(d, uid, uid)
+    forged = 'X" bytes=123456789 secs=0.001 prot=P reply=226 x'
+    f = server.ftps_reuse("alice")
+    try:
+        conn = f.transfercmd(f"STOR {dirs}/{forged}")
+        conn.sendall(b"partial data")
+        socket.socket.shutdown(conn, socket.SHUT_RDWR)     # no close_notify: discarded
+        conn.close()
+        with pytest.raises(Exception, match="^426"):
+            f.voidresp()
+        f.quit()
+    finally:
+        f.close()
+        import shutil
+        shutil.rmtree(os.path.join(env.home("alice"), dirs.split("/")[0]), ignore_errors=True)
+    sid, mine = session_lines(log, f'STOR "/{tag}0', "disconnect")
+    line = find(mine, r'^STOR "')["msg"]
+    m = re.fullmatch(r'STOR "((?:[^"\\]|\\.)*)" bytes=(\d+) secs=\S+ prot=P tls=[^=]* reply=(\d+)'
+                     r'(?: reason=.*)?', line)
+    assert m, line
+    assert m.group(3) == "426" and m.group(2) != "123456789", line
+    assert m.group(1).endswith("..."), line

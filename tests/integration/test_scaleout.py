@@ -138,7 +138,7 @@ def test_sessions_through_haproxy(cluster, env, syslog):
             if f"[{sid}]" in l:
                 assert re.search(rf"\[{sid}\] 127\.0\.1\.\d+", l), l
     # Both hosts served sessions, with transfers logged under PROT P.
-    assert len(re.findall(r"STOR /scale-\S+ bytes=\d+ .* prot=P", text)) >= SESSIONS
+    assert len(re.findall(r'STOR "/scale-[^"]+" bytes=\d+ .* prot=P', text)) >= SESSIONS
 
 
 def test_pasv_reply_names_the_balancer(cluster, env):

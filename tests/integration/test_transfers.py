@@ -425,6 +425,32 @@ def test_type_a_retr_converts_lf(server, wd):
     f.quit()
 
 
+def test_type_a_restart_counts_the_converted_stream(server, wd):
+    """RFC 3659 §5: in TYPE A a REST offset counts the data as sent, after the LF -> CRLF
+    conversion. It was used as a file offset: a client resuming "ab\r\ncd\r\n" (8 bytes)
+    got "\r\n" and lost the "ef" line. Every offset now gives the rest of the converted stream,
+    one between a CR the conversion added and its LF included; past the end fails. An upload
+    cannot be restarted in TYPE A (the file does not show whether a LF came as CR LF): 554
+    before any data, the file untouched."""
+    name, path = wd
+    put_file(os.path.join(path, "lf.txt"), b"ab\ncd\nef\n")
+    stream = b"ab\r\ncd\r\nef\r\n"
+    f = client(server, cwd=name)
+    for k in range(len(stream) + 1):
+        got, resp = retr(f, "RETR lf.txt", type_="A", rest=k)
+        assert resp.startswith("226"), (k, resp)
+        assert got == stream[k:], k
+    with pytest.raises(ftplib.error_temp, match="^451 .*past the end"):
+        retr(f, "RETR lf.txt", type_="A", rest=len(stream) + 1)
+    assert f.sendcmd("TYPE A").startswith("200")
+    assert f.sendcmd("REST 2").startswith("350")
+    with pytest.raises(ftplib.error_perm, match="^554 .*ASCII mode"):
+        f.transfercmd("STOR lf.txt")
+    assert read_file(os.path.join(path, "lf.txt")) == b"ab\ncd\nef\n"
+    assert f.sendcmd("NOOP").startswith("200")
+    f.quit()
+
+
 def test_type_a_stor_converts_crlf(server, wd):
     """B-58: CRLF on the data connection is stored as LF in TYPE A, also when a CR and its LF
     arrive in different TLS records."""
@@ -1265,10 +1291,10 @@ def test_curl_many_downloads_one_invocation(server, wd, tmp_path, tlsargs, syslo
     assert r.returncode == 0, r.stderr
     for n, data in files.items():
         assert (tmp_path / n).read_bytes() == data, n
-    log = log_text(syslog, wait_for=f"RETR /{name}/c9.bin")
+    log = log_text(syslog, wait_for=f'RETR "/{name}/c9.bin"')
     if log is not None:
         want = "TLSv1.3" if tlsargs == ["--tlsv1.3"] else "TLSv1.2"
-        lines = [l for l in log.splitlines() if f"RETR /{name}/c" in l and "bytes=" in l]
+        lines = [l for l in log.splitlines() if f'RETR "/{name}/c' in l and "bytes=" in l]
         assert len(lines) == 10, lines
         for l in lines:
             assert f"tls={want}" in l and " resumed " in l and "reply=226" in l, l
