@@ -83,32 +83,44 @@ check: deps all unit build/ftpsd-testhooks
 demo: all
 	@sh contrib/demo.sh
 
-install: ftpsd
+# The files installed under $(sysconfdir) are the admin's once installed: install writes each
+# only where none is, and uninstall removes each only while it is still what install wrote
+# (an xinetd service switched on, a PAM stack with one more module, stay). What install
+# writes is staged in build/etc first, with the installation paths substituted, so that
+# uninstall compares against the very same bytes.
+ETC_FILES = ftpsd.conf pam.d/ftpsd xinetd.d/ftpsd xinetd.d/ftpsd-implicit
+SUBST_PATHS = sed -e 's|/usr/sbin/ftpsd|$(sbindir)/ftpsd|g' \
+	-e 's|/etc/ftpsd.conf|$(sysconfdir)/ftpsd.conf|g'
+
+etc-staged: FORCE | build
+	rm -rf build/etc && mkdir -p build/etc/pam.d build/etc/xinetd.d
+	cp contrib/ftpsd.conf.example build/etc/ftpsd.conf
+	cp pam.d/ftpsd build/etc/pam.d/ftpsd
+	for f in xinetd.d/ftpsd xinetd.d/ftpsd-implicit; do \
+		$(SUBST_PATHS) $$f > build/etc/$$f || exit 1; done
+
+install: ftpsd etc-staged
 	install -d $(DESTDIR)$(sbindir) $(DESTDIR)$(sysconfdir) $(DESTDIR)$(sysconfdir)/pam.d \
 		$(DESTDIR)$(sysconfdir)/xinetd.d $(DESTDIR)$(mandir)/man8 $(DESTDIR)$(mandir)/man5 \
 		$(DESTDIR)$(datadir)/ftpsd/empty $(DESTDIR)$(unitdir)
 	install -m 0755 ftpsd $(DESTDIR)$(sbindir)/ftpsd
-	test -e $(DESTDIR)$(sysconfdir)/ftpsd.conf || \
-		install -m 0644 contrib/ftpsd.conf.example $(DESTDIR)$(sysconfdir)/ftpsd.conf
-	install -m 0644 pam.d/ftpsd $(DESTDIR)$(sysconfdir)/pam.d/ftpsd
-	sed 's|/usr/sbin/ftpsd|$(sbindir)/ftpsd|; s|/etc/ftpsd.conf|$(sysconfdir)/ftpsd.conf|' \
-		xinetd.d/ftpsd > $(DESTDIR)$(sysconfdir)/xinetd.d/ftpsd
-	sed 's|/usr/sbin/ftpsd|$(sbindir)/ftpsd|; s|/etc/ftpsd.conf|$(sysconfdir)/ftpsd.conf|' \
-		xinetd.d/ftpsd-implicit > $(DESTDIR)$(sysconfdir)/xinetd.d/ftpsd-implicit
+	for f in $(ETC_FILES); do \
+		test -e $(DESTDIR)$(sysconfdir)/$$f || \
+			install -m 0644 build/etc/$$f $(DESTDIR)$(sysconfdir)/$$f || exit 1; done
 	install -m 0644 systemd/ftpsd.socket $(DESTDIR)$(unitdir)/ftpsd.socket
 	install -m 0644 systemd/ftpsd-implicit.socket $(DESTDIR)$(unitdir)/ftpsd-implicit.socket
 	for u in ftpsd@.service ftpsd-implicit@.service; do \
-		sed 's|/usr/sbin/ftpsd|$(sbindir)/ftpsd|; s|/etc/ftpsd.conf|$(sysconfdir)/ftpsd.conf|' \
-			systemd/$$u > $(DESTDIR)$(unitdir)/$$u || exit 1; done
+		$(SUBST_PATHS) systemd/$$u > $(DESTDIR)$(unitdir)/$$u || exit 1; done
 	install -m 0644 man/ftpsd.8 $(DESTDIR)$(mandir)/man8/ftpsd.8
 	install -m 0644 man/ftpsd.conf.5 $(DESTDIR)$(mandir)/man5/ftpsd.conf.5
 
-uninstall:
-	# The configuration goes only if the admin never changed it.
-	-cmp -s contrib/ftpsd.conf.example $(DESTDIR)$(sysconfdir)/ftpsd.conf && \
-		rm -f $(DESTDIR)$(sysconfdir)/ftpsd.conf
-	rm -f $(DESTDIR)$(sbindir)/ftpsd $(DESTDIR)$(sysconfdir)/pam.d/ftpsd \
-		$(DESTDIR)$(sysconfdir)/xinetd.d/ftpsd $(DESTDIR)$(sysconfdir)/xinetd.d/ftpsd-implicit \
+uninstall: etc-staged
+	for f in $(ETC_FILES); do \
+		if cmp -s build/etc/$$f $(DESTDIR)$(sysconfdir)/$$f; then \
+			rm -f $(DESTDIR)$(sysconfdir)/$$f; \
+		elif [ -e $(DESTDIR)$(sysconfdir)/$$f ]; then \
+			echo "kept $(DESTDIR)$(sysconfdir)/$$f (changed since install)"; fi; done
+	rm -f $(DESTDIR)$(sbindir)/ftpsd \
 		$(DESTDIR)$(unitdir)/ftpsd.socket $(DESTDIR)$(unitdir)/ftpsd@.service \
 		$(DESTDIR)$(unitdir)/ftpsd-implicit.socket $(DESTDIR)$(unitdir)/ftpsd-implicit@.service \
 		$(DESTDIR)$(mandir)/man8/ftpsd.8 $(DESTDIR)$(mandir)/man5/ftpsd.conf.5
@@ -120,7 +132,7 @@ format:
 clean:
 	rm -rf build ftpsd
 
-.PHONY: all unit deps check demo install uninstall format clean FORCE
+.PHONY: all unit deps check demo install uninstall etc-staged format clean FORCE
 
 # --- packaging ---
 # make dist     ftpsd-$(VERSION).tar.gz: the files git tracks (as they are in the work tree);

@@ -52,15 +52,41 @@ def test_install_and_uninstall(tmp_path):
     assert [p for p in dest.rglob("*") if p.is_file()] == []
 
 
+def make(target, dest, *args):
+    return subprocess.run(["make", "-s", "-C", ROOT, target, f"DESTDIR={dest}", "PREFIX=/usr",
+                           *args], check=True, capture_output=True, text=True)
+
+
 def test_config_not_overwritten(tmp_path):
+    """Every file under /etc is the admin's once installed: a reinstall leaves an edited one
+    alone (an xinetd service switched on stays on), uninstall keeps it, and removes only the
+    ones still as installed."""
     dest = tmp_path / "root"
-    subprocess.run(["make", "-s", "-C", ROOT, "install", f"DESTDIR={dest}", "PREFIX=/usr"],
-                   check=True, capture_output=True)
-    conf = dest / "etc/ftpsd.conf"
-    conf.write_text("# admin's own\n")
-    subprocess.run(["make", "-s", "-C", ROOT, "install", f"DESTDIR={dest}", "PREFIX=/usr"],
-                   check=True, capture_output=True)
-    assert conf.read_text() == "# admin's own\n"
-    subprocess.run(["make", "-s", "-C", ROOT, "uninstall", f"DESTDIR={dest}", "PREFIX=/usr"],
-                   check=True, capture_output=True)
-    assert conf.read_text() == "# admin's own\n"          # a changed config is kept
+    make("install", dest)
+    etc = sorted(p for p in (dest / "etc").rglob("*") if p.is_file())
+    assert {str(p.relative_to(dest)) for p in etc} == {f for f in EXPECTED
+                                                       if f.startswith("etc/")}
+    edited = {}
+    for p in etc:
+        text = p.read_text()
+        if p.name == "ftpsd" and p.parent.name == "xinetd.d":
+            assert "disable\t\t= yes" in text
+            text = text.replace("disable\t\t= yes", "disable\t\t= no")
+        edited[p] = text + "# admin's own\n"
+        p.write_text(edited[p])
+    make("install", dest)
+    for p, text in edited.items():
+        assert p.read_text() == text, f"make install overwrote the admin's {p.name}"
+    make("uninstall", dest)
+    for p, text in edited.items():
+        assert p.read_text() == text, f"make uninstall removed the admin's {p.name}"
+
+
+def test_uninstall_removes_unchanged_config(tmp_path):
+    dest = tmp_path / "root"
+    make("install", dest)
+    pam = dest / "etc/pam.d/ftpsd"
+    pam.write_text(pam.read_text() + "# admin's own\n")
+    make("uninstall", dest)
+    left = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    assert left == ["etc/pam.d/ftpsd"]
