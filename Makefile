@@ -91,26 +91,29 @@ demo: all
 ETC_FILES = ftpsd.conf pam.d/ftpsd xinetd.d/ftpsd xinetd.d/ftpsd-implicit
 SUBST_PATHS = sed -e 's|/usr/sbin/ftpsd|$(sbindir)/ftpsd|g' \
 	-e 's|/etc/ftpsd.conf|$(sysconfdir)/ftpsd.conf|g'
+UNITS = ftpsd.socket ftpsd@.service ftpsd-implicit.socket ftpsd-implicit@.service
 
 etc-staged: FORCE | build
-	rm -rf build/etc && mkdir -p build/etc/pam.d build/etc/xinetd.d
+	rm -rf build/etc build/units && mkdir -p build/etc/pam.d build/etc/xinetd.d build/units
 	cp contrib/ftpsd.conf.example build/etc/ftpsd.conf
 	cp pam.d/ftpsd build/etc/pam.d/ftpsd
 	for f in xinetd.d/ftpsd xinetd.d/ftpsd-implicit; do \
 		$(SUBST_PATHS) $$f > build/etc/$$f || exit 1; done
+	for u in $(UNITS); do $(SUBST_PATHS) systemd/$$u > build/units/$$u || exit 1; done
 
+# Every file and directory gets its mode from here, never from the installer's umask (a
+# root shell with umask 077 must not install units systemd's users cannot read); umask 022
+# covers the parent directories install -d creates on its way.
 install: ftpsd etc-staged
-	install -d $(DESTDIR)$(sbindir) $(DESTDIR)$(sysconfdir) $(DESTDIR)$(sysconfdir)/pam.d \
-		$(DESTDIR)$(sysconfdir)/xinetd.d $(DESTDIR)$(mandir)/man8 $(DESTDIR)$(mandir)/man5 \
+	umask 022 && install -d -m 0755 $(DESTDIR)$(sbindir) $(DESTDIR)$(sysconfdir) \
+		$(DESTDIR)$(sysconfdir)/pam.d $(DESTDIR)$(sysconfdir)/xinetd.d \
+		$(DESTDIR)$(mandir)/man8 $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(datadir)/ftpsd \
 		$(DESTDIR)$(datadir)/ftpsd/empty $(DESTDIR)$(unitdir)
 	install -m 0755 ftpsd $(DESTDIR)$(sbindir)/ftpsd
 	for f in $(ETC_FILES); do \
 		test -e $(DESTDIR)$(sysconfdir)/$$f || \
 			install -m 0644 build/etc/$$f $(DESTDIR)$(sysconfdir)/$$f || exit 1; done
-	install -m 0644 systemd/ftpsd.socket $(DESTDIR)$(unitdir)/ftpsd.socket
-	install -m 0644 systemd/ftpsd-implicit.socket $(DESTDIR)$(unitdir)/ftpsd-implicit.socket
-	for u in ftpsd@.service ftpsd-implicit@.service; do \
-		$(SUBST_PATHS) systemd/$$u > $(DESTDIR)$(unitdir)/$$u || exit 1; done
+	for u in $(UNITS); do install -m 0644 build/units/$$u $(DESTDIR)$(unitdir)/$$u || exit 1; done
 	install -m 0644 man/ftpsd.8 $(DESTDIR)$(mandir)/man8/ftpsd.8
 	install -m 0644 man/ftpsd.conf.5 $(DESTDIR)$(mandir)/man5/ftpsd.conf.5
 
@@ -120,9 +123,7 @@ uninstall: etc-staged
 			rm -f $(DESTDIR)$(sysconfdir)/$$f; \
 		elif [ -e $(DESTDIR)$(sysconfdir)/$$f ]; then \
 			echo "kept $(DESTDIR)$(sysconfdir)/$$f (changed since install)"; fi; done
-	rm -f $(DESTDIR)$(sbindir)/ftpsd \
-		$(DESTDIR)$(unitdir)/ftpsd.socket $(DESTDIR)$(unitdir)/ftpsd@.service \
-		$(DESTDIR)$(unitdir)/ftpsd-implicit.socket $(DESTDIR)$(unitdir)/ftpsd-implicit@.service \
+	rm -f $(DESTDIR)$(sbindir)/ftpsd $(UNITS:%=$(DESTDIR)$(unitdir)/%) \
 		$(DESTDIR)$(mandir)/man8/ftpsd.8 $(DESTDIR)$(mandir)/man5/ftpsd.conf.5
 	-rmdir $(DESTDIR)$(datadir)/ftpsd/empty $(DESTDIR)$(datadir)/ftpsd
 

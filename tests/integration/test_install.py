@@ -90,3 +90,15 @@ def test_uninstall_removes_unchanged_config(tmp_path):
     make("uninstall", dest)
     left = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
     assert left == ["etc/pam.d/ftpsd"]
+
+
+def test_modes_do_not_follow_the_umask(tmp_path):
+    """A root shell with umask 077 installs the same modes as one with 022."""
+    dest = tmp_path / "root"
+    r = subprocess.run(f"umask 077 && make -s -C {ROOT} install DESTDIR={dest} PREFIX=/usr",
+                       shell=True, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    modes = {str(p.relative_to(dest)): oct(p.stat().st_mode & 0o7777) for p in dest.rglob("*")}
+    wrong = {p: m for p, m in modes.items()
+             if m != ("0o755" if p == "usr/sbin/ftpsd" or (dest / p).is_dir() else "0o644")}
+    assert not wrong, wrong
