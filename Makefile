@@ -89,17 +89,22 @@ demo: all
 # writes is staged in build/etc first, with the installation paths substituted, so that
 # uninstall compares against the very same bytes.
 ETC_FILES = ftpsd.conf pam.d/ftpsd xinetd.d/ftpsd xinetd.d/ftpsd-implicit
+# The sources name Debian's paths (PREFIX=/usr); the installed copies name this build's, the
+# man pages included (a default build's empty_dir is /usr/local/share/ftpsd/empty).
 SUBST_PATHS = sed -e 's|/usr/sbin/ftpsd|$(sbindir)/ftpsd|g' \
-	-e 's|/etc/ftpsd.conf|$(sysconfdir)/ftpsd.conf|g'
+	-e 's|/etc/ftpsd.conf|$(sysconfdir)/ftpsd.conf|g' \
+	-e 's|/usr/share/ftpsd/empty|$(datadir)/ftpsd/empty|g'
 UNITS = ftpsd.socket ftpsd@.service ftpsd-implicit.socket ftpsd-implicit@.service
 
 etc-staged: FORCE | build
-	rm -rf build/etc build/units && mkdir -p build/etc/pam.d build/etc/xinetd.d build/units
+	rm -rf build/etc build/units build/man
+	mkdir -p build/etc/pam.d build/etc/xinetd.d build/units build/man
 	cp contrib/ftpsd.conf.example build/etc/ftpsd.conf
 	cp pam.d/ftpsd build/etc/pam.d/ftpsd
 	for f in xinetd.d/ftpsd xinetd.d/ftpsd-implicit; do \
 		$(SUBST_PATHS) $$f > build/etc/$$f || exit 1; done
 	for u in $(UNITS); do $(SUBST_PATHS) systemd/$$u > build/units/$$u || exit 1; done
+	for m in ftpsd.8 ftpsd.conf.5; do $(SUBST_PATHS) man/$$m > build/man/$$m || exit 1; done
 
 # Every file and directory gets its mode from here, never from the installer's umask (a
 # root shell with umask 077 must not install units systemd's users cannot read); umask 022
@@ -114,8 +119,8 @@ install: ftpsd etc-staged
 		test -e $(DESTDIR)$(sysconfdir)/$$f || \
 			install -m 0644 build/etc/$$f $(DESTDIR)$(sysconfdir)/$$f || exit 1; done
 	for u in $(UNITS); do install -m 0644 build/units/$$u $(DESTDIR)$(unitdir)/$$u || exit 1; done
-	install -m 0644 man/ftpsd.8 $(DESTDIR)$(mandir)/man8/ftpsd.8
-	install -m 0644 man/ftpsd.conf.5 $(DESTDIR)$(mandir)/man5/ftpsd.conf.5
+	install -m 0644 build/man/ftpsd.8 $(DESTDIR)$(mandir)/man8/ftpsd.8
+	install -m 0644 build/man/ftpsd.conf.5 $(DESTDIR)$(mandir)/man5/ftpsd.conf.5
 
 uninstall: etc-staged
 	for f in $(ETC_FILES); do \

@@ -102,3 +102,24 @@ def test_modes_do_not_follow_the_umask(tmp_path):
     wrong = {p: m for p, m in modes.items()
              if m != ("0o755" if p == "usr/sbin/ftpsd" or (dest / p).is_dir() else "0o644")}
     assert not wrong, wrong
+
+
+def test_default_prefix_paths_in_man_pages(tmp_path):
+    """A default build (PREFIX=/usr/local) compiles in /usr/local/share/ftpsd/empty: the man
+    pages it installs say so, and name the binary where it is."""
+    dest = tmp_path / "root"
+    r = subprocess.run(["make", "-s", "-C", ROOT, "install", f"DESTDIR={dest}"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    binary = (dest / "usr/local/sbin/ftpsd").read_bytes()
+    assert b"/usr/local/share/ftpsd/empty\0" in binary and b"/etc/ftpsd.conf\0" in binary
+    conf5 = (dest / "usr/local/share/man/man5/ftpsd.conf.5").read_text()
+    ftpsd8 = (dest / "usr/local/share/man/man8/ftpsd.8").read_text()
+    assert ".IR /usr/local/share/ftpsd/empty ." in conf5
+    assert "/usr/share/ftpsd/empty" not in conf5 + ftpsd8
+    assert "/usr/local/sbin/ftpsd" in ftpsd8 and "/usr/sbin/ftpsd" not in ftpsd8
+    assert ".IR /etc/ftpsd.conf ." in ftpsd8
+    for page in (dest / "usr/local/share/man").rglob("ftpsd*"):
+        r = subprocess.run(["man", "--warnings", "-E", "UTF-8", "-l", str(page)],
+                           capture_output=True, text=True, env={**os.environ, "MANWIDTH": "80"})
+        assert r.returncode == 0 and r.stderr.strip() == "", r.stderr
