@@ -93,7 +93,7 @@ ETC_FILES = ftpsd.conf pam.d/ftpsd xinetd.d/ftpsd xinetd.d/ftpsd-implicit
 # man pages included (a default build's empty_dir is /usr/local/share/ftpsd/empty).
 SUBST_PATHS = sed -e 's|/usr/sbin/ftpsd|$(sbindir)/ftpsd|g' \
 	-e 's|/etc/ftpsd.conf|$(sysconfdir)/ftpsd.conf|g' \
-	-e 's|/usr/share/ftpsd/empty|$(datadir)/ftpsd/empty|g'
+	-e 's|/usr/share/ftpsd/|$(datadir)/ftpsd/|g'
 UNITS = ftpsd.socket ftpsd@.service ftpsd-implicit.socket ftpsd-implicit@.service
 
 etc-staged: FORCE | build
@@ -118,6 +118,11 @@ install: ftpsd etc-staged
 	for f in $(ETC_FILES); do \
 		test -e $(DESTDIR)$(sysconfdir)/$$f || \
 			install -m 0644 build/etc/$$f $(DESTDIR)$(sysconfdir)/$$f || exit 1; done
+	# The accounts pam.d/ftpsd refuses. Debian's other FTP servers ship the same list (and
+	# pure-ftpd a longer one): an existing one, edited or another server's, stays.
+	install -m 0644 contrib/ftpusers $(DESTDIR)$(datadir)/ftpsd/ftpusers
+	test -e $(DESTDIR)$(sysconfdir)/ftpusers || \
+		install -m 0644 contrib/ftpusers $(DESTDIR)$(sysconfdir)/ftpusers
 	for u in $(UNITS); do install -m 0644 build/units/$$u $(DESTDIR)$(unitdir)/$$u || exit 1; done
 	install -m 0644 build/man/ftpsd.8 $(DESTDIR)$(mandir)/man8/ftpsd.8
 	install -m 0644 build/man/ftpsd.conf.5 $(DESTDIR)$(mandir)/man5/ftpsd.conf.5
@@ -128,7 +133,13 @@ uninstall: etc-staged
 			rm -f $(DESTDIR)$(sysconfdir)/$$f; \
 		elif [ -e $(DESTDIR)$(sysconfdir)/$$f ]; then \
 			echo "kept $(DESTDIR)$(sysconfdir)/$$f (changed since install)"; fi; done
+	# ftpusers the same way, unless a package (vsftpd and proftpd ship byte for byte the
+	# same list) has taken it over since.
+	if cmp -s contrib/ftpusers $(DESTDIR)$(sysconfdir)/ftpusers && { [ -n "$(DESTDIR)" ] || \
+		! { dpkg-query -S $(sysconfdir)/ftpusers || rpm -qf $(sysconfdir)/ftpusers; } \
+		>/dev/null 2>&1; }; then rm -f $(DESTDIR)$(sysconfdir)/ftpusers; fi
 	rm -f $(DESTDIR)$(sbindir)/ftpsd $(UNITS:%=$(DESTDIR)$(unitdir)/%) \
+		$(DESTDIR)$(datadir)/ftpsd/ftpusers \
 		$(DESTDIR)$(mandir)/man8/ftpsd.8 $(DESTDIR)$(mandir)/man5/ftpsd.conf.5
 	-rmdir $(DESTDIR)$(datadir)/ftpsd/empty $(DESTDIR)$(datadir)/ftpsd
 

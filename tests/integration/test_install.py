@@ -9,7 +9,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 EXPECTED = ["etc/ftpsd.conf", "etc/pam.d/ftpsd", "etc/xinetd.d/ftpsd",
-            "etc/xinetd.d/ftpsd-implicit", "usr/sbin/ftpsd",
+            "etc/xinetd.d/ftpsd-implicit", "etc/ftpusers", "usr/share/ftpsd/ftpusers",
+            "usr/sbin/ftpsd",
             "usr/lib/systemd/system/ftpsd.socket", "usr/lib/systemd/system/ftpsd@.service",
             "usr/lib/systemd/system/ftpsd-implicit.socket",
             "usr/lib/systemd/system/ftpsd-implicit@.service",
@@ -123,3 +124,33 @@ def test_default_prefix_paths_in_man_pages(tmp_path):
         r = subprocess.run(["man", "--warnings", "-E", "UTF-8", "-l", str(page)],
                            capture_output=True, text=True, env={**os.environ, "MANWIDTH": "80"})
         assert r.returncode == 0 and r.stderr.strip() == "", r.stderr
+
+
+def test_ftpusers_denies_system_accounts(tmp_path):
+    """pam.d/ftpsd denies the users of /etc/ftpusers (onerr=succeed: no file, no one denied):
+    make install creates that file, listing root and the system accounts."""
+    dest = tmp_path / "root"
+    make("install", dest)
+    pam = (dest / "etc/pam.d/ftpsd").read_text()
+    m = re.search(r"^auth\s+required\s+pam_listfile\.so .*\bfile=(\S+)", pam, re.M)
+    assert m and "sense=deny" in m.group(0), pam
+    listed = (dest / m.group(1).lstrip("/")).read_text().split()
+    for user in ("root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news",
+                 "uucp", "nobody"):
+        assert user in listed, user
+    # the same list as Debian's vsftpd and proftpd-core ship, byte for byte (they own
+    # /etc/ftpusers as a conffile; identical bytes spare a conffile prompt)
+    assert (dest / "usr/share/ftpsd/ftpusers").read_bytes() == \
+        (dest / "etc/ftpusers").read_bytes()
+
+
+def test_existing_ftpusers_kept(tmp_path):
+    """Another FTP server's list (pure-ftpd's is longer) is neither replaced nor removed."""
+    dest = tmp_path / "root"
+    (dest / "etc").mkdir(parents=True)
+    theirs = "# /etc/ftpusers: list of users disallowed FTP access.\nroot\nproxy\n"
+    (dest / "etc/ftpusers").write_text(theirs)
+    make("install", dest)
+    assert (dest / "etc/ftpusers").read_text() == theirs
+    make("uninstall", dest)
+    assert (dest / "etc/ftpusers").read_text() == theirs

@@ -3,6 +3,7 @@ should (and not the test-hooks binary), its maintainer scripts do what they say 
 fake environment, its units verify, and the binary and configuration it installs serve a real
 FTPS session. The package is extracted with dpkg -x, never installed on this machine."""
 import glob
+import hashlib
 import io
 import os
 import re
@@ -89,6 +90,12 @@ def test_versions_agree():
         assert f"%{{_unitdir}}/{u}" in files, u
     for x in os.listdir(os.path.join(ROOT, "xinetd.d")):
         assert f"%{{_sysconfdir}}/xinetd.d/{x}" in files, x
+    # /etc/ftpusers: created by %post where missing, owned by no package of ours
+    assert "%{_datadir}/%{name}/ftpusers" in files and "/ftpusers" not in files.replace(
+        "%{_datadir}/%{name}/ftpusers", "")
+    post = spec[spec.index("\n%post\n"):spec.index("\n%preun")]
+    assert re.search(r"\[ ! -e %\{_sysconfdir\}/ftpusers \].*\n.*install -m 0644 "
+                     r"%\{_datadir\}/%\{name\}/ftpusers %\{_sysconfdir\}/ftpusers", post), post
     if shutil.which("rpmspec"):
         r = run(["rpmspec", "-q", "--qf", "%{VERSION}\n", os.path.join(ROOT, "contrib",
                                                                        "ftpsd.spec")])
@@ -129,7 +136,7 @@ def test_file_list(deb):
              for d, dirs, fs in os.walk(root) for f in fs + [x for x in dirs
                                                             if os.path.islink(os.path.join(d, x))]}
     unitdir = os.path.relpath(deb.units, root)
-    expected = {"usr/sbin/ftpsd", "etc/ftpsd.conf", "etc/pam.d/ftpsd",
+    expected = {"usr/sbin/ftpsd", "etc/ftpsd.conf", "etc/pam.d/ftpsd", "usr/share/ftpsd/ftpusers",
                 "usr/share/man/man8/ftpsd.8.gz", "usr/share/man/man5/ftpsd.conf.5.gz",
                 "usr/share/doc/ftpsd/copyright", "usr/share/doc/ftpsd/changelog.Debian.gz"}
     # every unit and xinetd service of the tree (ftpsd.socket, ftpsd@.service, the implicit pair)
@@ -138,6 +145,10 @@ def test_file_list(deb):
     assert {"ftpsd.socket", "ftpsd@.service"} <= set(os.listdir(deb.units))
     assert expected <= files, sorted(expected - files)
     assert not [f for f in files if "testhooks" in f], "the test-hooks binary is shipped"
+    # vsftpd, proftpd-core and pure-ftpd own /etc/ftpusers: postinst creates it instead
+    assert "etc/ftpusers" not in files
+    assert (root / "usr/share/ftpsd/ftpusers").read_bytes() == \
+        open(os.path.join(ROOT, "contrib", "ftpusers"), "rb").read()
     # nothing outside the usual places
     assert all(re.match(r"(etc|lib|usr/(sbin|share|lib))/", f) for f in files), sorted(files)
 
@@ -208,6 +219,7 @@ case "$(basename "$0") $1 $2" in
 "getent group ftpsd") [ "$FAKE_GROUP" = 1 ] && echo "ftpsd:x:999:" && exit 0; exit 2 ;;
 "deb-systemd-helper debian-installed"*) exit 1 ;;
 "deb-systemd-helper --quiet was-enabled") exit 0 ;;
+"dpkg-query -S /etc/ftpusers") [ "$FAKE_OWNED" = 1 ] && echo "vsftpd: /etc/ftpusers" && exit 0; exit 1 ;;
 esac
 exit 0
 """
@@ -217,16 +229,29 @@ for d in /usr /etc /var; do mount --bind $d $d; mount -o remount,ro,bind $d $d; 
 mount -t tmpfs tmpfs /usr/share
 mount -t tmpfs tmpfs /run
 mkdir -p /run/systemd/system
+# /etc writable in a throwaway layer, for /etc/ftpusers
+mkdir -p /run/etc-upper /run/etc-work
+mount -t overlay overlay -o lowerdir=/etc,upperdir=/run/etc-upper,workdir=/run/etc-work /etc
+rm -f /etc/ftpusers
+if [ -n "$PRE_FTPUSERS" ]; then printf '%s' "$PRE_FTPUSERS" > /etc/ftpusers; fi
+# the package's files, as dpkg unpacked them before postinst (gone before postrm purge)
+if [ -n "$TEMPLATE" ]; then mkdir -p /usr/share/ftpsd && cp "$TEMPLATE" /usr/share/ftpsd/; fi
 if [ -n "$PRE_EMPTY" ]; then
     mkdir -p /usr/share/ftpsd/empty; chown 65534:65534 /usr/share/ftpsd/empty
     chmod "$PRE_EMPTY" /usr/share/ftpsd/empty
 fi
 rc=0
 env -i PATH="$FAKE_BIN:/usr/sbin:/usr/bin:/sbin:/bin" FAKE_LOG="$FAKE_LOG" \
-    FAKE_USER="$FAKE_USER" FAKE_GROUP="$FAKE_GROUP" DPKG_MAINTSCRIPT_PACKAGE=ftpsd \
+    FAKE_USER="$FAKE_USER" FAKE_GROUP="$FAKE_GROUP" FAKE_OWNED="$FAKE_OWNED" \
+    DPKG_MAINTSCRIPT_PACKAGE=ftpsd \
     DPKG_MAINTSCRIPT_NAME="$(basename "$1")" /bin/sh "$@" || rc=$?
 stat -c 'empty %U:%G %a' /usr/share/ftpsd/empty >> "$FAKE_LOG" 2>/dev/null || \
     echo "empty missing" >> "$FAKE_LOG"
+if [ -f /etc/ftpusers ]; then
+    echo "ftpusers $(stat -c %a /etc/ftpusers) $(md5sum < /etc/ftpusers | cut -c1-32)"
+else
+    echo "ftpusers missing"
+fi >> "$FAKE_LOG"
 exit $rc
 """
 
@@ -234,25 +259,31 @@ exit $rc
 @pytest.fixture(scope="session")
 def fake(deb):
     probe = run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                 "mount -t tmpfs tmpfs /mnt"])
+                 "mount -t tmpfs tmpfs /mnt && mkdir /mnt/u /mnt/w && mount -t overlay overlay "
+                 "-o lowerdir=/etc,upperdir=/mnt/u,workdir=/mnt/w /etc"])
     if not shutil.which("unshare") or probe.returncode != 0:
         pytest.skip("no private mount namespace (unshare --mount) to run maintainer scripts "
                     f"in safely: {probe.stderr.strip()}")
     bindir = deb.top / "fakebin"
     bindir.mkdir(exist_ok=True)
     for name in ("adduser", "addgroup", "useradd", "groupadd", "deluser", "delgroup", "userdel",
-                 "groupdel", "getent", "deb-systemd-helper", "deb-systemd-invoke", "systemctl"):
+                 "groupdel", "getent", "deb-systemd-helper", "deb-systemd-invoke", "systemctl",
+                 "dpkg-query"):
         p = bindir / name
         p.write_text(FAKE)
         p.chmod(0o755)
     counter = iter(range(1000))
 
-    def runscript(script, *args, user=False, group=False, pre_empty=""):
+    def runscript(script, *args, user=False, group=False, pre_empty="", ftpusers="",
+                  owned=False):
         log = deb.top / f"fake-{next(counter)}.log"
         log.write_text("")
+        template = deb.root / "usr/share/ftpsd/ftpusers"
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "FAKE_BIN": str(bindir),
                "FAKE_LOG": str(log), "FAKE_USER": "1" if user else "0",
-               "FAKE_GROUP": "1" if group else "0", "PRE_EMPTY": pre_empty}
+               "FAKE_GROUP": "1" if group else "0", "PRE_EMPTY": pre_empty,
+               "PRE_FTPUSERS": ftpusers, "FAKE_OWNED": "1" if owned else "0",
+               "TEMPLATE": str(template) if script != "postrm" else ""}
         r = run(["unshare", "--mount", "--propagation", "private", "sh", "-c", NAMESPACE, "ns",
                  str(deb.ctl / script)] + list(args), env=env, timeout=60)
         assert r.returncode == 0, r.stdout + r.stderr
@@ -281,6 +312,46 @@ def test_postinst_fresh_install(fake):
     # the sockets are registered with deb-systemd-helper (so purge can clean up), not enabled
     assert any("update-state 'ftpsd.socket'" in l or "update-state ftpsd.socket" in l
                for l in log), log
+
+
+def shipped_ftpusers():
+    with open(os.path.join(ROOT, "contrib", "ftpusers"), "rb") as fh:
+        return fh.read()
+
+
+def test_postinst_creates_ftpusers(fake):
+    """pam.d/ftpsd refuses the users of /etc/ftpusers, which no package of ours owns: the
+    first configure creates it (mode 644, the shipped list) where it is missing."""
+    log = fake("postinst", "configure")
+    assert f"ftpusers 644 {hashlib.md5(shipped_ftpusers()).hexdigest()}" in log, log
+
+
+def test_postinst_keeps_existing_ftpusers(fake):
+    theirs = "# pure-ftpd's\nroot\nproxy\n"
+    log = fake("postinst", "configure", ftpusers=theirs)
+    assert f"ftpusers 644 {hashlib.md5(theirs.encode()).hexdigest()}" in log, log
+    # an admin who deleted the list keeps it deleted on upgrade
+    log = fake("postinst", "configure", "0.1.0-1", user=True, group=True)
+    assert "ftpusers missing" in log, log
+
+
+def test_postrm_purge_ftpusers(fake):
+    """Purge removes the list postinst created, not an edited one nor one a package (vsftpd,
+    proftpd-core ship the same bytes) has taken over."""
+    ours = shipped_ftpusers().decode()
+    assert "ftpusers missing" in fake("postrm", "purge", ftpusers=ours)
+    log = fake("postrm", "purge", ftpusers=ours, owned=True)
+    assert f"ftpusers 644 {hashlib.md5(ours.encode()).hexdigest()}" in log, log
+    log = fake("postrm", "purge", ftpusers=ours + "ftp\n")
+    assert not [l for l in log if l == "ftpusers missing"], log
+    assert "ftpusers missing" not in fake("postrm", "remove", ftpusers=ours)
+
+
+def test_postrm_knows_the_shipped_list():
+    """postrm purge recognises the list postinst created by its md5sum (the package's copy
+    is gone by then): it must be contrib/ftpusers's."""
+    postrm = open(os.path.join(ROOT, "contrib", "debian", "ftpsd.postrm")).read()
+    assert f'"{hashlib.md5(shipped_ftpusers()).hexdigest()}  -"' in postrm
 
 
 def test_postinst_existing_group(fake):
