@@ -2,6 +2,7 @@
 should (and not the test-hooks binary), its maintainer scripts do what they say when run in a
 fake environment, its units verify, and the binary and configuration it installs serve a real
 FTPS session. The package is extracted with dpkg -x, never installed on this machine."""
+import ftplib
 import glob
 import hashlib
 import io
@@ -423,13 +424,34 @@ def test_shipped_config_checks(deb, env):
     assert r.returncode == 0 and "configuration OK" in r.stdout + r.stderr, r.stdout + r.stderr
 
 
+def test_shipped_config_is_read_only(deb, env):
+    """The /etc/ftpsd.conf every install gets serves home directories read-only, the
+    default ftpsd.conf(5) and README promise (uploads are the admin's choice)."""
+    conf = shipped_config(deb)
+    assert conf.get("write_enable", "no") == "no"
+    example = open(os.path.join(ROOT, "contrib", "ftpsd.conf.example")).read()
+    assert re.search(r"^write_enable = no$", example, re.M)
+    conf.update(tls_cert_file=env.cert, tls_key_file=env.key, nopriv_user=NOPRIV[0],
+                empty_dir=str(deb.root / "usr/share/ftpsd/empty"))
+    srv = Server(env, name="package-ro", binary=str(deb.root / "usr/sbin/ftpsd"), **conf)
+    try:
+        f = srv.ftps_reuse("alice")
+        with pytest.raises(ftplib.error_perm, match="^550"):
+            f.storbinary("STOR refused.bin", io.BytesIO(b"x"))
+        f.quit()
+        assert not os.path.exists(os.path.join(env.home("alice"), "refused.bin"))
+    finally:
+        srv.stop()
+
+
 def test_installed_binary_serves_a_session(deb, env):
     """One FTPS session through the extracted /usr/sbin/ftpsd, configured like the extracted
-    /etc/ftpsd.conf (TLS required, session reuse required, chroot): login, upload, download."""
+    /etc/ftpsd.conf (TLS required, session reuse required, chroot) with uploads turned on:
+    login, upload, download."""
     conf = shipped_config(deb)
     assert conf["require_session_reuse"] == "yes" and conf["chroot"] == "yes"
     conf.update(tls_cert_file=env.cert, tls_key_file=env.key, nopriv_user=NOPRIV[0],
-                empty_dir=str(deb.root / "usr/share/ftpsd/empty"))
+                empty_dir=str(deb.root / "usr/share/ftpsd/empty"), write_enable="yes")
     srv = Server(env, name="package", binary=str(deb.root / "usr/sbin/ftpsd"), **conf)
     try:
         f = srv.ftps_reuse("alice")
