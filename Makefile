@@ -83,6 +83,10 @@ check: deps all unit build/ftpsd-testhooks
 demo: all
 	@sh contrib/demo.sh
 
+# What make demo created (accounts, /etc/pam.d/ftpsd, demo/), as it recorded in demo/created.
+demo-clean:
+	@sh contrib/demo.sh clean
+
 # The files installed under $(sysconfdir) are the admin's once installed: install writes each
 # only where none is, and uninstall removes each only while it is still what install wrote
 # (an xinetd service switched on, a PAM stack with one more module, stay). What install
@@ -149,7 +153,7 @@ format:
 clean:
 	rm -rf build ftpsd
 
-.PHONY: all unit deps check demo install uninstall etc-staged format clean FORCE
+.PHONY: all unit deps check demo demo-clean install uninstall etc-staged format clean FORCE
 
 # --- packaging ---
 # make dist     ftpsd-$(VERSION).tar.gz: the files git tracks (as they are in the work tree);

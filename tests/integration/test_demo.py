@@ -1,5 +1,6 @@
 """`make demo`, the README's first command: it must serve FTPS on 127.0.0.1, and the curl and
 lftp commands it prints must work exactly as printed (real account, shipped pam.d/ftpsd)."""
+import grp
 import os
 import pwd
 import re
@@ -8,6 +9,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import types
 
 import pytest
 
@@ -49,10 +51,28 @@ def read_until(proc, pattern, timeout):
     return text
 
 
+def stop(proc):
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+    # the sessions' processes are in the same group; the accounts go once they are gone
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def demo():
     had = {u: exists(u) for u in (DEMO_USER, NOPRIV)}
     had_pam = os.path.exists("/etc/pam.d/ftpsd")
+    had_dir = os.path.exists(os.path.join(ROOT, "demo"))
     port = free_port()
     proc = subprocess.Popen(["make", "-s", "demo"], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True,
@@ -60,14 +80,17 @@ def demo():
     try:
         # The build is done by make check already; the rest is a certificate and an account.
         text = read_until(proc, r"Listening on 127\.0\.0\.1:%d" % port, 300)
-        yield port, text
+        yield types.SimpleNamespace(port=port, text=text, proc=proc, had=had, had_pam=had_pam,
+                                    had_dir=had_dir)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
+        # test_demo_clean has run make demo-clean already, unless it failed
+        stop(proc)
+        if not had_dir:
+            subprocess.run(["make", "-s", "demo-clean"], cwd=ROOT, capture_output=True)
         for user, was in had.items():
-            if not was:
+            if not was and exists(user):
                 subprocess.run(["userdel", "-r", "-f", user], capture_output=True)
-        if not had_pam:
+        if not had_pam and os.path.exists("/etc/pam.d/ftpsd"):
             os.unlink("/etc/pam.d/ftpsd")
 
 
@@ -82,14 +105,14 @@ def run(cmd):
 
 
 def test_demo_prints_where_it_serves(demo):
-    port, text = demo
+    port, text = demo.port, demo.text
     assert f"FTPS (explicit TLS) on 127.0.0.1:{port}" in text
     assert f"user:     {DEMO_USER}" in text
     assert re.search(r"password: demo-[0-9a-f]{12}\n", text)
 
 
 def test_printed_curl_commands_work(demo):
-    port, text = demo
+    port, text = demo.port, demo.text
     cmds = printed_commands(text, "curl")
     assert len(cmds) == 3, cmds
     listing, get, put = cmds
@@ -108,7 +131,7 @@ def test_printed_curl_commands_work(demo):
 
 
 def test_printed_lftp_command_works(demo):
-    port, text = demo
+    port, text = demo.port, demo.text
     (cmd,) = printed_commands(text, "lftp")
     with tempfile.TemporaryDirectory() as d:
         r = run(f"cd {d} && {cmd}")
@@ -116,3 +139,32 @@ def test_printed_lftp_command_works(demo):
         assert "hello.txt" in r.stdout
         with open(os.path.join(d, "hello.txt")) as fh:
             assert fh.read() == "hello from ftpsd\n"
+
+
+# Last in this file: it stops the demo.
+def test_demo_clean_removes_what_demo_created(demo):
+    """The demo says how to undo it, and make demo-clean removes every account and file it
+    created (nothing that was there before)."""
+    text = demo.text
+    tail = text[text.index("Then 'make demo-clean' removes what make demo created:"):]
+    new_users = [u for u, was in demo.had.items() if not was]
+    home = pwd.getpwnam(DEMO_USER).pw_dir if DEMO_USER in new_users else None
+    for user in new_users:
+        assert re.search(rf"^  (system )?account {user}\b", tail, re.M), tail
+    if home:
+        assert f"and its home {home}" in tail
+    if not demo.had_pam:
+        assert "\n  /etc/pam.d/ftpsd\n" in tail
+    assert f"\n  {ROOT}/demo (certificate" in tail
+    stop(demo.proc)
+    r = subprocess.run(["make", "-s", "demo-clean"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for user, was in demo.had.items():
+        assert exists(user) == was, user
+        if not was:
+            with pytest.raises(KeyError):
+                grp.getgrnam(user)
+    if home:
+        assert not os.path.exists(home)
+    assert os.path.exists("/etc/pam.d/ftpsd") == demo.had_pam
+    assert not os.path.exists(os.path.join(ROOT, "demo"))
