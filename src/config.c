@@ -594,8 +594,6 @@ int config_load(struct config *c, const char *path, void (*errfn)(const char *ms
         rc = config_parse_text(c, path, b.data ? b.data : "", errfn);
     }
     sbuf_free(&b);
-    if (rc == 0)
-        rc = config_validate(c, errfn);
     return rc;
 }
 

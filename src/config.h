@@ -129,7 +129,8 @@ int config_key_index(const char *name);
 unsigned config_line(const struct config *c, const char *key);
 
 void config_defaults(struct config *c);
-/* Parses the file; on error prints "file:line: what is wrong" through errfn and returns -1. */
+/* Parses the file; on error prints "file:line: what is wrong" through errfn and returns -1.
+ * The checks across keys are left to config_validate(), so that -o values count in them. */
 int config_load(struct config *c, const char *path, void (*errfn)(const char *msg));
 /* Parses configuration text (used by config_load and the unit tests). */
 int config_parse_text(struct config *c, const char *name, const char *text,

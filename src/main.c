@@ -113,7 +113,8 @@ static int check_config(struct config *cfg)
     return bad;
 }
 
-/* The file, then the -o assignments over it, then the checks across keys again. */
+/* The file, then the -o assignments over it, and only then the checks across keys: an -o value
+ * may settle what the file alone leaves wrong (proxy_protocol without proxy_trusted). */
 static int load_all(struct config *cfg, const char *path, const char *const *overrides, int n,
                     void (*errfn)(const char *))
 {
@@ -122,7 +123,7 @@ static int load_all(struct config *cfg, const char *path, const char *const *ove
     for (int i = 0; i < n; i++)
         if (config_override(cfg, overrides[i], errfn) < 0)
             return -1;
-    return n ? config_validate(cfg, errfn) : 0;
+    return config_validate(cfg, errfn);
 }
 
 /* Under xinetd stderr is the client socket: nothing but replies may go there. */

@@ -289,3 +289,25 @@ def test_check_reports_kernel_tls(env, tmp_path):
         assert 'kernel TLS: not offered by this kernel (no "tls" ULP)' in r.stdout, r
     r = run(["-t", "-f", conf, "-o", "tls_ktls=no"], env=wrapper_env(env))
     assert r.returncode == 0 and "kernel TLS: off (tls_ktls = no)" in r.stdout, r
+
+
+# --- -o over the file --------------------------------------------------------------------------
+
+
+def test_override_settles_cross_key_error_in_file(env, tmp_path):
+    """ftpsd(8): -o values are set over the file before the checks across keys, so an -o can
+    supply what a key in the file needs (proxy_protocol needs proxy_trusted)."""
+    s = good_settings(env)
+    s["proxy_protocol"] = "v1"
+    conf = conf_from(tmp_path, s)
+    r = run(["-t", "-f", conf], env=wrapper_env(env))
+    assert r.returncode == 1 and "needs proxy_trusted" in r.stderr, r
+    r = run(["-t", "-f", conf, "-o", "proxy_trusted=10.0.0.1"], env=wrapper_env(env))
+    assert r.returncode == 0 and "configuration OK" in r.stdout, r
+
+
+def test_override_can_make_cross_key_error(env, tmp_path):
+    """The checks across keys see the -o values too."""
+    conf = conf_from(tmp_path, good_settings(env))
+    r = run(["-t", "-f", conf, "-o", "proxy_protocol=v2"], env=wrapper_env(env))
+    assert r.returncode == 1 and "needs proxy_trusted" in r.stderr, r
