@@ -463,6 +463,18 @@ enum cert_login_mode config_cert_login(const struct config *c)
                                                          : CERT_LOGIN_NO;
 }
 
+/* One check for the main root_dir and the [host] ones: the session expands both alike
+ * (monitor.c), and an unknown escape would otherwise name a directory literally. */
+static const char *root_dir_problem(const char *dir)
+{
+    if (strstr(dir, ".."))
+        return "must not contain '..'";
+    for (const char *p = dir; (p = strchr(p, '%')); p += 2)
+        if (p[1] != 'u' && p[1] != '%')
+            return "may have only %u (user name) and %% after a %";
+    return NULL;
+}
+
 int config_validate(struct config *c, void (*errfn)(const char *msg))
 {
     int errors = 0;
@@ -518,8 +530,9 @@ int config_validate(struct config *c, void (*errfn)(const char *msg))
                   "banner: must be one line of at most 400 characters");
         errors++;
     }
-    if (c->root_dir[0] && strstr(c->root_dir, "..")) {
-        report_at(errfn, c->path, config_line(c, "root_dir"), "root_dir: must not contain '..'");
+    const char *why = root_dir_problem(c->root_dir);
+    if (why) {
+        report_at(errfn, c->path, config_line(c, "root_dir"), "root_dir: %s", why);
         errors++;
     }
     for (unsigned i = 0; i < c->nvhosts; i++) {
@@ -536,18 +549,9 @@ int config_validate(struct config *c, void (*errfn)(const char *msg))
                       v->name);
             errors++;
         }
-        if (v->root_dir && strstr(v->root_dir, "..")) {
-            report_at(errfn, c->path, v->line, "[host %s]: root_dir must not contain '..'",
-                      v->name);
+        if (v->root_dir && (why = root_dir_problem(v->root_dir))) {
+            report_at(errfn, c->path, v->line, "[host %s]: root_dir %s", v->name, why);
             errors++;
-        }
-    }
-    for (const char *p = c->root_dir; (p = strchr(p, '%')); p += 2) {
-        if (p[1] != 'u' && p[1] != '%') {
-            report_at(errfn, c->path, config_line(c, "root_dir"),
-                      "root_dir: only %%u (user name) and %%%% may follow %%");
-            errors++;
-            break;
         }
     }
     return errors ? -1 : 0;

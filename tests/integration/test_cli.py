@@ -311,3 +311,24 @@ def test_override_can_make_cross_key_error(env, tmp_path):
     conf = conf_from(tmp_path, good_settings(env))
     r = run(["-t", "-f", conf, "-o", "proxy_protocol=v2"], env=wrapper_env(env))
     assert r.returncode == 1 and "needs proxy_trusted" in r.stderr, r
+
+
+# --- [host] sections ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("root,ok", [("/srv/%x", False), ("/srv/ftp%", False),
+                                     ("/srv/../etc", False), ("/srv/%u", True),
+                                     ("/srv/100%%/%u", True)])
+def test_host_root_dir_escapes_checked_as_main(env, tmp_path, root, ok):
+    """A [host] section's root_dir is expanded like the main one, so it gets the same checks:
+    only %u and %% after a %, no '..'."""
+    for where in ("main", "host"):
+        lines = ["# test"] + [f"{k} = {v}" for k, v in good_settings(env).items()]
+        if where == "main":
+            lines.append(f"root_dir = {root}")
+        else:
+            lines += ["[host a.example]", f"root_dir = {root}"]
+        r = run(["-t", "-f", write_conf(tmp_path, lines, f"{where}.conf")], env=wrapper_env(env))
+        assert (r.returncode == 0) == ok, (where, r)
+        if not ok:
+            assert "root_dir" in r.stderr and "configuration OK" not in r.stdout, (where, r)
