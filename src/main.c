@@ -46,6 +46,38 @@ static void log_err(const char *msg)
     log_stderr("%s", msg);
 }
 
+/* What the root monitor needs to separate privileges (monitor.c does the same checks). */
+static int check_privsep(const struct config *cfg)
+{
+    int bad = 0;
+    struct stat st;
+    struct passwd *pw = getpwnam(cfg->nopriv_user);
+    if (!pw || pw->pw_uid == 0) {
+        fprintf(stderr, "%s:%u: nopriv_user '%s' %s\n", cfg->path, config_line(cfg, "nopriv_user"),
+                cfg->nopriv_user, pw ? "must not be root" : "does not exist");
+        bad = 1;
+    }
+    if (stat(cfg->empty_dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 ||
+        (st.st_mode & 022)) {
+        fprintf(stderr,
+                "%s:%u: empty_dir %s must be an existing directory owned by root and "
+                "writable by nobody else\n",
+                cfg->path, config_line(cfg, "empty_dir"), cfg->empty_dir);
+        bad = 1;
+    }
+    return bad;
+}
+
+/* Rootless mode uses neither nopriv_user nor empty_dir (ftpsd(8)): its processes all run as
+ * the starting user, whom the monitor looks up by uid. */
+static int check_rootless_user(void)
+{
+    if (getpwuid(geteuid()))
+        return 0;
+    fprintf(stderr, "ftpsd: rootless mode: uid %u has no passwd entry\n", (unsigned)geteuid());
+    return 1;
+}
+
 static int check_config(struct config *cfg)
 {
     int bad = 0;
@@ -88,22 +120,12 @@ static int check_config(struct config *cfg)
             bad = 1;
         }
     }
-    struct passwd *pw = getpwnam(cfg->nopriv_user);
-    if (!pw || pw->pw_uid == 0) {
-        fprintf(stderr, "%s:%u: nopriv_user '%s' %s\n", cfg->path, config_line(cfg, "nopriv_user"),
-                cfg->nopriv_user, pw ? "must not be root" : "does not exist");
+    if (cfg->rootless ? check_rootless_user() : check_privsep(cfg))
         bad = 1;
-    }
-    if (stat(cfg->empty_dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 ||
-        (st.st_mode & 022)) {
-        fprintf(stderr,
-                "%s:%u: empty_dir %s must be an existing directory owned by root and "
-                "writable by nobody else\n",
-                cfg->path, config_line(cfg, "empty_dir"), cfg->empty_dir);
-        bad = 1;
-    }
     if (!bad) {
         printf("%s: configuration OK\n", cfg->path);
+        if (cfg->rootless)
+            printf("rootless mode: nopriv_user and empty_dir are not used\n");
         printf("kernel TLS: %s\n",
                !cfg->tls_ktls ? "off (tls_ktls = no)"
                : ktls_probe() ? "offered by this kernel; PROT P downloads use it"
@@ -186,6 +208,8 @@ int main(int argc, char **argv)
     struct config cfg;
     config_defaults(&cfg);
     if (test) {
+        /* Checked as a session started by this user would run. */
+        cfg.rootless = geteuid() != 0;
         int rc =
             load_all(&cfg, path, overrides, noverrides, print_err) < 0 ? 1 : check_config(&cfg);
         config_free(&cfg);

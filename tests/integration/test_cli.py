@@ -332,3 +332,42 @@ def test_host_root_dir_escapes_checked_as_main(env, tmp_path, root, ok):
         assert (r.returncode == 0) == ok, (where, r)
         if not ok:
             assert "root_dir" in r.stderr and "configuration OK" not in r.stdout, (where, r)
+
+
+# --- rootless mode -----------------------------------------------------------------------------
+
+
+def rootless_check(env, uid):
+    """ftpsd -t run as uid, on a configuration with only its own copy of the certificate and
+    key: nopriv_user and empty_dir are left at their defaults, which do not exist here."""
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv (util-linux) is not installed")
+    d = env.path(f"rootless-check-{uid}")
+    os.makedirs(d, exist_ok=True)
+    for f in ("server.pem", "server.key"):
+        shutil.copy(env.path(f), os.path.join(d, f))
+        os.chown(os.path.join(d, f), uid, uid)
+    conf = os.path.join(d, "ftpsd.conf")
+    with open(conf, "w") as fh:
+        fh.write(f"tls_cert_file = {d}/server.pem\ntls_key_file = {d}/server.key\n")
+    os.chmod(conf, 0o644)
+    return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--",
+                           BINARY, "-t", "-f", conf], capture_output=True, text=True,
+                          env=wrapper_env(env), timeout=20)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
+def test_check_rootless_skips_nopriv_user_and_empty_dir(env):
+    """ftpsd(8): rootless mode uses neither nopriv_user nor empty_dir, so -t run by that user
+    does not check them (the session does not either)."""
+    r = rootless_check(env, 60001)
+    assert r.returncode == 0 and "configuration OK" in r.stdout, r
+    assert "nopriv_user" not in r.stderr and "empty_dir" not in r.stderr, r.stderr
+    assert "rootless mode" in r.stdout, r.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
+def test_check_rootless_needs_a_passwd_entry(env):
+    """A session looks its user up by uid; -t reports a uid with no passwd entry."""
+    r = rootless_check(env, 60999)
+    assert r.returncode == 1 and "uid 60999 has no passwd entry" in r.stderr, r
