@@ -153,6 +153,8 @@ static const struct key host_keys[] = {
     {"banner", K_STR, H(banner), 0, 0, NULL},
     {"pam_service", K_STR, H(pam_service), 0, 0, NULL},
 };
+_Static_assert(ARRAY_LEN(host_keys) <= ARRAY_LEN(((struct vhost *)0)->line_of),
+               "vhost line_of too small");
 static const char *host_key_names[ARRAY_LEN(host_keys) + 1];
 
 const char *const *config_host_key_names(void)
@@ -160,6 +162,14 @@ const char *const *config_host_key_names(void)
     for (size_t i = 0; i < ARRAY_LEN(host_keys); i++)
         host_key_names[i] = host_keys[i].name;
     return host_key_names;
+}
+
+unsigned config_host_line(const struct config *c, unsigned v, const char *key)
+{
+    for (size_t i = 0; v > 0 && v <= c->nvhosts && i < ARRAY_LEN(host_keys); i++)
+        if (strcmp(host_keys[i].name, key) == 0 && c->vhosts[v - 1].line_of[i])
+            return c->vhosts[v - 1].line_of[i];
+    return config_line(c, key);
 }
 
 /* Returns NULL on success or a description of what is wrong with the value. */
@@ -333,7 +343,8 @@ static int start_section(struct config *c, char *s, unsigned lineno, char *why, 
     return 0;
 }
 
-static int set_host_key(struct vhost *v, const char *key, const char *val, char *why, size_t whylen)
+static int set_host_key(struct vhost *v, const char *key, const char *val, unsigned lineno,
+                        char *why, size_t whylen)
 {
     for (size_t i = 0; i < ARRAY_LEN(host_keys); i++) {
         if (strcmp(host_keys[i].name, key) != 0)
@@ -348,6 +359,7 @@ static int set_host_key(struct vhost *v, const char *key, const char *val, char 
             snprintf(why, whylen, "%s: '%s' %s", key, val, err);
             return -1;
         }
+        v->line_of[i] = lineno;
         return 0;
     }
     snprintf(why, whylen, "'%s' cannot be set in a [host] section", key);
@@ -395,7 +407,7 @@ int config_parse_text(struct config *c, const char *name, const char *text,
                 int idx = config_key_index(key);
                 const char *err;
                 if (section) {
-                    if (set_host_key(section, key, val, why, sizeof why) < 0) {
+                    if (set_host_key(section, key, val, lineno, why, sizeof why) < 0) {
                         report_at(errfn, name, lineno, "%s", why);
                         errors++;
                     }
@@ -463,6 +475,27 @@ enum cert_login_mode config_cert_login(const struct config *c)
                                                          : CERT_LOGIN_NO;
 }
 
+/* "file:line: what", or "file: what" for a key that has no line (a default, an -o value):
+ * a line 0 would send the reader to a line that does not exist. */
+static void __attribute__((format(printf, 4, 5)))
+report_key(void (*errfn)(const char *), const struct config *c, const char *key, const char *fmt,
+           ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    unsigned line = config_line(c, key);
+    if (line) {
+        report_at(errfn, c->path, line, "%s", msg);
+    } else if (errfn) {
+        char full[1200];
+        snprintf(full, sizeof full, "%s: %s", c->path, msg);
+        errfn(full);
+    }
+}
+
 /* One check for the main root_dir and the [host] ones: the session expands both alike
  * (monitor.c), and an unknown escape would otherwise name a directory literally. */
 static const char *root_dir_problem(const char *dir)
@@ -480,59 +513,57 @@ int config_validate(struct config *c, void (*errfn)(const char *msg))
     int errors = 0;
     if (strcmp(c->tls_client_cert, "none") && strcmp(c->tls_client_cert, "optional") &&
         strcmp(c->tls_client_cert, "required")) {
-        report_at(errfn, c->path, config_line(c, "tls_client_cert"),
-                  "tls_client_cert: '%s' must be none, optional or required", c->tls_client_cert);
+        report_key(errfn, c, "tls_client_cert",
+                   "tls_client_cert: '%s' must be none, optional or required", c->tls_client_cert);
         errors++;
     } else if (config_client_cert(c) != CLIENT_CERT_NONE && !c->tls_ca_file[0] &&
                !c->tls_ca_path[0]) {
-        report_at(
-            errfn, c->path, config_line(c, "tls_client_cert"),
+        report_key(
+            errfn, c, "tls_client_cert",
             "tls_client_cert: verifying client certificates needs tls_ca_file or tls_ca_path");
         errors++;
     }
     if (strcmp(c->cert_login, "no") && strcmp(c->cert_login, "cert") &&
         strcmp(c->cert_login, "cert+password")) {
-        report_at(errfn, c->path, config_line(c, "cert_login"),
-                  "cert_login: '%s' must be no, cert or cert+password", c->cert_login);
+        report_key(errfn, c, "cert_login", "cert_login: '%s' must be no, cert or cert+password",
+                   c->cert_login);
         errors++;
     } else if (config_cert_login(c) != CERT_LOGIN_NO &&
                (config_client_cert(c) == CLIENT_CERT_NONE || !c->cert_map_file[0])) {
-        report_at(errfn, c->path, config_line(c, "cert_login"),
-                  "cert_login: needs tls_client_cert = optional or required, and cert_map_file");
+        report_key(errfn, c, "cert_login",
+                   "cert_login: needs tls_client_cert = optional or required, and cert_map_file");
         errors++;
     }
     if (c->pasv_min_port > c->pasv_max_port) {
-        report_at(errfn, c->path, config_line(c, "pasv_max_port"),
-                  "pasv_max_port (%u) is below pasv_min_port (%u)", c->pasv_max_port,
-                  c->pasv_min_port);
+        report_key(errfn, c, "pasv_max_port", "pasv_max_port (%u) is below pasv_min_port (%u)",
+                   c->pasv_max_port, c->pasv_min_port);
         errors++;
     }
     struct pasv_rule rules[PASV_RULES_MAX];
     char bad[256];
     if (pasv_rules_parse(c->pasv_address, rules, PASV_RULES_MAX, bad, sizeof bad) < 0) {
-        report_at(errfn, c->path, config_line(c, "pasv_address"),
-                  "pasv_address: '%s' is not an address, host name or network=address", bad);
+        report_key(errfn, c, "pasv_address",
+                   "pasv_address: '%s' is not an address, host name or network=address", bad);
         errors++;
     }
     struct cidr nets[64];
     int nn = cidr_parse_list(c->proxy_trusted, nets, 64, bad, sizeof bad);
     if (nn < 0) {
-        report_at(errfn, c->path, config_line(c, "proxy_trusted"),
-                  "proxy_trusted: '%s' is not an address or network", bad);
+        report_key(errfn, c, "proxy_trusted", "proxy_trusted: '%s' is not an address or network",
+                   bad);
         errors++;
     } else if (c->proxy_protocol != PROXY_OFF && nn == 0) {
-        report_at(errfn, c->path, config_line(c, "proxy_protocol"),
-                  "proxy_protocol: needs proxy_trusted (the balancers allowed to send headers)");
+        report_key(errfn, c, "proxy_protocol",
+                   "proxy_protocol: needs proxy_trusted (the balancers allowed to send headers)");
         errors++;
     }
     if (strlen(c->banner) > 400 || strpbrk(c->banner, "\r\n")) {
-        report_at(errfn, c->path, config_line(c, "banner"),
-                  "banner: must be one line of at most 400 characters");
+        report_key(errfn, c, "banner", "banner: must be one line of at most 400 characters");
         errors++;
     }
     const char *why = root_dir_problem(c->root_dir);
     if (why) {
-        report_at(errfn, c->path, config_line(c, "root_dir"), "root_dir: %s", why);
+        report_key(errfn, c, "root_dir", "root_dir: %s", why);
         errors++;
     }
     for (unsigned i = 0; i < c->nvhosts; i++) {
@@ -550,7 +581,8 @@ int config_validate(struct config *c, void (*errfn)(const char *msg))
             errors++;
         }
         if (v->root_dir && (why = root_dir_problem(v->root_dir))) {
-            report_at(errfn, c->path, v->line, "[host %s]: root_dir %s", v->name, why);
+            report_at(errfn, c->path, config_host_line(c, i + 1, "root_dir"),
+                      "[host %s]: root_dir %s", v->name, why);
             errors++;
         }
     }

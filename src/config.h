@@ -19,7 +19,8 @@ struct vhost {
     char *root_dir;
     char *banner;
     char *pam_service;
-    unsigned line;
+    unsigned line;       /* of the [host NAME] line */
+    unsigned line_of[8]; /* of each key set in the section, as config_host_key_names() */
 };
 
 #define MAX_VHOSTS 64
@@ -126,7 +127,10 @@ enum cert_login_mode config_cert_login(const struct config *c);
 
 /* Index of a key in the table, for config_line(). */
 int config_key_index(const char *name);
+/* Line on which key was set in the file; 0 for a default or an -o value (no line to show). */
 unsigned config_line(const struct config *c, const char *key);
+/* The same for a session on vhost index v: the section's line where it sets key. */
+unsigned config_host_line(const struct config *c, unsigned v, const char *key);
 
 void config_defaults(struct config *c);
 /* Parses the file; on error prints "file:line: what is wrong" through errfn and returns -1.

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <pwd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,22 @@ static void log_err(const char *msg)
     log_stderr("%s", msg);
 }
 
+/* "file:line: what" where the key at fault was set, "file: what" for a default or an -o
+ * value, which have no line. */
+static void __attribute__((format(printf, 3, 4)))
+report(const struct config *cfg, unsigned line, const char *fmt, ...)
+{
+    if (line)
+        fprintf(stderr, "%s:%u: ", cfg->path, line);
+    else
+        fprintf(stderr, "%s: ", cfg->path);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
 /* What the root monitor needs to separate privileges (monitor.c does the same checks). */
 static int check_privsep(const struct config *cfg)
 {
@@ -53,16 +70,16 @@ static int check_privsep(const struct config *cfg)
     struct stat st;
     struct passwd *pw = getpwnam(cfg->nopriv_user);
     if (!pw || pw->pw_uid == 0) {
-        fprintf(stderr, "%s:%u: nopriv_user '%s' %s\n", cfg->path, config_line(cfg, "nopriv_user"),
-                cfg->nopriv_user, pw ? "must not be root" : "does not exist");
+        report(cfg, config_line(cfg, "nopriv_user"), "nopriv_user '%s' %s", cfg->nopriv_user,
+               pw ? "must not be root" : "does not exist");
         bad = 1;
     }
     if (stat(cfg->empty_dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 ||
         (st.st_mode & 022)) {
-        fprintf(stderr,
-                "%s:%u: empty_dir %s must be an existing directory owned by root and "
-                "writable by nobody else\n",
-                cfg->path, config_line(cfg, "empty_dir"), cfg->empty_dir);
+        report(cfg, config_line(cfg, "empty_dir"),
+               "empty_dir %s must be an existing directory owned by root and writable by "
+               "nobody else",
+               cfg->empty_dir);
         bad = 1;
     }
     return bad;
@@ -78,34 +95,83 @@ static int check_rootless_user(void)
     return 1;
 }
 
+/* The key a tls_server_ctx() error is about, told by how its text starts (tls.c), so that -t
+ * points at that key's line; NULL if unknown. */
+static const char *tls_error_key(const char *err)
+{
+    static const struct {
+        const char *start, *key;
+    } map[] = {
+        {"cannot load certificate", "tls_cert_file"},
+        {"cannot load key", "tls_key_file"},
+        {"key does not match certificate", "tls_key_file"},
+        {"tls_ciphers:", "tls_ciphers"},
+        {"tls_ciphersuites:", "tls_ciphersuites"},
+        {"tls_groups:", "tls_groups"},
+        {"cannot load client CA from", "tls_ca_file"},
+        {"cannot load client CAs from", "tls_ca_path"},
+        {"cannot load CRL", "tls_crl_file"},
+        {"cannot read OCSP response", "tls_ocsp_file"},
+        {"OCSP response", "tls_ocsp_file"},
+        {"not a DER OCSP response", "tls_ocsp_file"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strncmp(err, map[i].start, strlen(map[i].start)) == 0)
+            return map[i].key;
+    return NULL;
+}
+
+/* One TLS context: the main one (v = 0) or a [host] section's. A section fails on the main
+ * keys exactly as the main context does, so only what differs is reported again. */
+static int check_tls_context(const struct config *cfg, unsigned v, const char *main_err, char *err,
+                             size_t errlen)
+{
+    const char *keyfile = config_key(cfg, v);
+    SSL_CTX *ctx = tls_server_ctx(cfg, config_cert(cfg, v), keyfile, err, errlen);
+    /* Only the main certificate staples (a response names one certificate). */
+    if (ctx && v == 0 && cfg->tls_ocsp_file[0] &&
+        tls_staple_ocsp(ctx, cfg->tls_ocsp_file, err, errlen) < 0) {
+        SSL_CTX_free(ctx);
+        ctx = NULL;
+    }
+    struct stat st;
+    if (stat(keyfile, &st) == 0 && (st.st_mode & 0077))
+        report(cfg, config_host_line(cfg, v, "tls_key_file"),
+               "warning: key %s is readable by others than its owner", keyfile);
+    if (ctx) {
+        SSL_CTX_free(ctx);
+        err[0] = '\0';
+        return 0;
+    }
+    if (v > 0 && strcmp(err, main_err) == 0)
+        return 1;
+    const char *key = tls_error_key(err);
+    unsigned line = key ? config_host_line(cfg, v, key) : 0;
+    char host[300] = "";
+    if (v > 0 && (!key || line != config_line(cfg, key))) {
+        snprintf(host, sizeof host, "[host %s]: ", cfg->vhosts[v - 1].name);
+        line = key ? line : cfg->vhosts[v - 1].line;
+    }
+    /* Name the key where the text does not start with it ("cannot load certificate ..."). */
+    const char *label = key && strncmp(err, key, strlen(key)) != 0 ? key : NULL;
+    report(cfg, line, "%s%s%s%s", host, label ? label : "", label ? ": " : "", err);
+    return 1;
+}
+
+/* The main certificate, then each [host] section's own. */
+static int check_tls(const struct config *cfg)
+{
+    char main_err[600], err[600];
+    int bad = check_tls_context(cfg, 0, "", main_err, sizeof main_err);
+    for (unsigned v = 1; v <= cfg->nvhosts; v++)
+        if (cfg->vhosts[v - 1].tls_cert_file)
+            bad |= check_tls_context(cfg, v, main_err, err, sizeof err);
+    return bad;
+}
+
 static int check_config(struct config *cfg)
 {
-    int bad = 0;
-    char err[600];
-    struct stat st;
-    /* The main certificate, then each [host] section's own. */
-    for (unsigned v = 0; v <= cfg->nvhosts; v++) {
-        if (v > 0 && !cfg->vhosts[v - 1].tls_cert_file)
-            continue;
-        unsigned line = v ? cfg->vhosts[v - 1].line : config_line(cfg, "tls_cert_file");
-        const char *key = config_key(cfg, v);
-        SSL_CTX *ctx = tls_server_ctx(cfg, config_cert(cfg, v), key, err, sizeof err);
-        if (ctx && v == 0 && cfg->tls_ocsp_file[0] &&
-            tls_staple_ocsp(ctx, cfg->tls_ocsp_file, err, sizeof err) < 0) {
-            SSL_CTX_free(ctx);
-            ctx = NULL;
-            line = config_line(cfg, "tls_ocsp_file");
-        }
-        if (!ctx) {
-            fprintf(stderr, "%s:%u: %s\n", cfg->path, line, err);
-            bad = 1;
-        } else {
-            SSL_CTX_free(ctx);
-        }
-        if (stat(key, &st) == 0 && (st.st_mode & 0077))
-            fprintf(stderr, "%s:%u: warning: key %s is readable by others than its owner\n",
-                    cfg->path, v ? line : config_line(cfg, "tls_key_file"), key);
-    }
+    int bad = check_tls(cfg);
     if (cfg->cert_map_file[0]) {
         struct certmap *map = certmap_load(cfg->cert_map_file, print_err);
         if (!map)
@@ -115,8 +181,8 @@ static int check_config(struct config *cfg)
     if (cfg->anonymous) {
         struct passwd *anon = getpwnam(cfg->anon_user);
         if (!anon || anon->pw_uid == 0) {
-            fprintf(stderr, "%s:%u: anon_user '%s' %s\n", cfg->path, config_line(cfg, "anon_user"),
-                    cfg->anon_user, anon ? "must not be root" : "does not exist");
+            report(cfg, config_line(cfg, "anon_user"), "anon_user '%s' %s", cfg->anon_user,
+                   anon ? "must not be root" : "does not exist");
             bad = 1;
         }
     }

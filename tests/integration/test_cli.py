@@ -371,3 +371,47 @@ def test_check_rootless_needs_a_passwd_entry(env):
     """A session looks its user up by uid; -t reports a uid with no passwd entry."""
     r = rootless_check(env, 60999)
     assert r.returncode == 1 and "uid 60999 has no passwd entry" in r.stderr, r
+
+
+# --- where -t points ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("line,key", [("tls_ciphers = BOGUS", "tls_ciphers"),
+                                      ("tls_groups = nope", "tls_groups")])
+def test_tls_error_names_the_line_of_its_key(env, tmp_path, line, key):
+    """A TLS setting that OpenSSL refuses is reported on its own line, not the certificate's."""
+    lines = ["# test"] + [f"{k} = {v}" for k, v in good_settings(env).items()]
+    lines.insert(4, line)                  # line 5; tls_cert_file is on line 2
+    conf = write_conf(tmp_path, lines)
+    r = run(["-t", "-f", conf], env=wrapper_env(env))
+    assert r.returncode == 1, r
+    assert f"{conf}:5: {key}: " in r.stderr, r.stderr
+    assert f"{conf}:2:" not in r.stderr, r.stderr
+
+
+def test_defaults_have_no_line_zero(env, tmp_path):
+    """A key left at its default has no line: -t names the key instead of 'file:0:'."""
+    s = good_settings(env)
+    del s["tls_cert_file"], s["nopriv_user"]
+    s["tls_key_file"] = env.key
+    conf = conf_from(tmp_path, s)
+    r = run(["-t", "-f", conf, "-o", "empty_dir=/nonexistent"], env=wrapper_env(env))
+    assert r.returncode == 1, r
+    assert f"{conf}:0:" not in r.stderr, r.stderr
+    assert f"{conf}: tls_cert_file: cannot load certificate" in r.stderr, r.stderr
+    assert f"{conf}: nopriv_user 'ftpsd'" in r.stderr, r.stderr
+    assert f"{conf}: empty_dir /nonexistent" in r.stderr, r.stderr
+    r = run(["-t", "-f", conf, "-o", "proxy_protocol=v2"], env=wrapper_env(env))
+    assert f"{conf}: proxy_protocol: needs proxy_trusted" in r.stderr, r.stderr
+
+
+def test_host_key_error_names_its_line(env, tmp_path):
+    """A [host] section's own key file is reported on the line that sets it."""
+    lines = ["# test"] + [f"{k} = {v}" for k, v in good_settings(env).items()]
+    lines += ["[host a.example]", "", f"tls_cert_file = {env.cert}",
+              f"tls_key_file = {tmp_path}/missing.key"]
+    conf = write_conf(tmp_path, lines)
+    r = run(["-t", "-f", conf], env=wrapper_env(env))
+    assert r.returncode == 1, r
+    assert f"{conf}:{len(lines)}: [host a.example]: tls_key_file: cannot load key" in r.stderr, \
+        r.stderr
