@@ -1,15 +1,33 @@
 #include "xferlog.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util.h"
 
+#define XFERLOG_FLAGS (O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW)
+
+/* A file ftpsd creates gets its documented mode 0640 whatever the umask (the shipped units
+ * have UMask=0077); an existing one keeps the mode its admin gave it. */
 int xferlog_open(const char *path)
 {
-    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+    for (int tries = 0; tries < 3; tries++) {
+        int fd = open(path, XFERLOG_FLAGS);
+        if (fd >= 0 || errno != ENOENT)
+            return fd;
+        fd = open(path, XFERLOG_FLAGS | O_CREAT | O_EXCL, 0640);
+        if (fd >= 0) {
+            (void)fchmod(fd, 0640);
+            return fd;
+        }
+        if (errno != EEXIST) /* else another session created it just now: open that */
+            return -1;
+    }
+    return -1;
 }
 
 void xferlog_format(char *buf, size_t len, const struct xferlog_entry *e)

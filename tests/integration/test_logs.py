@@ -198,3 +198,38 @@ def test_a_path_cannot_forge_a_transfers_outcome(server, env, log):
     assert m, line
     assert m.group(3) == "426" and m.group(2) != "123456789", line
     assert m.group(1).endswith("..."), line
+
+
+# --- the xferlog_file transfer log -------------------------------------------------------------
+
+
+def xferlog_after_one_upload(make_server, path):
+    """One upload by a server started under umask 077, as the shipped units (UMask=0077)."""
+    old = os.umask(0o077)
+    try:
+        s = make_server(xferlog_file=path)
+    finally:
+        os.umask(old)
+    f = s.ftps_reuse("alice")
+    f.storbinary(f"STOR xl-{uuid.uuid4().hex}.bin", io.BytesIO(b"x" * 10))
+    f.quit()
+    deadline = time.time() + 5
+    while time.time() < deadline and not (os.path.exists(path) and os.path.getsize(path)):
+        time.sleep(0.05)
+    assert os.path.getsize(path) > 0
+
+
+def test_xferlog_created_0640_whatever_the_umask(make_server, env):
+    """ftpsd.conf(5): the transfer log is created mode 0640, also under UMask=0077."""
+    path = env.path(f"xferlog-{uuid.uuid4().hex}")
+    xferlog_after_one_upload(make_server, path)
+    assert os.stat(path).st_mode & 0o777 == 0o640, oct(os.stat(path).st_mode)
+
+
+def test_xferlog_existing_file_keeps_its_mode(make_server, env):
+    """A transfer log the admin made keeps the mode they gave it."""
+    path = env.path(f"xferlog-{uuid.uuid4().hex}")
+    open(path, "w").close()
+    os.chmod(path, 0o600)
+    xferlog_after_one_upload(make_server, path)
+    assert os.stat(path).st_mode & 0o777 == 0o600, oct(os.stat(path).st_mode)
