@@ -496,6 +496,21 @@ report_key(void (*errfn)(const char *), const struct config *c, const char *key,
     }
 }
 
+/* PAM takes an empty name for a service that has no file, and of a name with a '/' only what
+ * follows the last one: no login could work as written. */
+static bool pam_service_ok(const char *name)
+{
+    return name[0] && !strchr(name, '/');
+}
+
+/* OpenSSL takes an empty tls_ciphersuites (no TLS 1.3), but at tls_min_version = 1.3 that
+ * leaves no cipher: every handshake would fail with "no ciphers available". Checked here, at
+ * every session start, without OpenSSL's tables; ftpsd -t checks the lists in full (main.c). */
+static bool tls_lists_ok(const struct config *c)
+{
+    return c->tls_min_version < TLS1_3_VERSION || c->tls_ciphersuites[0];
+}
+
 /* One check for the main root_dir and the [host] ones: the session expands both alike
  * (monitor.c), and an unknown escape would otherwise name a directory literally. */
 static const char *root_dir_problem(const char *dir)
@@ -561,6 +576,18 @@ int config_validate(struct config *c, void (*errfn)(const char *msg))
         report_key(errfn, c, "banner", "banner: must be one line of at most 400 characters");
         errors++;
     }
+    if (!tls_lists_ok(c)) {
+        report_key(errfn, c, "tls_ciphersuites",
+                   "tls_ciphersuites: must not be empty with tls_min_version = 1.3 (it leaves "
+                   "no cipher)");
+        errors++;
+    }
+    if (!pam_service_ok(c->pam_service)) {
+        report_key(errfn, c, "pam_service",
+                   "pam_service: '%s' must name a PAM service (a file in /etc/pam.d)",
+                   c->pam_service);
+        errors++;
+    }
     const char *why = root_dir_problem(c->root_dir);
     if (why) {
         report_key(errfn, c, "root_dir", "root_dir: %s", why);
@@ -578,6 +605,13 @@ int config_validate(struct config *c, void (*errfn)(const char *msg))
                       "[host %s]: banner must be one line of at most 400 "
                       "characters",
                       v->name);
+            errors++;
+        }
+        if (v->pam_service && !pam_service_ok(v->pam_service)) {
+            report_at(errfn, c->path, config_host_line(c, i + 1, "pam_service"),
+                      "[host %s]: pam_service '%s' must name a PAM service (a file in "
+                      "/etc/pam.d)",
+                      v->name, v->pam_service);
             errors++;
         }
         if (v->root_dir && (why = root_dir_problem(v->root_dir))) {

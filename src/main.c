@@ -12,6 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
 #include "certmap.h"
 #include "config.h"
 #include "ktls.h"
@@ -121,6 +125,62 @@ static const char *tls_error_key(const char *err)
     return NULL;
 }
 
+/* The authentication a TLS 1.2 cipher needs to be used with this key; NID_undef for a key type
+ * not judged here. */
+static int auth_nid_of_key(const EVP_PKEY *pkey)
+{
+    switch (pkey ? EVP_PKEY_get_base_id(pkey) : EVP_PKEY_NONE) {
+    case EVP_PKEY_RSA:
+    case EVP_PKEY_RSA_PSS:
+        return NID_auth_rsa;
+    case EVP_PKEY_EC:
+    case EVP_PKEY_ED25519:
+    case EVP_PKEY_ED448:
+        return NID_auth_ecdsa;
+    default:
+        return NID_undef;
+    }
+}
+
+/* OpenSSL takes cipher lists that leave a handshake nothing to agree on (TLS 1.2 ciphers all
+ * for another key type, disabled at tls_min_version or the security level, with no TLS 1.3
+ * suite): every handshake would then fail with "no shared cipher". */
+static bool some_cipher_usable(SSL_CTX *ctx)
+{
+    X509 *cert = SSL_CTX_get0_certificate(ctx);
+    int auth = auth_nid_of_key(cert ? X509_get0_pubkey(cert) : NULL);
+    SSL *ssl = SSL_new(ctx);
+    if (!ssl)
+        return true; /* out of memory: nothing to say about the lists */
+    STACK_OF(SSL_CIPHER) *usable = SSL_get1_supported_ciphers(ssl);
+    bool ok = false;
+    for (int i = 0; usable && i < sk_SSL_CIPHER_num(usable) && !ok; i++) {
+        int a = SSL_CIPHER_get_auth_nid(sk_SSL_CIPHER_value(usable, i));
+        ok = a == NID_auth_any || auth == NID_undef || a == auth;
+    }
+    sk_SSL_CIPHER_free(usable);
+    SSL_free(ssl);
+    ERR_clear_error();
+    return ok;
+}
+
+static void report_no_cipher(const struct config *cfg, unsigned v)
+{
+    char host[300] = "";
+    if (v > 0)
+        snprintf(host, sizeof host, "[host %s]: ", cfg->vhosts[v - 1].name);
+    if (cfg->tls_min_version >= TLS1_3_VERSION)
+        report(cfg, config_line(cfg, "tls_ciphersuites"),
+               "%stls_ciphersuites: no TLS 1.3 suite in '%s' is usable, and tls_min_version = 1.3 "
+               "leaves no other: every handshake would fail",
+               host, cfg->tls_ciphersuites);
+    else
+        report(cfg, config_line(cfg, "tls_ciphers"),
+               "%stls_ciphers: no cipher in '%s' is usable with the key of %s, and "
+               "tls_ciphersuites leaves no TLS 1.3 suite: every handshake would fail",
+               host, cfg->tls_ciphers, config_cert(cfg, v));
+}
+
 /* One TLS context: the main one (v = 0) or a [host] section's. A section fails on the main
  * keys exactly as the main context does, so only what differs is reported again. */
 static int check_tls_context(const struct config *cfg, unsigned v, const char *main_err, char *err,
@@ -139,9 +199,12 @@ static int check_tls_context(const struct config *cfg, unsigned v, const char *m
         report(cfg, config_host_line(cfg, v, "tls_key_file"),
                "warning: key %s is readable by others than its owner", keyfile);
     if (ctx) {
+        bool usable = some_cipher_usable(ctx);
         SSL_CTX_free(ctx);
         err[0] = '\0';
-        return 0;
+        if (!usable)
+            report_no_cipher(cfg, v);
+        return !usable;
     }
     if (v > 0 && strcmp(err, main_err) == 0)
         return 1;

@@ -415,3 +415,62 @@ def test_host_key_error_names_its_line(env, tmp_path):
     assert r.returncode == 1, r
     assert f"{conf}:{len(lines)}: [host a.example]: tls_key_file: cannot load key" in r.stderr, \
         r.stderr
+
+
+# --- configurations that cannot work -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("extra,key", [
+    # TLS 1.3 only, and no TLS 1.3 suite: "no ciphers available" at every handshake
+    ({"tls_min_version": "1.3", "tls_ciphersuites": ""}, "tls_ciphersuites"),
+    # the test certificate has an EC key: RSA-only TLS 1.2 ciphers, and no TLS 1.3 suite
+    ({"tls_ciphers": "ECDHE-RSA-AES128-GCM-SHA256", "tls_ciphersuites": ""}, "tls_ciphers"),
+    # ciphers no handshake may use (no authentication, PSK without keys)
+    ({"tls_ciphers": "aNULL", "tls_ciphersuites": ""}, "tls_ciphers"),
+    ({"tls_ciphers": "PSK", "tls_ciphersuites": ""}, "tls_ciphers"),
+    # no PAM service, or a name PAM would cut at the '/'
+    ({"pam_service": ""}, "pam_service"),
+    ({"pam_service": "etc/ftpsd"}, "pam_service"),
+])
+def test_check_refuses_configuration_that_cannot_work(env, tmp_path, extra, key):
+    s = good_settings(env)
+    s.update(extra)
+    conf = conf_from(tmp_path, s)
+    r = run(["-t", "-f", conf], env=wrapper_env(env))
+    assert r.returncode == 1 and "configuration OK" not in r.stdout, r
+    line = 2 + list(s).index(key)   # the header comment is line 1
+    assert f"{conf}:{line}: {key}: " in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("extra", [
+    # TLS 1.2 allowed with only TLS 1.3 suites usable: a TLS 1.3 client can still connect
+    {"tls_ciphers": "ECDHE-RSA-AES128-GCM-SHA256"},
+    {"tls_min_version": "1.3", "tls_ciphers": "ECDHE-RSA-AES128-GCM-SHA256"},
+    # TLS 1.2 only, with a cipher for the EC key
+    {"tls_ciphers": "ECDHE-ECDSA-AES128-GCM-SHA256", "tls_ciphersuites": ""},
+])
+def test_check_accepts_configuration_that_can_work(env, tmp_path, extra):
+    s = good_settings(env)
+    s.update(extra)
+    r = run(["-t", "-f", conf_from(tmp_path, s)], env=wrapper_env(env))
+    assert r.returncode == 0 and "configuration OK" in r.stdout, r
+
+
+def test_check_refuses_empty_pam_service_in_host(env, tmp_path):
+    lines = ["# test"] + [f"{k} = {v}" for k, v in good_settings(env).items()]
+    lines += ["[host a.example]", "pam_service ="]
+    conf = write_conf(tmp_path, lines)
+    r = run(["-t", "-f", conf], env=wrapper_env(env))
+    assert r.returncode == 1, r
+    assert f"{conf}:{len(lines)}: [host a.example]: pam_service" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("conf", [{"tls_min_version": "1.3", "tls_ciphersuites": ""},
+                                  {"pam_service": ""}])
+def test_session_start_refuses_configuration_that_cannot_work(make_server, conf):
+    """The session's own check refuses them too, with 421 before any handshake."""
+    s = make_server(**conf)
+    r = s.raw()
+    code, lines = r.reply()
+    assert code == 421, lines
+    r.close()
