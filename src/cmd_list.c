@@ -392,6 +392,17 @@ void cmd_list(struct usess *s, const struct ureq *q, struct uresp *r)
         snprintf(nlst_prefix, sizeof nlst_prefix, "%s%s", p, p[strlen(p) - 1] == '/' ? "" : "/");
     }
     bool dir_w = can(dfd, ".", W_OK | X_OK);
+    /* The cdir entry is the directory itself: deleting or renaming it is up to its parent,
+     * as MLST of it says (the root has none). */
+    bool cdir_parent_w = false;
+    if (q->op == UOP_MLSD && strcmp(dir_vp, "/") != 0) {
+        const char *base;
+        int pfd = path_open_parent(s->rootfd, dir_vp, &base);
+        if (pfd >= 0) {
+            cdir_parent_w = can(pfd, ".", W_OK | X_OK);
+            close(pfd);
+        }
+    }
     for (size_t i = 0; i < v.n && sink_flush(&out, LISTING_PIECE); i++) {
         const char *nm = name_at(&v, i);
         if (q->op == UOP_NLST) {
@@ -414,7 +425,8 @@ void cmd_list(struct usess *s, const struct ureq *q, struct uresp *r)
         }
         if (q->op == UOP_MLSD) {
             const char *type = strcmp(nm, ".") == 0 ? "cdir" : NULL;
-            mlsx_line(s, &out.buf, dfd, dir_vp, &e, q->facts, type, dir_w, true);
+            mlsx_line(s, &out.buf, dfd, dir_vp, &e, q->facts, type, type ? cdir_parent_w : dir_w,
+                      true);
         } else {
             struct listent le = {.name = nm, .st = e.st, .target = e.target};
             list_format_ls(&out.buf, &le, &s->ids, now);

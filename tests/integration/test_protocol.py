@@ -311,6 +311,22 @@ def test_mlsd_rules(server):
         list(f.mlsd("nosuchdir"))
     with pytest.raises(ftplib.error_perm, match="^550"):
         list(f.mlsd("*.txt"))                                 # no globbing
+    # the cdir entry's d and f (delete, rename) are its parent's to allow, as MLST of
+    # the same directory says; they came from the directory itself.
+    cdir = dict(f.mlsd("/", facts=["perm"]))["."]["perm"]
+    assert "d" not in cdir and "f" not in cdir, cdir
+    mlst = f.sendcmd("MLST /").splitlines()[1]
+    assert f"perm={cdir};" in mlst, (cdir, mlst)
+    home = server.env.home("alice")
+    locked = os.path.join(home, "mlsdroot")
+    os.makedirs(locked, exist_ok=True)
+    os.chown(locked, 0, 0)
+    os.chmod(locked, 0o755)                       # root's, in alice's writable home
+    cdir = dict(f.mlsd("mlsdroot", facts=["perm"]))["."]["perm"]
+    assert "d" in cdir and "f" in cdir and "c" not in cdir, cdir
+    mlst = f.sendcmd("MLST mlsdroot").splitlines()[1]
+    assert f"perm={cdir};" in mlst, (cdir, mlst)
+    os.rmdir(locked)
     f.quit()
 
 
