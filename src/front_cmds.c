@@ -420,11 +420,36 @@ static void c_acct(struct front *f, const char *name, char *arg)
         front_reply(f, 503, "Login with USER and PASS first.");
 }
 
+static bool all_digits(const char *s, size_t n)
+{
+    return n > 0 && strspn(s, "0123456789") == n;
+}
+
+/* RFC 959 §4.1.3: ALLO <decimal-integer> [<SP> R <SP> <decimal-integer>]. */
 static void c_allo(struct front *f, const char *name, char *arg)
 {
     (void)name;
-    (void)arg;
-    front_reply(f, 202, "ALLO is not needed.");
+    size_t n = strcspn(arg, " ");
+    const char *r = arg + n;
+    if (all_digits(arg, n) &&
+        (!*r || ((r[1] == 'R' || r[1] == 'r') && r[2] == ' ' && all_digits(r + 3, strlen(r + 3)))))
+        front_reply(f, 202, "ALLO is not needed.");
+    else
+        front_reply(f, 501, "ALLO needs a byte count: ALLO <size> [R <record size>].");
+}
+
+/* RFC 959 §5.3.2: A [<SP> N|T|C], E [<SP> N|T|C], I, L <SP> <byte size>. */
+static bool type_syntax_ok(const char *arg)
+{
+    char t = (char)toupper((unsigned char)arg[0]);
+    const char *r = arg[0] ? arg + 1 : arg;
+    if (t == 'I')
+        return !*r;
+    if (t == 'A' || t == 'E')
+        return !*r || (r[0] == ' ' && r[1] && strchr("NTCntc", r[1]) && !r[2]);
+    if (t == 'L')
+        return r[0] == ' ' && all_digits(r + 1, strlen(r + 1));
+    return false;
 }
 
 static void c_type(struct front *f, const char *name, char *arg)
@@ -432,16 +457,18 @@ static void c_type(struct front *f, const char *name, char *arg)
     (void)name;
     char t = (char)toupper((unsigned char)arg[0]);
     const char *rest = arg[0] ? arg + 1 : arg;
+    if (!type_syntax_ok(arg)) {
+        front_reply(f, 501, "TYPE syntax: A [N|T|C], E [N|T|C], I or L <byte size>.");
+        return;
+    }
     if (t == 'A' && (!*rest || str_ieq(rest, " N"))) {
         f->type = 'A';
         front_reply(f, 200, "Switching to ASCII mode.");
     } else if ((t == 'I' && !*rest) || (t == 'L' && strcmp(rest, " 8") == 0)) {
         f->type = 'I';
         front_reply(f, 200, "Switching to Binary mode.");
-    } else if (t == 'A' || t == 'E' || t == 'I' || t == 'L') {
-        front_reply(f, 504, "TYPE %s is not supported; use A or I.", arg);
     } else {
-        front_reply(f, 501, "Unknown TYPE.");
+        front_reply(f, 504, "TYPE %s is not supported; use A or I.", arg);
     }
 }
 

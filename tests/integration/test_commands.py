@@ -353,10 +353,13 @@ def test_opts_mlst_selects_facts(cw, ws):
 
 @pytest.mark.parametrize("arg,code", [
     ("A", 200), ("A N", 200), ("I", 200), ("L 8", 200), ("a", 200), ("i", 200), ("l 8", 200),
-    ("A T", 504), ("A C", 504), ("E", 504), ("L 7", 504), ("X", 501),
+    ("A T", 504), ("A C", 504), ("E", 504), ("E N", 504), ("L 7", 504), ("X", 501),
+    ("L", 501), ("A  N", 501), ("A X", 501), ("I N", 501), ("L x", 501), ("A N x", 501),
 ])
 def test_type(c, arg, code):
-    """B-16, B-17."""
+    """B-16, B-17: what RFC 959's grammar allows but ftpsd does not do is 504; what it does not
+    allow (L without a byte size, a doubled space, an unknown form) is a syntax error, 501
+    (those were 504)."""
     assert c.cmd(f"TYPE {arg}")[0] == code
 
 
@@ -388,6 +391,8 @@ def test_simple_commands(c):
     assert c.cmd("SMNT /x")[0] == 502                       # G-08 / B-05
     assert c.cmd("ALLO 1000")[0] in (200, 202)              # B-30
     assert c.cmd("ALLO 1000 R 100")[0] in (200, 202)
+    for bad in ("ALLO x", "ALLO 10 R", "ALLO 10 X 5", "ALLO -1"):
+        assert c.cmd(bad)[0] == 501, bad                    # was 202 whatever followed
     assert c.cmd("ACCT x")[0] in (202, 230)                 # L-12
     assert c.cmd("ABOR")[0] in (225, 226)                   # B-36
     assert c.cmd("NOOP x")[0] == 501
