@@ -891,7 +891,9 @@ static void c_host(struct front *f, const char *name, char *arg)
     if (f->tls) {
         /* The TLS handshake already picked a certificate: HOST may not contradict it. */
         bool sni_clash = f->sni[0] && !literal && strcasecmp(f->sni, arg) != 0;
-        if (sni_clash || idx != f->cert_vhost) {
+        /* A section without its own certificate uses the main one: what counts is the
+         * certificate, not the section. */
+        if (sni_clash || front_ctx_for(f, idx) != front_ctx_for(f, f->cert_vhost)) {
             front_reply(f, 504, "HOST %s does not match the TLS server name in use.", arg);
             return;
         }

@@ -240,6 +240,13 @@ def test_host_rows(env, tmp_path):
         assert r.cmd("REIN")[0] == 220
         assert r.cmd("HOST 127.0.0.1") == (220, ["220 main"])    # not tied to other.example
         r.close()
+        # HOST after AUTH, without SNI, naming a section that uses the main certificate: that
+        # is the certificate in use (it was refused with 504, the sections being different).
+        r = s.raw()
+        r.reply()
+        r.starttls(s.env.cert, server_hostname=None)
+        assert r.cmd("HOST other.example") == (220, ["220 other"])
+        r.close()
     finally:
         s.stop()
 
