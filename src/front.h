@@ -50,6 +50,7 @@ struct front {
     unsigned char sid_ctx[TLS_SID_CTX_LEN];
     int mon_fd;
     pid_t mon_pid;
+    uint64_t *progress; /* the running worker's byte count (see worker_args) */
     int user_fd;
 
     bool tls;

@@ -41,6 +41,13 @@ struct wstate {
     char *conv;     /* 2 * BUF_SIZE, for TYPE A */
 };
 
+static void moved(struct wstate *w, uint64_t n)
+{
+    w->bytes += n;
+    if (w->a->progress)
+        __atomic_store_n(w->a->progress, w->bytes, __ATOMIC_RELAXED);
+}
+
 static _Noreturn void finish(struct wstate *w, uint32_t status)
 {
     struct msg *m = msg_new();
@@ -282,7 +289,7 @@ static bool kernel_send(struct wstate *w, int fd, uint32_t *st)
                            : sendfile(w->a->data_fd, fd, NULL, SENDFILE_CHUNK);
         if (r > 0) {
             off += r;
-            w->bytes += (uint64_t)r;
+            moved(w, (uint64_t)r);
             continue;
         }
         if (r == 0) {
@@ -328,7 +335,7 @@ static uint32_t send_file(struct wstate *w, int fd, bool ascii, uint64_t skip)
         }
         if (n == 0)
             return WR_OK;
-        w->bytes += (uint64_t)n;
+        moved(w, (uint64_t)n);
         if (ascii) {
             size_t c = ascii_to_net(w->buf, (size_t)n, w->conv, &prev_cr);
             size_t drop = skip < c ? (size_t)skip : c;
@@ -354,7 +361,7 @@ static uint32_t file_write(struct wstate *w, int fd, const char *p, size_t n)
             return file_write_error(w, ENOSPC);
         p += r;
         n -= (size_t)r;
-        w->bytes += (uint64_t)r;
+        moved(w, (uint64_t)r);
     }
     return WR_OK;
 }
@@ -378,7 +385,7 @@ static uint32_t splice_file(struct wstate *w, int fd)
             if (m <= 0)
                 return file_write_error(w, m < 0 ? errno : ENOSPC);
             n -= m;
-            w->bytes += (uint64_t)m;
+            moved(w, (uint64_t)m);
         }
     }
 }

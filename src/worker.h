@@ -9,6 +9,7 @@
 
 #include <openssl/ssl.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 enum job_dir { JOB_SEND = 1, JOB_RECV = 2 };
 
@@ -38,6 +39,9 @@ struct worker_args {
     bool require_close_notify;
     bool ktls;      /* try kernel TLS (tls_ktls and the kernel offers it) */
     int timeout_ms; /* data_timeout: the whole TLS handshake, and each wait for progress */
+    /* File bytes moved so far, in memory shared with the front: it can log what a transfer
+     * moved even when the worker is killed or the client leaves before the result. */
+    uint64_t *progress;
 };
 
 _Noreturn void worker_main(const struct worker_args *a);

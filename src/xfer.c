@@ -42,6 +42,8 @@ static void spawn_worker(struct front *f, int fd)
     int pp[2] = {-1, -1};
     if (!tls && pipe2(pp, O_CLOEXEC) == 0)
         fcntl(pp[1], F_SETPIPE_SZ, 1 << 20);
+    if (f->progress)
+        *f->progress = 0;
     pid_t pid = fork();
     if (pid < 0) {
         log_msg(LOG_ERR, "fork: %s", strerror(errno));
@@ -82,6 +84,7 @@ static void spawn_worker(struct front *f, int fd)
             .require_close_notify = f->cfg->upload_require_close_notify,
             .ktls = f->cfg->ktls_kernel || f->test_force_ktls,
             .timeout_ms = (int)f->cfg->data_timeout * 1000,
+            .progress = f->progress,
         };
         worker_main(&a);
     }
@@ -262,6 +265,58 @@ static const char *kind_verb(enum xfer_kind k)
     return v[k];
 }
 
+/* A transfer's record, whatever its end: the log line, and the xferlog entry for files. */
+struct record {
+    const char *logwhat, *name;
+    bool upload, listing;
+    int64_t started;
+};
+
+static void record(struct front *f, const struct record *rc, uint64_t bytes, const char *tlsinfo,
+                   int code, const char *text)
+{
+    int64_t ms = now_ms() - rc->started;
+    if (f->cfg->xferlog_file[0] && !rc->listing) {
+        struct msg *m = f->m;
+        msg_init(m, MSG_XFERLOG);
+        msg_put_u64(m, bytes);
+        msg_put_u32(m, (uint32_t)ms);
+        msg_put_u32(m, rc->upload ? 'i' : 'o');
+        msg_put_u32(m, f->type == 'A' ? 'a' : 'b');
+        msg_put_u32(m, code == 226);
+        msg_put_str(m, rc->name);
+        msg_send(f->mon_fd, m);
+    }
+    log_msg(LOG_INFO, "%s bytes=%llu secs=%.3f prot=%s%s%s reply=%d%s%s", rc->logwhat,
+            (unsigned long long)bytes, (double)ms / 1000.0, f->prot_p ? "P" : "C",
+            tlsinfo[0] ? " tls=" : "", tlsinfo, code, text[0] ? " reason=" : "", text);
+}
+
+/* The reply to a transfer the worker reported as failed. */
+static int status_code(uint32_t status)
+{
+    switch (status) {
+    case WR_TLS_FAILED:
+        return 522;
+    case WR_LOCAL_ERROR:
+        return 451;
+    case WR_NO_SPACE:
+        return 452;
+    case WR_QUOTA:
+        return 552;
+    case WR_PROT_CHANGED:
+        return 425;
+    default:
+        return 426;
+    }
+}
+
+/* What a worker that gave no result had moved. */
+static uint64_t progress(const struct front *f)
+{
+    return f->progress ? __atomic_load_n(f->progress, __ATOMIC_RELAXED) : 0;
+}
+
 void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
 {
     const struct config *cfg = f->cfg;
@@ -326,6 +381,11 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
         front_reply(f, 150, "Here comes the directory listing.");
 
     int64_t started = now_ms();
+    const struct record rc = {.logwhat = logwhat,
+                              .name = open.name,
+                              .upload = upload,
+                              .listing = listing,
+                              .started = started};
     enum wait_result w = W_READY;
     struct ureply fin;
     char why[256] = "";
@@ -342,11 +402,11 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
         char tail[160];
         outcome(&fin, tail, sizeof tail);
         ureply_free(&fin);
-        ureply_free(&open);
         if (w == W_CTL_GONE) {
-            log_msg(LOG_INFO, "%s: client closed the control connection", logwhat);
+            record(f, &rc, 0, "", 426, "client closed the control connection");
             front_exit(f, 0);
         }
+        ureply_free(&open);
         if (w == W_ABORT) {
             front_reply(f, 426, "Transfer aborted%s.", tail);
             front_reply(f, 226, "ABOR successful.");
@@ -402,9 +462,12 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
         ;
     f->dc.worker = 0;
     dc_reset(&f->dc);
+    if (!got)
+        bytes = progress(f);
     if (w == W_CTL_GONE) {
         upload_done(f, upload, false, &fin);
-        log_msg(LOG_INFO, "%s: client closed the control connection; transfer aborted", logwhat);
+        /* No reply can reach the client now; the record says what moved. */
+        record(f, &rc, bytes, tlsinfo, 426, "client closed the control connection");
         front_exit(f, 0);
     }
     if (got && status == WR_SANDBOX) {
@@ -417,7 +480,7 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
                  "the data transfer process was stopped by the sandbox "
                  "(forbidden system call %s)",
                  name);
-        bytes = 0;
+        bytes = progress(f);
         got = false;
     } else if (!got && !aborted) {
         if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS) {
@@ -446,65 +509,32 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
     char tail[160] = "";
     if (!ok)
         outcome(&fin, tail, sizeof tail);
-    double secs = (double)(now_ms() - started) / 1000.0;
     /* A fresh TLS 1.3 ticket travels with the final reply, for the next data connection. */
     if (f->ctl.ssl && SSL_version(f->ctl.ssl) >= TLS1_3_VERSION)
         SSL_new_session_ticket(f->ctl.ssl);
-    int code;
+    int code = aborted                           ? 426
+               : ok && upload && fin.code != 226 ? fin.code
+               : ok                              ? 226
+               : !got                            ? 451
+                                                 : status_code(status);
+    if (aborted && !text[0])
+        snprintf(text, sizeof text, "aborted by ABOR");
+    /* Recorded before the reply, which ends the front if the client has gone meanwhile. */
+    record(f, &rc, bytes, tlsinfo, code, text);
     if (aborted) {
         front_reply(f, 426, "Transfer aborted%s.", tail);
-        code = 226;
         front_reply(f, 226, "ABOR successful.");
     } else if (ok && upload && fin.code != 226) {
-        code = fin.code;
         front_relay_reply(f, &fin);
     } else if (ok) {
-        code = 226;
         front_reply(f, 226, "%s", listing ? "Directory send OK." : "Transfer complete.");
-    } else if (!got) {
-        code = 451;
-        front_reply(f, 451, "Transfer failed: %s%s.", text, tail);
+    } else if (code == 522) {
+        front_reply(f, 522, "%s%s", text, tail);
+    } else if (code == 426) {
+        front_reply(f, 426, "Connection closed; transfer aborted (%s)%s.", text, tail);
     } else {
-        switch (status) {
-        case WR_TLS_FAILED:
-            code = 522;
-            break;
-        case WR_LOCAL_ERROR:
-            code = 451;
-            break;
-        case WR_NO_SPACE:
-            code = 452;
-            break;
-        case WR_QUOTA:
-            code = 552;
-            break;
-        case WR_PROT_CHANGED:
-            code = 425;
-            break;
-        default:
-            code = 426;
-            break;
-        }
-        if (code == 522)
-            front_reply(f, 522, "%s%s", text, tail);
-        else if (code == 426)
-            front_reply(f, 426, "Connection closed; transfer aborted (%s)%s.", text, tail);
-        else
-            front_reply(f, code, "Transfer failed: %s%s.", text, tail);
+        front_reply(f, code, "Transfer failed: %s%s.", text, tail);
     }
-    if (cfg->xferlog_file[0] && !listing) {
-        msg_init(m, MSG_XFERLOG);
-        msg_put_u64(m, bytes);
-        msg_put_u32(m, (uint32_t)(now_ms() - started));
-        msg_put_u32(m, upload ? 'i' : 'o');
-        msg_put_u32(m, f->type == 'A' ? 'a' : 'b');
-        msg_put_u32(m, code == 226);
-        msg_put_str(m, open.name);
-        msg_send(f->mon_fd, m);
-    }
-    log_msg(LOG_INFO, "%s bytes=%llu secs=%.3f prot=%s%s%s reply=%d%s%s", logwhat,
-            (unsigned long long)bytes, secs, f->prot_p ? "P" : "C", tlsinfo[0] ? " tls=" : "",
-            tlsinfo, code, text[0] ? " reason=" : "", text);
     ureply_free(&fin);
     ureply_free(&open);
 }

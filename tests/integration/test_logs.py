@@ -233,3 +233,85 @@ def test_xferlog_existing_file_keeps_its_mode(make_server, env):
     os.chmod(path, 0o600)
     xferlog_after_one_upload(make_server, path)
     assert os.stat(path).st_mode & 0o777 == 0o600, oct(os.stat(path).st_mode)
+
+
+def transfer_line(log, name):
+    sid, mine = session_lines(log, f'RETR "/{name}"', "disconnect")
+    m = re.search(rf'RETR "/{re.escape(name)}" bytes=(\d+) .* reply=(\d+)(?: reason=(.*))?$',
+                  find(mine, rf'^RETR "/{re.escape(name)}" bytes=')["msg"])
+    return int(m.group(1)), int(m.group(2)), m.group(3) or ""
+
+
+def big_file(env, size):
+    name = f"log-{uuid.uuid4().hex[:10]}.bin"
+    path = os.path.join(env.home("alice"), name)
+    with open(path, "wb") as fh:
+        fh.write(os.urandom(size))
+    return name, path
+
+
+def test_transfer_is_recorded_when_the_client_leaves(server, env, log):
+    """A client that reads a whole download and resets the control connection before the 226:
+    the transfer had no line at all (the front ended before logging it). Now it is recorded
+    with the bytes the worker moved."""
+    from reliability import rst_close
+    size = 3 << 20
+    name, path = big_file(env, size)
+    try:
+        r = server.tls_raw("alice", prot=True, timeout=20)
+        assert r.cmd("TYPE I")[0] == 200
+        d = r.data_connect(r.cmd("EPSV")[1])
+        r.send(f"RETR {name}\r\n".encode())
+        assert r.reply()[0] == 150
+        assert len(r.read_all(d)) == size
+        rst_close(r.sock)
+        bytes_, code, _ = transfer_line(log, name)
+        assert bytes_ == size and code in (226, 426), (bytes_, code)
+    finally:
+        os.unlink(path)
+
+
+def test_aborted_and_killed_transfers_are_recorded_as_failed(server, env, log):
+    """ABOR: the record said reply=226 (the ABOR's own reply), so the xferlog marked the
+    transfer complete; now 426, "aborted by ABOR". A data worker killed mid-download was
+    recorded with bytes=0; now with what it had moved, shared with the front as it goes."""
+    import signal
+    from reliability import descendants
+    size = 64 << 20
+    name, path = big_file(env, size)
+    try:
+        r = server.tls_raw("alice", prot=True, timeout=20)
+        assert r.cmd("TYPE I")[0] == 200
+        d = r.data_connect(r.cmd("EPSV")[1])
+        r.send(f"RETR {name}\r\n".encode())
+        assert r.reply()[0] == 150
+        got = d.recv(65536)
+        assert got
+        assert r.cmd("ABOR")[0] == 426 and r.reply()[0] == 226
+        d.close()
+        r.close()
+        bytes_, code, reason = transfer_line(log, name)
+        assert code == 426 and reason == "aborted by ABOR", (code, reason)
+    finally:
+        os.unlink(path)
+    name, path = big_file(env, size)
+    try:
+        before = set(descendants(server.proc.pid))
+        r = server.tls_raw("alice", prot=True, timeout=20)
+        assert r.cmd("TYPE I")[0] == 200
+        d = r.data_connect(r.cmd("EPSV")[1])
+        r.send(f"RETR {name}\r\n".encode())
+        assert r.reply()[0] == 150
+        received = 0
+        while received < 4 << 20:
+            received += len(d.recv(65536))
+        # The worker is the session's newest process: forked for the data connection.
+        worker = max(p for p in descendants(server.proc.pid) if p not in before)
+        os.kill(worker, signal.SIGKILL)
+        assert r.reply()[0] == 451
+        d.close()
+        r.close()
+        bytes_, code, _ = transfer_line(log, name)
+        assert code == 451 and bytes_ >= received - (2 << 20), (bytes_, received)
+    finally:
+        os.unlink(path)
