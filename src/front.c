@@ -486,8 +486,8 @@ void front_main(const struct session_info *si, int mon_fd)
     f->cfg = si->cfg;
     f->mon_fd = mon_fd;
     f->mon_pid = getppid();
-    void *shared = mmap(NULL, sizeof *f->progress, PROT_READ | PROT_WRITE,
-                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    void *shared =
+        mmap(NULL, sizeof *f->progress, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     f->progress = shared == MAP_FAILED ? NULL : shared;
     f->user_fd = -1;
     f->type = 'A';

@@ -141,10 +141,9 @@ void log_msg(int prio, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    /* Client-supplied text (user names, paths) must not forge new log lines. */
-    for (char *p = msg; *p; p++)
-        if (is_ctl_byte((unsigned char)*p))
-            *p = '?';
+    /* Client-supplied text (user names, paths) must not forge new log lines, nor drive the
+     * terminal or reorder the text of whoever reads them. */
+    text_sanitize(msg, '?');
     char line[2304];
     if (g_user[0])
         snprintf(line, sizeof line, "[%s] %s user=%s: %s", g_sid, g_client, g_user, msg);

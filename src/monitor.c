@@ -53,6 +53,8 @@ struct monitor {
     struct certmap *certmap;
     bool peer_set; /* the PROXY header's client replaced the socket's peer */
     char user[256];
+    char anon_ident[64]; /* anonymous FTP: the identity (e-mail) given, for the xferlog */
+    bool anon;
     char root[4096]; /* the logged-in user's root, for xferlog paths */
     uid_t user_uid;  /* and who runs in it, for cleaning up after a dead user process */
     gid_t user_gid;
@@ -397,6 +399,8 @@ static void login_anonymous(struct monitor *m, const struct login_req *l, struct
     char ident[64];
     snprintf(ident, sizeof ident, "%s", l->pass);
     log_msg(LOG_INFO, "anonymous login, password (e-mail) given: %s", ident);
+    snprintf(m->anon_ident, sizeof m->anon_ident, "%s", ident);
+    m->anon = true;
     login_succeeded(m, pw, l, "anonymous", 230, lines, front_end);
 }
 
@@ -591,7 +595,10 @@ static void handle_peer(struct monitor *m, struct msg *req)
 
 static void handle_xferlog(struct monitor *m, struct msg *req)
 {
-    struct xferlog_entry e = {.end = time(NULL), .host = m->si.peer_str, .user = m->user};
+    struct xferlog_entry e = {.end = time(NULL),
+                              .host = m->si.peer_str,
+                              .user = m->anon ? m->anon_ident : m->user,
+                              .anonymous = m->anon};
     char vpath[4096], full[8192];
     e.bytes = msg_get_u64(req);
     uint32_t msecs = msg_get_u32(req);
@@ -621,6 +628,7 @@ static void handle_logout(struct monitor *m, struct msg *req)
         m->user_pid = 0;
         pamauth_close(&m->pam);
         m->logged_in = false;
+        m->anon = false;
         log_msg(LOG_INFO, "logout (REIN) after %lld s",
                 (long long)((now_ms() - m->login_at) / 1000));
         log_set_user("");

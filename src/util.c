@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,4 +245,63 @@ void close_fds_except(const int *keep, int n)
         next = (unsigned)k[i] + 1;
     }
     close_range(next, ~0U, 0);
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4) and its code point, or 0 if invalid. */
+static size_t utf8_char(const unsigned char *s, uint32_t *cp)
+{
+    unsigned char c = s[0];
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+        *cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        *cp = c & 0x0f;
+        if (c == 0xe0)
+            lo = 0xa0; /* no overlong forms */
+        if (c == 0xed)
+            hi = 0x9f; /* no surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        *cp = c & 0x07;
+        if (c == 0xf0)
+            lo = 0x90;
+        if (c == 0xf4)
+            hi = 0x8f; /* nothing past U+10FFFF */
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        unsigned char b = s[i];
+        if (b < (i == 1 ? lo : 0x80) || b > (i == 1 ? hi : 0xbf))
+            return 0;
+        *cp = (*cp << 6) | (b & 0x3f);
+    }
+    return n;
+}
+
+void text_sanitize(char *s, char repl)
+{
+    const unsigned char *in = (const unsigned char *)s;
+    char *out = s;
+    while (*in) {
+        uint32_t cp;
+        size_t n = utf8_char(in, &cp);
+        bool bad = n == 0 || cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f) ||
+                   (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+        if (bad) {
+            *out++ = repl;
+            in += n ? n : 1;
+        } else {
+            memmove(out, in, n);
+            out += n;
+            in += n;
+        }
+    }
+    *out = '\0';
 }

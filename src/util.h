@@ -45,6 +45,14 @@ static inline bool is_ctl_byte(unsigned char c)
     return c < 0x20 || c == 0x7f;
 }
 
+/*
+ * Makes client text safe to log, in place: every C0 control and DEL, every byte that is not
+ * part of valid UTF-8, and every C1 control (U+0080..U+009F, which some terminals obey) or
+ * bidirectional override (U+202A..U+202E, U+2066..U+2069, which reorder what a reader sees)
+ * becomes repl. Valid UTF-8 text is kept as it is. The result is never longer.
+ */
+void text_sanitize(char *s, char repl);
+
 bool str_ieq(const char *a, const char *b);
 bool str_has_prefix_ci(const char *s, const char *prefix);
 

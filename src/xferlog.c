@@ -37,16 +37,23 @@ void xferlog_format(char *buf, size_t len, const struct xferlog_entry *e)
     localtime_r(&e->end, &tm);
     /* ctime(3) layout, "Fri Nov 27 03:00:00 2026", without its newline. */
     strftime(when, sizeof when, "%a %b %e %H:%M:%S %Y", &tm);
-    char name[4096];
+    char name[4096], user[256];
     snprintf(name, sizeof name, "%s", e->path);
+    snprintf(user, sizeof user, "%s", e->user[0] ? e->user : "*");
+    /* The format is space-separated: a space in a field would shift the ones after it. */
+    text_sanitize(name, '_');
+    text_sanitize(user, '_');
     for (char *p = name; *p; p++)
-        if (is_ctl_byte((unsigned char)*p) || *p == ' ')
+        if (*p == ' ')
+            *p = '_';
+    for (char *p = user; *p; p++)
+        if (*p == ' ')
             *p = '_';
     /* transfer-time host size file type action direction access-mode user service
      * auth-method auth-user-id status */
-    snprintf(buf, len, "%s %u %s %llu %s %c _ %c r %s ftp 0 * %c\n", when,
+    snprintf(buf, len, "%s %u %s %llu %s %c _ %c %c %s ftp 0 * %c\n", when,
              e->seconds ? e->seconds : 1, e->host, (unsigned long long)e->bytes, name, e->type,
-             e->direction, e->user, e->complete ? 'c' : 'i');
+             e->direction, e->anonymous ? 'a' : 'r', user, e->complete ? 'c' : 'i');
 }
 
 void xferlog_write(int fd, const struct xferlog_entry *e)

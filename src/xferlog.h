@@ -14,14 +14,15 @@ struct xferlog_entry {
     const char *path; /* real path of the file */
     char type;        /* 'a' ASCII or 'b' binary */
     char direction;   /* 'o' download, 'i' upload */
-    const char *user;
+    const char *user; /* the account, or for anonymous FTP the identity (e-mail) given */
+    bool anonymous;   /* access mode 'a' (else 'r', a real user) */
     bool complete;
 };
 
 /* Opens the log for appending (created 0640). -1 with errno on failure. */
 int xferlog_open(const char *path);
-/* Formats one xferlog(5) line; whitespace and control characters in the file name become '_'
- * so that the fields stay splittable by tools. */
+/* Formats one xferlog(5) line; whitespace, control characters and invalid UTF-8 in the file
+ * name and the user become '_' so that the fields stay splittable by tools. */
 void xferlog_format(char *buf, size_t len, const struct xferlog_entry *e);
 /* Appends one line with a single write (O_APPEND keeps concurrent sessions' lines whole). */
 void xferlog_write(int fd, const struct xferlog_entry *e);

@@ -97,3 +97,27 @@ def test_anonymous_uploads_when_allowed(make_server, anon_root):
     with pytest.raises(ftplib.error_perm, match="^550"):     # root itself is not theirs
         f.storbinary("STOR toplevel.txt", io.BytesIO(b"x"))
     f.quit()
+
+
+def test_anonymous_transfers_in_the_xferlog(make_server, anon_root, env):
+    """xferlog(5): an anonymous transfer has access mode 'a' and the identity given as the
+    password for user; it said 'r' and the anon_user account ("ftp"), as for a real user.
+    The identity is client text: spaces, controls and invalid UTF-8 become '_'."""
+    import time
+    path = env.path("xferlog-anon")
+    s = make_server(anonymous="yes", anon_root=anon_root, xferlog_file=path)
+    f = plain_ftp(s)
+    f.sendcmd("USER anonymous")
+    f.sendcmd("PASS guest me@example.org\x1b")
+    f.retrbinary("RETR pub/README", io.BytesIO().write)
+    f.quit()
+    deadline = time.time() + 5
+    lines = []
+    while time.time() < deadline and not lines:
+        lines = open(path).read().splitlines() if os.path.exists(path) else []
+        time.sleep(0.1)
+    assert len(lines) == 1, lines
+    fl = lines[0].split()
+    assert len(fl) == 18, fl
+    assert fl[8].endswith("/pub/README") and fl[11] == "o"
+    assert fl[12:] == ["a", "guest_me@example.org_", "ftp", "0", "*", "c"], fl

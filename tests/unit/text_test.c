@@ -1,5 +1,6 @@
 /* Reply formatting, Telnet clean-up, TYPE A conversion, listing formats, message framing. */
 #include <stdbool.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -55,6 +56,27 @@ int main(void)
     reply_quote_path(&b, "/a\"b");
     CHECK_STR(b.data, "\"/a\"\"b\"");
     sbuf_free(&b);
+
+    /* Log text: valid UTF-8 stays; C0, DEL, C1 (as UTF-8 or as raw 8-bit bytes), bidi
+     * overrides, invalid or overlong sequences and surrogates each become one '?'. */
+    {
+        char t[128];
+        snprintf(t, sizeof t, "%s", "Jos\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 ok");
+        text_sanitize(t, '?');
+        CHECK_STR(t, "Jos\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 ok");
+        snprintf(t, sizeof t, "%s", "a\rb\x1b[2Jc\x7f");
+        text_sanitize(t, '?');
+        CHECK_STR(t, "a?b?[2Jc?");
+        snprintf(t, sizeof t, "%s",
+                 "x\x9b"
+                 "2J|\xc2\x9b|\xe2\x80\xae"
+                 "evil|\xe2\x81\xa6|\xc3\x28|");
+        text_sanitize(t, '?');
+        CHECK_STR(t, "x?2J|?|?evil|?|?(|");
+        snprintf(t, sizeof t, "%s", "\xc0\xaf|\xed\xa0\x80|\xf4\x90\x80\x80|\xe2\x82");
+        text_sanitize(t, '_');
+        CHECK_STR(t, "__|___|____|__");
+    }
 
     /* Telnet: IAC IAC is 0xFF; IP/DM and option requests vanish; CR NUL is CR. */
     CHECK_STR(telnet("\xff\xf4\xff\xf2"
