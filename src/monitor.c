@@ -64,6 +64,15 @@ struct monitor {
     unsigned kill_reports; /* MSG_WORKER_KILLED taken */
 };
 
+/* The monitor's own SIGKILLs, logged where they are sent; reap() logs any other. */
+static pid_t killed_here;
+
+static void kill_front(struct monitor *m)
+{
+    killed_here = m->front_pid;
+    kill(m->front_pid, SIGKILL);
+}
+
 static volatile sig_atomic_t g_term;
 
 static void log_error_line(const char *msg)
@@ -412,7 +421,7 @@ static void handle_login(struct monitor *m, struct msg *req)
     sbuf_init(&lines);
     if (!parse_login(cfg, req, l) || m->logged_in || m->failures >= cfg->max_login_failures) {
         log_msg(LOG_ERR, "malformed or out-of-order login request from the front; ending");
-        kill(m->front_pid, SIGKILL);
+        kill_front(m);
         goto out;
     }
     if (is_anonymous(cfg, l->user)) {
@@ -571,7 +580,7 @@ static void handle_peer(struct monitor *m, struct msg *req)
         m->logged_in || port > 65535 ||
         !((fam == AF_INET && len == 4) || (fam == AF_INET6 && len == 16))) {
         log_msg(LOG_ERR, "unexpected client address from the front; ending");
-        kill(m->front_pid, SIGKILL);
+        kill_front(m);
         return;
     }
     struct sockaddr_storage ss;
@@ -620,7 +629,7 @@ static void handle_xferlog(struct monitor *m, struct msg *req)
 static void handle_logout(struct monitor *m, struct msg *req)
 {
     if (!msg_ok_end(req)) {
-        kill(m->front_pid, SIGKILL);
+        kill_front(m);
         return;
     }
     if (m->logged_in) {
@@ -657,6 +666,11 @@ static void reap(pid_t pid, const char *what, int grace_ms)
     }
     if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS)
         audit_log_seccomp_kill(what, pid, (uid_t)-1);
+    else if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL && pid != killed_here)
+        log_msg(LOG_ERR,
+                "%s process was killed (SIGKILL from outside the session: an administrator, or "
+                "the kernel's out-of-memory killer)",
+                what);
     else if (WIFSIGNALED(st) && WTERMSIG(st) != SIGKILL && WTERMSIG(st) != SIGTERM)
         log_msg(LOG_ERR, "%s process died of signal %d", what, WTERMSIG(st));
 }

@@ -332,6 +332,30 @@ def test_crash_of_front_or_user_process(make_server, recording_pam, syslog, vict
     assert_server_works(s)
 
 
+@pytest.mark.parametrize("victim", ["user", "front"])
+def test_sigkill_of_a_session_process_is_logged(make_server, recording_pam, syslog, victim):
+    """kill -9 (an administrator, or the kernel's out-of-memory killer) of the front or the
+    user process: the session ended with only its "disconnect" line; the monitor now says
+    which process was killed. Its own SIGKILLs it logs where it sends them."""
+    s, r, mark, (mon, front, user), log = crash_session(make_server, recording_pam, syslog)
+    procs = descendants(s.proc.pid)
+    os.kill(user if victim == "user" else front, signal.SIGKILL)
+    count("processes crashed")
+    try:
+        if victim == "user":
+            r.cmd("PWD")
+        read_to_eof(r.sock, 5)
+        assert wait_until(lambda: not alive(procs), 15), alive(procs)
+    finally:
+        kill_leftovers(procs)
+        r.close()
+    text = mark.text(wait_for=re.compile(rf" ftpsd\[{mon}\]: .*disconnect after \d+ s"))
+    if text is None:
+        pytest.skip("no syslog to read")
+    mine = log_lines(text, {mon})
+    assert any(f"{victim} process was killed (SIGKILL" in l for l in mine), mine
+
+
 def test_monitor_killed_ends_the_session(make_server, recording_pam, syslog):
     """kill -9 of the monitor: the front and the user process were re-parented and went on
     serving (uploads included) with no one to log them or close PAM's session, until the
