@@ -133,6 +133,7 @@ broken:
     if (f->pending_temp[0]) {
         msg_init(m, MSG_CLEANUP);
         msg_put_str(m, f->pending_temp);
+        msg_put_str(m, f->pending_reserved);
         msg_send(f->mon_fd, m);
     }
     front_reply(f, 421, "Service not available: internal error, closing connection.");

@@ -533,14 +533,25 @@ static bool is_temp_upload_name(const char *base)
 
 /* The user process died with an upload's temporary file open: remove it, as that user, inside
  * that user's root, so nothing half-written stays behind. */
+/* STOU's reserved name: beside the temporary file, and removed only while still empty. */
+static bool reserved_ok(const char *rv, const char *parent)
+{
+    char canon[VPATH_MAX], rparent[VPATH_MAX];
+    const char *rbase;
+    return !rv[0] || (vpath_join("/", rv, canon, sizeof canon) == 0 && strcmp(canon, rv) == 0 &&
+                      vpath_split(canon, rparent, sizeof rparent, &rbase) == 0 &&
+                      strcmp(rparent, parent) == 0);
+}
+
 static void handle_cleanup(struct monitor *m, struct msg *req)
 {
-    char vp[VPATH_MAX], canon[VPATH_MAX], parent[VPATH_MAX];
+    char vp[VPATH_MAX], canon[VPATH_MAX], parent[VPATH_MAX], rv[VPATH_MAX];
     const char *base;
     msg_get_str(req, vp, sizeof vp);
+    msg_get_str(req, rv, sizeof rv);
     if (!msg_ok_end(req) || !m->logged_in || vpath_join("/", vp, canon, sizeof canon) < 0 ||
         strcmp(canon, vp) != 0 || vpath_split(canon, parent, sizeof parent, &base) < 0 ||
-        !is_temp_upload_name(base)) {
+        !is_temp_upload_name(base) || !reserved_ok(rv, parent)) {
         log_msg(LOG_ERR, "unexpected cleanup request from the front; ignored");
         return;
     }
@@ -552,12 +563,19 @@ static void handle_cleanup(struct monitor *m, struct msg *req)
             _exit(1);
         int root = open(m->user_chroot ? "/" : m->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
         int dfd = root < 0 ? -1 : path_open_parent(root, canon, &base);
-        _exit(dfd >= 0 && unlinkat(dfd, base, 0) == 0 ? 0 : 1);
+        bool ok = dfd >= 0 && unlinkat(dfd, base, 0) == 0;
+        const char *rbase = strrchr(rv, '/');
+        struct stat st;
+        if (ok && rv[0] && rbase && fstatat(dfd, rbase + 1, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(st.st_mode) && st.st_size == 0)
+            unlinkat(dfd, rbase + 1, 0);
+        _exit(ok ? 0 : 1);
     }
     int st = 0;
     if (pid > 0)
         waitpid(pid, &st, 0);
-    log_msg(LOG_NOTICE, "removed the temporary file %s of an unfinished upload%s", canon,
+    log_msg(LOG_NOTICE, "removed the temporary file %s of an unfinished upload%s%s%s", canon,
+            rv[0] ? " and the name STOU reserved, " : "", rv,
             pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "" : " (failed)");
 }
 

@@ -246,7 +246,7 @@ static void upload_done(struct front *f, bool upload, bool ok, struct ureply *co
     if (!upload)
         return;
     front_user_request(f, ok ? UOP_COMMIT : UOP_ABORT, 0, 0, NULL, NULL, commit);
-    f->pending_temp[0] = '\0';
+    f->pending_temp[0] = f->pending_reserved[0] = '\0';
 }
 
 /* What a failed upload left on disk, as "; <the user process's words>" for the reply. */
@@ -366,9 +366,12 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
     snprintf(what, sizeof what, "%s %s", kind_verb(kind), open.name);
     log_quote(quoted, sizeof quoted, open.name);
     snprintf(logwhat, sizeof logwhat, "%s %s", kind_verb(kind), quoted);
-    if (upload)
+    if (upload) {
         snprintf(f->pending_temp, sizeof f->pending_temp, "%s",
                  open.text.data ? open.text.data : "");
+        snprintf(f->pending_reserved, sizeof f->pending_reserved, "%s",
+                 kind == XK_STOU ? open.name : "");
+    }
     if (kind == XK_RETR)
         front_reply(f, 150, "Opening %s mode data connection for %s (%llu bytes).",
                     f->type == 'A' ? "ASCII" : "BINARY", open.name, (unsigned long long)open.value);

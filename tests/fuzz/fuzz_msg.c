@@ -155,6 +155,7 @@ static void decode_real(struct msg *x, unsigned which)
     case 6: /* MSG_JOB, worker.c */
         for (int i = 0; i < 4; i++)
             get_u32(x);
+        get_u64(x);
         break;
     default: /* MSG_RESULT, xfer.c */
         get_u32(x);

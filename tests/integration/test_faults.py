@@ -400,9 +400,11 @@ def test_sigterm_to_the_session_sends_421(make_server, recording_pam, syslog):
     assert ["close_session", "alice", str(mon)] in pam_records(log), pam_records(log)
 
 
-def test_user_process_crash_mid_upload_leaves_no_temp_file(make_server, wd):
+@pytest.mark.parametrize("cmd", ["STOR", "STOU"])
+def test_user_process_crash_mid_upload_leaves_no_temp_file(make_server, wd, cmd):
     """kill -SEGV the user process during a STOR: the end of the upload gets 421, the session
-    ends with all its processes, and no temporary file is left behind."""
+    ends with all its processes, and no temporary file is left behind. STOU too, and the empty
+    file that held its name (it stayed)."""
     name, path = wd
     s = make_server()
     r = s.tls_raw("alice", prot=True, timeout=30)
@@ -410,7 +412,7 @@ def test_user_process_crash_mid_upload_leaves_no_temp_file(make_server, wd):
     assert r.cmd(f"CWD {name}")[0] == 250
     assert r.cmd("TYPE I")[0] == 200
     code, lines = r.cmd("EPSV")
-    r.send("STOR up.bin\r\n")
+    r.send(f"{cmd} up.bin\r\n")
     d = r.data_connect(lines)
     assert r.reply()[0] == 150
     d.sendall(os.urandom(300000))
