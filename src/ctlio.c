@@ -55,6 +55,20 @@ size_t telnet_unescape(const unsigned char *in, size_t n, char *out)
     return o;
 }
 
+/* The LF that ends a command line, not the option byte of a Telnet option request (IAC DO 10):
+ * taken as a line end, that split one command into two replies. A subnegotiation (IAC SB)
+ * still ends at a LF: its IAC SE may never come. NULL if no line is complete yet. */
+static unsigned char *line_end(unsigned char *b, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (b[i] == '\n')
+            return b + i;
+        if (b[i] == IAC && i + 1 < len && b[i + 1] >= WILL && b[i + 1] <= DONT)
+            i += 2;
+    }
+    return NULL;
+}
+
 static int raw_read(struct ctlio *c, void *p, size_t n)
 {
     if (c->ssl) {
@@ -139,7 +153,7 @@ int ctl_fill(struct ctlio *c)
     if (c->clearing && !finish_clear(c))
         return 0;
     if (c->len == c->cap) {
-        if (memchr(c->buf, '\n', c->len))
+        if (line_end(c->buf, c->len))
             return 0; /* complete lines are waiting to be taken first */
         /* A full buffer without LF is an overlong line: drop it and look for its end. */
         c->discarding = true;
@@ -162,7 +176,7 @@ static void consume(struct ctlio *c, size_t n)
 
 int ctl_next_line(struct ctlio *c, char *out, size_t cap, size_t *n)
 {
-    unsigned char *lf = memchr(c->buf, '\n', c->len);
+    unsigned char *lf = line_end(c->buf, c->len);
     if (!lf) {
         if (c->len == c->cap) {
             c->discarding = true;
@@ -194,7 +208,7 @@ bool ctl_take_abor(struct ctlio *c)
     size_t start = 0;
     bool skip = c->discarding; /* the rest of an overlong line comes first */
     for (;;) {
-        unsigned char *lf = memchr(c->buf + start, '\n', c->len - start);
+        unsigned char *lf = line_end(c->buf + start, c->len - start);
         if (!lf)
             return false;
         size_t end = (size_t)(lf - c->buf) + 1;
@@ -221,7 +235,7 @@ bool ctl_has_room(const struct ctlio *c)
 
 bool ctl_has_input(const struct ctlio *c)
 {
-    if (memchr(c->buf, '\n', c->len))
+    if (line_end(c->buf, c->len))
         return true;
     return c->ssl && SSL_pending(c->ssl) > 0;
 }

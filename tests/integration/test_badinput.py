@@ -160,6 +160,7 @@ LINES = [
     pytest.param("login", b"\xff\xfa\x18\x01\xff\xf0NOOP", [200], id="IAC-SB-SE"),
     pytest.param("login", b"\xff\xfb\x18\xff\xfd\x01\xff\xfc\x03\xff\xfe\x05NOOP", [200],
                  id="IAC-WILL-DO-WONT-DONT"),
+    pytest.param("login", b"\xff\xfd\x0aNOOP\r\nNOOP", [200, 200], id="IAC-DO-LF-option"),
     pytest.param("login", b"NO\xff\xffOP", [500], id="IAC-IAC-in-verb"),
     pytest.param("login", b"\xff\xf4\xff\xf2NOOP", [200], id="IAC-IP-DM"),
     pytest.param("login", b"CWD nonexistent\xff\xfa/etc", [(550, "nonexistent")],
