@@ -155,7 +155,7 @@ void front_set_prot_log(struct front *f)
 
 SSL_CTX *front_ctx_for(const struct front *f, unsigned v)
 {
-    if (v > 0 && v <= f->cfg->nvhosts && f->vctx[v - 1])
+    if (v > 0 && v <= f->cfg->nvhosts && f->vctx && f->vctx[v - 1])
         return f->vctx[v - 1];
     return f->ctx;
 }
