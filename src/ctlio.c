@@ -63,7 +63,11 @@ static unsigned char *line_end(unsigned char *b, size_t len)
     for (size_t i = 0; i < len; i++) {
         if (b[i] == '\n')
             return b + i;
-        if (b[i] == IAC && i + 1 < len && b[i + 1] >= WILL && b[i + 1] <= DONT)
+        if (b[i] != IAC || i + 1 >= len)
+            continue;
+        if (b[i + 1] == IAC) /* an escaped 0xFF: the next byte is data again */
+            i++;
+        else if (b[i + 1] >= WILL && b[i + 1] <= DONT)
             i += 2;
     }
     return NULL;
