@@ -16,9 +16,9 @@
 #include "uops.h"
 
 struct entry {
-    char *name;
+    const char *name;
     struct stat st;
-    char *target;
+    const char *target;
 };
 
 /* name "" asks about dfd itself (an object already resolved inside the root). */
@@ -102,6 +102,19 @@ static void names_add(struct names *v, const char *nm)
     memcpy(v->buf + v->len, nm, l);
     v->off[v->n++] = v->len;
     v->len += l;
+}
+
+/* A symlink's target into buf, or NULL (not a link, or unreadable). name "" reads dfd itself. */
+static const char *link_target(int dfd, const char *name, const struct stat *st,
+                               char buf[VPATH_MAX])
+{
+    if (!S_ISLNK(st->st_mode))
+        return NULL;
+    ssize_t l = readlinkat(dfd, name, buf, VPATH_MAX - 1);
+    if (l < 0)
+        return NULL;
+    buf[l] = '\0';
+    return buf;
 }
 
 static void names_free(struct names *v)
@@ -341,14 +354,12 @@ void cmd_list(struct usess *s, const struct ureq *q, struct uresp *r)
             goto done;
         }
         char target[VPATH_MAX];
-        ssize_t tl = S_ISLNK(st.st_mode) ? readlinkat(fd, "", target, sizeof target - 1) : -1;
-        if (tl >= 0)
-            target[tl] = '\0';
+        const char *tgt = link_target(fd, "", &st, target);
         close(fd);
         if (q->op == UOP_NLST) {
             sbuf_printf(&out.buf, "%s\r\n", p);
         } else {
-            struct listent le = {.name = p, .st = st, .target = tl >= 0 ? target : NULL};
+            struct listent le = {.name = p, .st = st, .target = tgt};
             list_format_ls(&out.buf, &le, &s->ids, now);
         }
         sink_finish(&out, p, r);
@@ -412,17 +423,11 @@ void cmd_list(struct usess *s, const struct ureq *q, struct uresp *r)
         }
         if (q->op == UOP_MLSD && strcmp(nm, "..") == 0)
             continue;
-        struct entry e = {.name = (char *)nm};
+        struct entry e = {.name = nm};
         if (fstatat(dfd, nm, &e.st, AT_SYMLINK_NOFOLLOW) < 0)
             continue; /* removed meanwhile */
         char target[VPATH_MAX];
-        if (S_ISLNK(e.st.st_mode)) {
-            ssize_t l = readlinkat(dfd, nm, target, sizeof target - 1);
-            if (l >= 0) {
-                target[l] = '\0';
-                e.target = target;
-            }
-        }
+        e.target = link_target(dfd, nm, &e.st, target);
         if (q->op == UOP_MLSD) {
             const char *type = strcmp(nm, ".") == 0 ? "cdir" : NULL;
             mlsx_line(s, &out.buf, dfd, dir_vp, &e, q->facts, type, type ? cdir_parent_w : dir_w,
@@ -462,13 +467,7 @@ void cmd_mlst(struct usess *s, const struct ureq *q, struct uresp *r)
         return;
     }
     char target[VPATH_MAX];
-    if (S_ISLNK(e.st.st_mode)) {
-        ssize_t l = readlinkat(dfd, base, target, sizeof target - 1);
-        if (l >= 0) {
-            target[l] = '\0';
-            e.target = target;
-        }
-    }
+    e.target = link_target(dfd, base, &e.st, target);
     struct sbuf line;
     sbuf_init(&line);
     char dirpart[VPATH_MAX];
@@ -476,7 +475,7 @@ void cmd_mlst(struct usess *s, const struct ureq *q, struct uresp *r)
     const char *b2;
     if (vpath_split(vp, dirpart, sizeof dirpart, &b2) == 0)
         dir_vp = dirpart;
-    struct entry le = {.name = (char *)base, .st = e.st, .target = e.target};
+    struct entry le = {.name = base, .st = e.st, .target = e.target};
     mlsx_line(s, &line, dfd, dir_vp, &le, q->facts, NULL, parent_w, false);
     uresp_set(r, 250, "Listing %s\n %s %s\nEnd", vp, line.data ? line.data : "", vp);
     sbuf_free(&line);

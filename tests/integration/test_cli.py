@@ -343,10 +343,7 @@ def rootless_check(env, uid):
     if not shutil.which("setpriv"):
         pytest.skip("setpriv (util-linux) is not installed")
     d = env.path(f"rootless-check-{uid}")
-    os.makedirs(d, exist_ok=True)
-    for f in ("server.pem", "server.key"):
-        shutil.copy(env.path(f), os.path.join(d, f))
-        os.chown(os.path.join(d, f), uid, uid)
+    env.cert_copy(d, uid)
     conf = os.path.join(d, "ftpsd.conf")
     with open(conf, "w") as fh:
         fh.write(f"tls_cert_file = {d}/server.pem\ntls_key_file = {d}/server.key\n")

@@ -250,6 +250,16 @@ def big_file(env, size):
     return name, path
 
 
+def start_retr(server, name):
+    """A TLS session with a binary RETR of name started: (control, data connection)."""
+    r = server.tls_raw("alice", prot=True, timeout=20)
+    assert r.cmd("TYPE I")[0] == 200
+    d = r.data_connect(r.cmd("EPSV")[1])
+    r.send(f"RETR {name}\r\n".encode())
+    assert r.reply()[0] == 150
+    return r, d
+
+
 def test_transfer_is_recorded_when_the_client_leaves(server, env, log):
     """A client that reads a whole download and resets the control connection before the 226:
     the transfer had no line at all (the front ended before logging it). Now it is recorded
@@ -258,11 +268,7 @@ def test_transfer_is_recorded_when_the_client_leaves(server, env, log):
     size = 3 << 20
     name, path = big_file(env, size)
     try:
-        r = server.tls_raw("alice", prot=True, timeout=20)
-        assert r.cmd("TYPE I")[0] == 200
-        d = r.data_connect(r.cmd("EPSV")[1])
-        r.send(f"RETR {name}\r\n".encode())
-        assert r.reply()[0] == 150
+        r, d = start_retr(server, name)
         assert len(r.read_all(d)) == size
         rst_close(r.sock)
         bytes_, code, _ = transfer_line(log, name)
@@ -280,11 +286,7 @@ def test_aborted_and_killed_transfers_are_recorded_as_failed(server, env, log):
     size = 64 << 20
     name, path = big_file(env, size)
     try:
-        r = server.tls_raw("alice", prot=True, timeout=20)
-        assert r.cmd("TYPE I")[0] == 200
-        d = r.data_connect(r.cmd("EPSV")[1])
-        r.send(f"RETR {name}\r\n".encode())
-        assert r.reply()[0] == 150
+        r, d = start_retr(server, name)
         got = d.recv(65536)
         assert got
         assert r.cmd("ABOR")[0] == 426 and r.reply()[0] == 226
@@ -297,11 +299,7 @@ def test_aborted_and_killed_transfers_are_recorded_as_failed(server, env, log):
     name, path = big_file(env, size)
     try:
         before = set(descendants(server.proc.pid))
-        r = server.tls_raw("alice", prot=True, timeout=20)
-        assert r.cmd("TYPE I")[0] == 200
-        d = r.data_connect(r.cmd("EPSV")[1])
-        r.send(f"RETR {name}\r\n".encode())
-        assert r.reply()[0] == 150
+        r, d = start_retr(server, name)
         received = 0
         while received < 4 << 20:
             received += len(d.recv(65536))

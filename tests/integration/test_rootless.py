@@ -20,10 +20,7 @@ def rootless(make_server, env):
         pytest.skip("setpriv (util-linux) is not installed")
     # What alice may read: her own copy of the key and a PAM database she can open.
     d = env.path("rootless")
-    os.makedirs(d, exist_ok=True)
-    for f in ("server.pem", "server.key"):
-        shutil.copy(env.path(f), os.path.join(d, f))
-        os.chown(os.path.join(d, f), UID, UID)
+    env.cert_copy(d, UID)
     passdb = os.path.join(d, "passdb")
     with open(passdb, "w") as fh:
         fh.write("".join(f"{u}:{pw}:ftpsd-rootless\n" for u, (_, pw) in USERS.items()))

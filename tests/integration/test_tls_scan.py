@@ -53,14 +53,19 @@ def test_testssl_defaults(server):
     assert "VULNERABLE" not in out, out
 
 
+def good_ocsp_response(ca, cert, resp):
+    """A signed OCSP response from ca saying cert is good, written to resp."""
+    subprocess.run(["openssl", "ocsp", "-index", f"{ca.d}/index.txt", "-rsigner", ca.cert,
+                    "-rkey", ca.key, "-CA", ca.cert, "-issuer", ca.cert, "-cert", cert,
+                    "-respout", resp, "-ndays", "1"], check=True, capture_output=True)
+    return resp
+
+
 def test_ocsp_stapling(make_server, env, tmp_path):
     ca = CertAuthority(str(tmp_path / "ca"), "OCSP Test CA")
     # A server certificate from the CA, and a signed OCSP response saying it is good.
     cert, key = ca.issue("server", "/CN=localhost")
-    resp = str(tmp_path / "ocsp.der")
-    subprocess.run(["openssl", "ocsp", "-index", f"{ca.d}/index.txt", "-rsigner", ca.cert,
-                    "-rkey", ca.key, "-CA", ca.cert, "-issuer", ca.cert, "-cert", cert,
-                    "-respout", resp, "-ndays", "1"], check=True, capture_output=True)
+    resp = good_ocsp_response(ca, cert, str(tmp_path / "ocsp.der"))
     s = make_server(tls_cert_file=cert, tls_key_file=key, tls_ocsp_file=resp)
     r = subprocess.run(["openssl", "s_client", "-starttls", "ftp", "-status", "-connect",
                         f"127.0.0.1:{s.port}"], input="QUIT\n", capture_output=True, text=True,
@@ -84,10 +89,7 @@ def test_ocsp_staple_is_the_main_certificates_only(make_server, env, tmp_path):
     ca = CertAuthority(str(tmp_path / "ca"), "OCSP Test CA")
     cert, key = ca.issue("server", "/CN=localhost")
     vcert, vkey = ca.issue("vhost", "/CN=vh.example")
-    resp = str(tmp_path / "ocsp.der")
-    subprocess.run(["openssl", "ocsp", "-index", f"{ca.d}/index.txt", "-rsigner", ca.cert,
-                    "-rkey", ca.key, "-CA", ca.cert, "-issuer", ca.cert, "-cert", cert,
-                    "-respout", resp, "-ndays", "1"], check=True, capture_output=True)
+    resp = good_ocsp_response(ca, cert, str(tmp_path / "ocsp.der"))
     s = make_server(tls_cert_file=cert, tls_key_file=key, tls_ocsp_file=resp)
     with open(s.conf_path, "a") as fh:
         fh.write(f"[host vh.example]\ntls_cert_file = {vcert}\ntls_key_file = {vkey}\n")

@@ -87,6 +87,15 @@ class Env:
     def path(self, *p):
         return os.path.join(self.dir, *p)
 
+    def cert_copy(self, d, uid):
+        """The server certificate and key copied into directory d, owned by uid (what a
+        rootless ftpsd may read): (cert, key)."""
+        os.makedirs(d, exist_ok=True)
+        for f in ("server.pem", "server.key"):
+            shutil.copy(self.path(f), os.path.join(d, f))
+            os.chown(os.path.join(d, f), uid, uid)
+        return os.path.join(d, "server.pem"), os.path.join(d, "server.key")
+
     def home(self, user):
         return os.path.join(self.homes, user)
 
