@@ -236,6 +236,10 @@ static void setup_tls_and_drop(struct front *f)
         exit(1);
     }
     f->landlock_abi = abi;
+    getrlimit(RLIMIT_FSIZE, &f->base_fsize);
+    /* Writes past a file size limit (max_file_size, or the user's from PAM) fail with EFBIG,
+     * which the workers report (552), instead of killing. */
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 static void start_control(struct front *f)
@@ -279,6 +283,14 @@ static void on_term(int sig)
     if (term_front && term_front->in_worker)
         _exit(1);
     term_requested = 1;
+}
+
+void front_user_fsize(struct front *f, uint64_t fsize)
+{
+    struct rlimit r = f->base_fsize;
+    if (fsize < (uint64_t)r.rlim_cur)
+        r.rlim_cur = (rlim_t)fsize;
+    setrlimit(RLIMIT_FSIZE, &r);
 }
 
 void front_check_term(struct front *f)

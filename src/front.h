@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <stdbool.h>
+#include <sys/resource.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -51,7 +52,8 @@ struct front {
     unsigned char sid_ctx[TLS_SID_CTX_LEN];
     int mon_fd;
     pid_t mon_pid;
-    uint64_t *progress; /* the running worker's byte count (see worker_args) */
+    uint64_t *progress;       /* the running worker's byte count (see worker_args) */
+    struct rlimit base_fsize; /* RLIMIT_FSIZE before any login (max_file_size) */
     int user_fd;
 
     bool tls;
@@ -84,6 +86,9 @@ struct front {
 };
 
 _Noreturn void front_main(const struct session_info *si, int mon_fd);
+/* The file size limit of the logged-in user's PAM session (pam_limits' fsize) binds the front
+ * and its workers, which write the uploads: the lower of it and max_file_size. */
+void front_user_fsize(struct front *f, uint64_t fsize);
 /* After SIGTERM (a shutdown, or the monitor's death): 421, close_notify, exit. Called where
  * the front waits; returns if there was none. */
 void front_check_term(struct front *f);

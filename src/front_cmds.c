@@ -82,6 +82,7 @@ static void login_request(struct front *f, bool has_password, const char *passwo
     uint32_t ok = msg_get_u32(m), code = msg_get_u32(m), close_after = msg_get_u32(m);
     char *lines = xmalloc(MSG_MAX);
     msg_get_str(m, lines, MSG_MAX);
+    uint64_t fsize = msg_get_u64(m);
     int fd = m->fd;
     m->fd = -1;
     if (!msg_ok_end(m) || (ok && fd < 0)) {
@@ -91,6 +92,7 @@ static void login_request(struct front *f, bool has_password, const char *passwo
     if (ok) {
         f->logged_in = true;
         f->user_fd = fd;
+        front_user_fsize(f, fsize);
         log_set_user(f->user);
         malloc_trim(0);
     } else if (code != 331) {

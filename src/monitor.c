@@ -35,6 +35,7 @@
 #include "ktls.h"
 #include "log.h"
 #include "pamauth.h"
+#include "proclimits.h"
 #include "path.h"
 #include "privsep.h"
 #include "session.h"
@@ -50,6 +51,7 @@ struct monitor {
     unsigned failures;
     bool logged_in;
     struct pamauth pam;
+    struct proc_limits own_limits; /* as before PAM's session stage (pam_limits) */
     struct certmap *certmap;
     bool peer_set; /* the PROXY header's client replaced the socket's peer */
     char user[256];
@@ -155,8 +157,14 @@ static int user_root(const struct config *cfg, const char *root_dir, const struc
     } else {
         snprintf(tmp, sizeof tmp, "/");
     }
-    if (!realpath(tmp, root) || strlen(root) >= rcap)
+    struct stat st;
+    if (!realpath(tmp, root) || strlen(root) >= rcap || stat(root, &st) < 0)
         return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        /* Refused before the 230: the user process would fail its chroot after it. */
+        errno = ENOTDIR;
+        return -1;
+    }
     char home[PATH_MAX];
     if (!realpath(pw->pw_dir, home))
         snprintf(home, sizeof home, "%s", pw->pw_dir);
@@ -198,8 +206,10 @@ static void build_idmap(struct idmap *ids, const struct passwd *pw, const gid_t 
     }
 }
 
+/* fsize: the file size limit PAM's session stage set (pam_limits), for the front and its
+ * workers, which write the uploads. */
 static void send_login_result(struct monitor *m, bool ok, int code, bool close_after,
-                              const struct sbuf *lines, int fd)
+                              const struct sbuf *lines, int fd, uint64_t fsize)
 {
     struct msg *r = msg_new();
     msg_init(r, MSG_LOGIN_RESULT);
@@ -207,9 +217,14 @@ static void send_login_result(struct monitor *m, bool ok, int code, bool close_a
     msg_put_u32(r, (uint32_t)code);
     msg_put_u32(r, close_after);
     msg_put_str(r, lines->data ? lines->data : "");
+    msg_put_u64(r, fsize);
     r->fd = fd;
-    if (msg_send(m->front_fd, r) < 0)
-        log_msg(LOG_ERR, "cannot answer the front: %s", strerror(errno));
+    if (msg_send(m->front_fd, r) < 0) {
+        /* The front waits for this answer: ending it is the only way not to leave the client
+         * hanging. */
+        log_msg(LOG_ERR, "cannot answer the front: %s; ending the session", strerror(errno));
+        kill_front(m);
+    }
     r->fd = -1;
     msg_free(r);
 }
@@ -274,6 +289,8 @@ static pid_t start_user_process(struct monitor *m, const struct passwd *pw,
         close(m->front_fd);
         if (m->xferlog_fd >= 0)
             close(m->xferlog_fd);
+        /* It writes only listings; PAM's file size limit binds the uploads' writers (front). */
+        proc_limits_restore_one(&m->own_limits, RLIMIT_FSIZE);
         struct session_args a = {
             .si = &m->si,
             .id = {.uid = pw->pw_uid, .gid = pw->pw_gid, .groups = groups, .ngroups = ng},
@@ -327,7 +344,8 @@ static bool is_anonymous(const struct config *cfg, const char *user)
 }
 
 static void login_succeeded(struct monitor *m, const struct passwd *pw, const struct login_req *l,
-                            const char *method, int code, struct sbuf *lines, int front_end)
+                            const char *method, int code, struct sbuf *lines, int front_end,
+                            uint64_t fsize)
 {
     const struct config *cfg = m->si.cfg;
     m->logged_in = true;
@@ -343,7 +361,7 @@ static void login_succeeded(struct monitor *m, const struct passwd *pw, const st
         sbuf_addc(lines, '\n');
     sbuf_adds(lines, code == 232 ? "User logged in, authorized by the client certificate."
                                  : "Login successful.");
-    send_login_result(m, true, code, false, lines, front_end);
+    send_login_result(m, true, code, false, lines, front_end, fsize);
     close(front_end);
     /* PAM's and NSS's temporary memory is returned: the monitor then idles small. */
     malloc_trim(0);
@@ -373,7 +391,7 @@ static void login_failed(struct monitor *m, const struct login_req *l, const cha
         sbuf_adds(lines, "\nToo many failed logins; closing the connection.");
         log_msg(LOG_WARNING, "too many login failures; closing");
     }
-    send_login_result(m, false, last ? 421 : 530, last, lines, -1);
+    send_login_result(m, false, last ? 421 : 530, last, lines, -1, UINT64_MAX);
 }
 
 static void need_password(struct monitor *m)
@@ -381,7 +399,7 @@ static void need_password(struct monitor *m)
     struct sbuf t;
     sbuf_init(&t);
     sbuf_adds(&t, "Please specify the password.");
-    send_login_result(m, false, 331, false, &t, -1);
+    send_login_result(m, false, 331, false, &t, -1, UINT64_MAX);
     sbuf_free(&t);
 }
 
@@ -410,7 +428,7 @@ static void login_anonymous(struct monitor *m, const struct login_req *l, struct
     log_msg(LOG_INFO, "anonymous login, password (e-mail) given: %s", ident);
     snprintf(m->anon_ident, sizeof m->anon_ident, "%s", ident);
     m->anon = true;
-    login_succeeded(m, pw, l, "anonymous", 230, lines, front_end);
+    login_succeeded(m, pw, l, "anonymous", 230, lines, front_end, UINT64_MAX);
 }
 
 static void handle_login(struct monitor *m, struct msg *req)
@@ -492,6 +510,9 @@ static void handle_login(struct monitor *m, struct msg *req)
      * more (measured in bench/results.md, table 5b). */
     explicit_bzero(req->data, req->len);
     int front_end = -1;
+    /* What pam_limits set in this process, before the monitor's own limits come back. */
+    struct rlimit fs = {RLIM_INFINITY, RLIM_INFINITY};
+    getrlimit(RLIMIT_FSIZE, &fs);
     if (out == PAMAUTH_OK) {
         pw = getpwnam(m->pam.user);
         struct user_spec u = {.root_dir = config_root_dir(cfg, l->vhost),
@@ -507,8 +528,11 @@ static void handle_login(struct monitor *m, struct msg *req)
             out = PAMAUTH_ERROR;
         }
     }
+    /* The user process has the user's limits (it was forked after the session stage). */
+    proc_limits_restore(&m->own_limits);
     if (out == PAMAUTH_OK)
-        login_succeeded(m, pw, l, method, cert_only ? 232 : 230, &lines, front_end);
+        login_succeeded(m, pw, l, method, cert_only ? 232 : 230, &lines, front_end,
+                        fs.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)fs.rlim_cur);
     else
         login_failed(m, l, method, out, why, &lines);
 out:
@@ -640,7 +664,8 @@ static void handle_xferlog(struct monitor *m, struct msg *req)
     e.complete = complete != 0;
     snprintf(full, sizeof full, "%s%s", strcmp(m->root, "/") == 0 ? "" : m->root, vpath);
     e.path = full;
-    xferlog_write(m->xferlog_fd, &e);
+    if (xferlog_write(m->xferlog_fd, &e) < 0)
+        log_msg(LOG_ERR, "cannot write the transfer log: %s", strerror(errno));
 }
 
 /* REIN: the user process has lost its channel and ends; close the PAM session. */
@@ -698,6 +723,9 @@ void monitor_run(struct config *cfg)
     struct monitor m;
     memset(&m, 0, sizeof m);
     m.xferlog_fd = -1;
+    proc_limits_save(&m.own_limits);
+    /* A transfer log past a file size limit fails its write (EFBIG) instead of killing. */
+    signal(SIGXFSZ, SIG_IGN);
     make_session_info(&m, cfg);
     /* Behind a balancer the front logs the connection once the PROXY header names the client. */
     if (cfg->proxy_protocol == PROXY_OFF)

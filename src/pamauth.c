@@ -11,15 +11,37 @@ struct conv_data {
     struct sbuf *msgs;
 };
 
+/* PAM's messages become reply lines: a module (pam_exec, pam_motd) may write any amount of
+ * any bytes, and the reply must fit one message to the front and stay a reply. */
+#define PAM_MSG_LINES 20
+#define PAM_MSG_LINE_MAX 400
+static const char more_note[] = "(further messages not shown)";
+
 static void add_msg(struct sbuf *msgs, const char *text)
 {
     /* One message may hold several lines; each becomes its own reply line. */
     for (const char *p = text; *p;) {
         size_t n = strcspn(p, "\n");
         if (n > 0) {
+            size_t lines = msgs->len ? 1 : 0;
+            for (size_t i = 0; i < msgs->len; i++)
+                lines += msgs->data[i] == '\n';
+            if (lines >= PAM_MSG_LINES) {
+                size_t nl = strlen(more_note);
+                if (msgs->len < nl || strcmp(msgs->data + msgs->len - nl, more_note) != 0) {
+                    sbuf_addc(msgs, '\n');
+                    sbuf_adds(msgs, more_note);
+                }
+                return;
+            }
+            char line[PAM_MSG_LINE_MAX + 1];
+            size_t k = n > PAM_MSG_LINE_MAX ? PAM_MSG_LINE_MAX : n;
+            memcpy(line, p, k);
+            line[k] = '\0';
+            text_sanitize(line, '?');
             if (msgs->len)
                 sbuf_addc(msgs, '\n');
-            sbuf_add(msgs, p, n > 400 ? 400 : n);
+            sbuf_adds(msgs, line);
         }
         p += n + (p[n] == '\n');
     }

@@ -377,7 +377,10 @@ int sandbox_landlock(enum sandbox_role role, int root_fd, char *why, size_t whyl
 
 int sandbox_rlimits(const struct config *cfg, enum sandbox_role role, char *why, size_t whylen)
 {
-    struct rlimit nofile = {cfg->max_open_files, cfg->max_open_files};
+    struct rlimit nofile = {cfg->max_open_files, cfg->max_open_files}, cur;
+    /* A lower hard limit (pam_limits' nofile, for the user process) cannot be raised: kept. */
+    if (getrlimit(RLIMIT_NOFILE, &cur) == 0 && cur.rlim_max < nofile.rlim_max)
+        nofile.rlim_cur = nofile.rlim_max = cur.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &nofile) < 0) {
         snprintf(why, whylen, "RLIMIT_NOFILE: %s", strerror(errno));
         return -1;

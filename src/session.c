@@ -223,6 +223,9 @@ void session_main(const struct session_args *a)
     close_fds_except(keep, 5);
     log_reconnect();
     signal(SIGPIPE, SIG_IGN);
+    /* A listing past a file size limit the monitor could not lift (pam_limits' fsize, without
+     * CAP_SYS_RESOURCE) fails with EFBIG (451) instead of killing. */
+    signal(SIGXFSZ, SIG_IGN);
     sigset_t term;
     term_signals(&term);
     sigprocmask(SIG_BLOCK, &term, NULL);

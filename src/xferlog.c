@@ -56,9 +56,10 @@ void xferlog_format(char *buf, size_t len, const struct xferlog_entry *e)
              e->direction, e->anonymous ? 'a' : 'r', user, e->complete ? 'c' : 'i');
 }
 
-void xferlog_write(int fd, const struct xferlog_entry *e)
+int xferlog_write(int fd, const struct xferlog_entry *e)
 {
     char line[4600];
     xferlog_format(line, sizeof line, e);
-    (void)!write(fd, line, strlen(line));
+    size_t n = strlen(line);
+    return write(fd, line, n) == (ssize_t)n ? 0 : -1;
 }

@@ -24,7 +24,8 @@ int xferlog_open(const char *path);
 /* Formats one xferlog(5) line; whitespace, control characters and invalid UTF-8 in the file
  * name and the user become '_' so that the fields stay splittable by tools. */
 void xferlog_format(char *buf, size_t len, const struct xferlog_entry *e);
-/* Appends one line with a single write (O_APPEND keeps concurrent sessions' lines whole). */
-void xferlog_write(int fd, const struct xferlog_entry *e);
+/* Appends one line with a single write (O_APPEND keeps concurrent sessions' lines whole).
+ * 0, or -1 with errno (EFBIG past a file size limit, ENOSPC...). */
+int xferlog_write(int fd, const struct xferlog_entry *e);
 
 #endif
