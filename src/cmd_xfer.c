@@ -69,6 +69,11 @@ void upload_discard(struct usess *s)
 {
     if (s->up_temp && s->up_dirfd >= 0)
         unlinkat(s->up_dirfd, s->up_tmpname, 0);
+    /* APPE (or REST + STOR) to a name that did not exist created it: nothing arrived, so
+     * nothing is left. */
+    if (!s->up_temp && s->up_new && s->up_fd >= 0 && s->up_dirfd >= 0 &&
+        lseek(s->up_fd, 0, SEEK_CUR) <= s->up_start)
+        unlinkat(s->up_dirfd, s->up_base, 0);
     if (s->up_reserved && s->up_dirfd >= 0)
         unlinkat(s->up_dirfd, s->up_base, 0);
     if (s->up_truncate && s->up_fd >= 0) {
@@ -299,7 +304,7 @@ void cmd_commit(struct usess *s, const struct ureq *q, struct uresp *r)
         upload_discard(s);
         return;
     }
-    s->up_temp = s->up_reserved = false;
+    s->up_temp = s->up_reserved = s->up_new = false; /* it stays, whatever its size */
     upload_discard(s);
     uresp_set(r, 226, "Transfer complete.");
 }
@@ -315,7 +320,7 @@ static bool keep_partial(struct usess *s, struct uresp *r)
     if (renameat2(s->up_dirfd, s->up_tmpname, s->up_dirfd, s->up_base,
                   s->up_reserved ? 0 : RENAME_NOREPLACE) < 0)
         return false;
-    s->up_temp = s->up_reserved = false;
+    s->up_temp = s->up_reserved = s->up_new = false;
     upload_discard(s);
     uresp_set(r, 226, "partial file kept, %lld bytes", (long long)end);
     return true;
@@ -328,8 +333,9 @@ void cmd_abort(struct usess *s, const struct ureq *q, struct uresp *r)
         return;
     bool in_place = s->up_fd >= 0 && !s->up_temp;
     off_t start = s->up_start, end = in_place ? lseek(s->up_fd, 0, SEEK_CUR) : -1;
+    bool empty_new = in_place && s->up_new && end <= start;
     upload_discard(s);
-    if (!in_place)
+    if (!in_place || empty_new)
         uresp_set(r, 226, "upload discarded");
     else if (end > start)
         uresp_set(r, 226, "partial file kept, %lld bytes", (long long)end);

@@ -39,6 +39,13 @@ struct wstate {
     bool ktls_send; /* the kernel encrypts what is sent (kernel TLS) */
     char *buf;      /* BUF_SIZE */
     char *conv;     /* 2 * BUF_SIZE, for TYPE A */
+    struct job {
+        bool have; /* received (it may come while the handshake waits) */
+        bool ok;
+        uint32_t dir, type, prot, test_forbidden;
+        uint64_t ascii_skip;
+        int fd;
+    } job;
 };
 
 static void moved(struct wstate *w, uint64_t n)
@@ -64,8 +71,36 @@ static _Noreturn void finish(struct wstate *w, uint32_t status)
 
 /* SSL_accept within timeout_ms in all: the socket's own timeouts bound each read, and a
  * client dripping its ClientHello a byte at a time would get through those. */
-static int accept_within(SSL *ssl, int fd, int timeout_ms)
+/* The front's job for this connection: what to move, at which PROT level. A front that is
+ * gone ends the worker. */
+static void read_job(struct wstate *w)
 {
+    struct msg *m = msg_new();
+    if (msg_recv(w->a->chan_fd, m) < 0 || m->type != MSG_JOB)
+        _exit(0);
+    struct job *j = &w->job;
+    j->dir = msg_get_u32(m);
+    j->type = msg_get_u32(m);
+    j->prot = msg_get_u32(m);
+    j->test_forbidden = msg_get_u32(m);
+    j->ascii_skip = msg_get_u64(m);
+    j->fd = m->fd;
+    m->fd = -1; /* the file is the worker's now */
+    j->ok = msg_ok_end(m) && j->fd >= 0 && (j->dir == JOB_SEND || j->dir == JOB_RECV);
+    j->have = true;
+    msg_free(m);
+}
+
+/*
+ * SSL_accept within timeout_ms of the transfer command. A connection accepted under PROT P
+ * starts its handshake at once, maybe long before the command (the client may start its
+ * handshake only after the 150): until the job comes, only the session's idle timeout (the
+ * front's) bounds the wait. A job under PROT C ends the handshake at once (the client will
+ * not start one). -2: that job came.
+ */
+static int accept_within(struct wstate *w, int fd, int timeout_ms)
+{
+    SSL *ssl = w->ssl;
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
         return SSL_accept(ssl);
@@ -77,11 +112,20 @@ static int accept_within(SSL *ssl, int fd, int timeout_ms)
         if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
             break;
         int64_t left = deadline - now_ms();
-        if (left <= 0)
+        if (w->job.have && left <= 0)
             break;
-        struct pollfd p = {.fd = fd, .events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT};
-        if (poll(&p, 1, (int)left) < 0 && errno != EINTR)
+        struct pollfd p[2] = {{.fd = fd, .events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT},
+                              {.fd = w->job.have ? -1 : w->a->chan_fd, .events = POLLIN}};
+        if (poll(p, 2, w->job.have ? (int)left : -1) < 0 && errno != EINTR)
             break;
+        if (p[1].revents) {
+            read_job(w);
+            if (w->job.ok && w->job.prot == 'C') {
+                r = -2;
+                break;
+            }
+            deadline = now_ms() + timeout_ms;
+        }
     }
     fcntl(fd, F_SETFL, fl);
     return r;
@@ -126,7 +170,9 @@ static void handshake(struct wstate *w)
         SSL_set_fd(w->ssl, a->data_fd);
     }
     ERR_clear_error();
-    int r = accept_within(w->ssl, a->data_fd, a->timeout_ms);
+    int r = accept_within(w, a->data_fd, a->timeout_ms);
+    if (r == -2)
+        return; /* PROT C came: worker_main answers it */
     if (r != 1) {
         int e = SSL_get_error(w->ssl, r);
         char why[256];
@@ -392,7 +438,9 @@ static uint32_t splice_file(struct wstate *w, int fd)
 
 static uint32_t recv_file(struct wstate *w, int fd, bool ascii)
 {
-    if (!w->ssl && !ascii && w->a->pipe_r >= 0)
+    /* splice(2) cannot write to a file opened O_APPEND (APPE): EINVAL. */
+    int fl = fcntl(fd, F_GETFL);
+    if (!w->ssl && !ascii && w->a->pipe_r >= 0 && fl >= 0 && !(fl & O_APPEND))
         return splice_file(w, fd);
     bool pending_cr = false;
     for (;;) {
@@ -485,17 +533,13 @@ void worker_main(const struct worker_args *a)
     if (a->tls_now)
         handshake(&w);
 
-    struct msg *m = msg_new();
-    if (msg_recv(a->chan_fd, m) < 0 || m->type != MSG_JOB)
-        _exit(0);
-    uint32_t dir = msg_get_u32(m), type = msg_get_u32(m), prot = msg_get_u32(m);
-    uint32_t test_forbidden = msg_get_u32(m);
-    uint64_t ascii_skip = msg_get_u64(m);
-    int fd = m->fd;
-    m->fd = -1; /* the file is the worker's now */
-    bool job_ok = msg_ok_end(m);
-    msg_free(m);
-    if (!job_ok || fd < 0 || (dir != JOB_SEND && dir != JOB_RECV)) {
+    if (!w.job.have)
+        read_job(&w);
+    uint32_t dir = w.job.dir, type = w.job.type, prot = w.job.prot;
+    uint32_t test_forbidden = w.job.test_forbidden;
+    uint64_t ascii_skip = w.job.ascii_skip;
+    int fd = w.job.fd;
+    if (!w.job.ok) {
         snprintf(w.text, sizeof w.text, "malformed job");
         finish(&w, WR_LOCAL_ERROR);
     }

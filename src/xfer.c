@@ -394,8 +394,12 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
     char why[256] = "";
     if (f->dc.active && !f->dc.worker)
         w = active_connect(f, what, why, sizeof why);
+    /* One deadline for the whole wait: connections from other addresses, refused one by one,
+     * must not restart it. */
+    int64_t deadline = now_ms() + (int64_t)cfg->data_timeout * 1000;
     while (!f->dc.worker && w == W_READY) {
-        w = wait_for(f, f->dc.listen_fd, POLLIN, (int)cfg->data_timeout * 1000, what);
+        int64_t left = deadline - now_ms();
+        w = left <= 0 ? W_TIMEOUT : wait_for(f, f->dc.listen_fd, POLLIN, (int)left, what);
         if (w == W_READY)
             xfer_accept_ready(f);
     }

@@ -629,6 +629,100 @@ def test_prot_c_allowed_by_config(make_server, env, wd):
     f.quit()
 
 
+def test_appe_under_prot_c(make_server, wd):
+    """APPE in clear binary mode: uploads go from the socket to the file with splice(2), which
+    Linux refuses for a file opened O_APPEND, so every APPE under PROT C failed with 451
+    ("Invalid argument"; curl --append too). An APPE that ends with nothing received leaves
+    no file where there was none (an empty one stayed, and the reply said "left as it was")."""
+    name, path = wd
+    s = make_server(require_prot_p="no")
+    put_file(os.path.join(path, "log.txt"), b"first\n")
+    f = client(s, prot_p=False, cwd=name)
+    assert stor(f, "APPE log.txt", b"second\n" * 20000).startswith("226")
+    assert read_file(os.path.join(path, "log.txt")) == b"first\n" + b"second\n" * 20000
+    assert stor(f, "APPE new.txt", b"new\n").startswith("226")
+    assert read_file(os.path.join(path, "new.txt")) == b"new\n"
+    r = s.raw()
+    r.reply()
+    r.starttls(s.env.cert)
+    r.login("alice")
+    assert r.cmd("PBSZ 0")[0] == 200 and r.cmd("PROT C")[0] == 200
+    assert r.cmd(f"CWD {name}")[0] == 250 and r.cmd("TYPE I")[0] == 200
+    code, lines = r.cmd("EPSV")
+    r.send("APPE never.txt\r\n")
+    code, lines = r.reply()
+    assert code == 150, lines
+    assert r.cmd("ABOR")[0] == 426 and r.reply()[0] == 226
+    assert not os.path.exists(os.path.join(path, "never.txt"))
+    r.close()
+    f.quit()
+
+
+def test_data_connection_timing(make_server, wd):
+    """data_timeout counts from the transfer command. Connections from another address to the
+    passive port (each refused) restarted the wait, so a stream of them held the session for
+    ever. A TLS data connection made before the command started its handshake timer at once:
+    a client that handshakes after the 150 got 522 when the command came more than
+    data_timeout later; and after PROT C, the worker waited data_timeout for a handshake
+    that never comes before saying 425."""
+    import socket
+    import time
+    name, path = wd
+    put_file(os.path.join(path, "f.bin"), b"data" * 1000)
+    s = make_server(data_timeout=2, require_prot_p="no")
+    # intruders every second: 425 still comes about data_timeout after the 150
+    r = s.tls_raw("alice", prot=True, timeout=20)
+    assert r.cmd(f"CWD {name}")[0] == 250
+    port = int(re.search(r"\|\|\|(\d+)\|", r.cmd("EPSV")[1][0]).group(1))
+    r.send("RETR f.bin\r\n")
+    assert r.reply()[0] == 150
+    start = time.time()
+    stop = start + 6
+    while time.time() < stop:
+        try:
+            c = socket.create_connection((s.host, port), timeout=2, source_address=("127.0.0.2", 0))
+            c.close()
+        except OSError:
+            pass
+        r.sock.settimeout(0.01)
+        try:
+            got = r.sock.recv(4096)
+        except (socket.timeout, ssl.SSLWantReadError, TimeoutError):
+            got = b""
+        r.sock.settimeout(20)
+        if got:
+            break
+        time.sleep(1)
+    else:
+        got = b""
+    assert got.startswith(b"425"), got
+    assert time.time() - start < 4.5
+    r.close()
+    # a TLS data connection made early, its handshake only after the 150, 3 s later
+    r = s.tls_raw("alice", prot=True, timeout=20)
+    assert r.cmd(f"CWD {name}")[0] == 250 and r.cmd("TYPE I")[0] == 200
+    d = socket.create_connection((s.host, int(re.search(r"\|\|\|(\d+)\|",
+                                                         r.cmd("EPSV")[1][0]).group(1))))
+    time.sleep(3)
+    r.send("RETR f.bin\r\n")
+    assert r.reply()[0] == 150
+    d = r.ctx.wrap_socket(d, server_hostname="localhost", session=r.sock.session)
+    assert r.read_all(d) == b"data" * 1000
+    assert r.reply()[0] == 226
+    # connected under PROT P, then PROT C: 425 at once
+    d = socket.create_connection((s.host, int(re.search(r"\|\|\|(\d+)\|",
+                                                         r.cmd("EPSV")[1][0]).group(1))))
+    assert r.cmd("PROT C")[0] == 200
+    start = time.time()
+    r.send("RETR f.bin\r\n")
+    assert r.reply()[0] == 150
+    code, lines = r.reply()
+    assert code == 425 and "PROT C" in lines[0], lines
+    assert time.time() - start < 1.5
+    d.close()
+    r.close()
+
+
 # --- 5. session reuse ------------------------------------------------------------------------
 
 def test_no_resumption_gets_522(server, wd):
