@@ -90,10 +90,11 @@ regress() {
         for f in "$dir"/*; do
             [ -f "$f" ] || continue
             case $f in *.txt | *.md) continue ;; esac
-            if "$OUT/$t" -runs=1 -timeout=25 "$f" > "$OUT/logs/regress.log" 2>&1; then
+            log="$OUT/logs/regress-$t-$(basename "$f").log"
+            if "$OUT/$t" -runs=1 -timeout=25 "$f" > "$log" 2>&1; then
                 echo "fixed:  $f"
             else
-                echo "FAILS:  $f" >&2
+                echo "FAILS:  $f (report in $log)" >&2
                 fail=1
             fi
         done
