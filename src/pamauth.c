@@ -4,13 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct conv_data {
-    const char *user;
-    const char *password;
-    unsigned passwords_given;
-    struct sbuf *msgs;
-};
-
 /* PAM's messages become reply lines: a module (pam_exec, pam_motd) may write any amount of
  * any bytes, and the reply must fit one message to the front and stay a reply. */
 #define PAM_MSG_LINES 20
@@ -50,7 +43,7 @@ static void add_msg(struct sbuf *msgs, const char *text)
 static int conversation(int num, const struct pam_message **msg, struct pam_response **resp,
                         void *appdata)
 {
-    struct conv_data *cd = appdata;
+    struct pamauth_conv *cd = appdata;
     if (num <= 0 || num > PAM_MAX_NUM_MSG)
         return PAM_CONV_ERR;
     struct pam_response *r = calloc((size_t)num, sizeof *r);
@@ -61,7 +54,7 @@ static int conversation(int num, const struct pam_message **msg, struct pam_resp
         case PAM_PROMPT_ECHO_OFF:
             /* FTP has one secret per login: the PASS argument answers the first hidden prompt;
              * a second one (OTP, new password) cannot be asked over FTP. */
-            if (cd->passwords_given++ > 0)
+            if (cd->passwords_given++ > 0 || !cd->password)
                 goto fail;
             r[i].resp = strdup(cd->password);
             break;
@@ -70,7 +63,7 @@ static int conversation(int num, const struct pam_message **msg, struct pam_resp
             break;
         case PAM_TEXT_INFO:
         case PAM_ERROR_MSG:
-            if (msg[i]->msg)
+            if (msg[i]->msg && cd->msgs)
                 add_msg(cd->msgs, msg[i]->msg);
             break;
         default:
@@ -106,17 +99,25 @@ static void no_fail_delay(int retval, unsigned usec_delay, void *appdata)
     (void)appdata;
 }
 
+/* The login is over: the password and the reply lines were the caller's, and go. */
+static void conv_done(struct pamauth_conv *c)
+{
+    c->password = NULL;
+    c->passwords_given = 1;
+    c->msgs = NULL;
+}
+
 enum pam_outcome pamauth_login(struct pamauth *pa, const char *service, const char *user,
                                const char *password, const char *rhost, const char *const *env,
                                struct sbuf *msgs, char *why, size_t whylen)
 {
-    /* Without a password, a module that still prompts gets nothing (and fails). */
-    struct conv_data cd = {.user = user,
-                           .password = password ? password : "",
-                           .msgs = msgs,
-                           .passwords_given = password ? 0 : 1};
-    struct pam_conv conv = {conversation, &cd};
     memset(pa, 0, sizeof *pa);
+    /* Without a password, a module that still prompts gets nothing (and fails). */
+    snprintf(pa->conv.user, sizeof pa->conv.user, "%s", user);
+    pa->conv.password = password ? password : "";
+    pa->conv.passwords_given = password ? 0 : 1;
+    pa->conv.msgs = msgs;
+    struct pam_conv conv = {conversation, &pa->conv}; /* libpam keeps a copy */
     int rc = pam_start(service, user, &conv, &pa->pamh);
     if (rc != PAM_SUCCESS) {
         snprintf(why, whylen, "pam_start(%s): %s", service, pam_strerror(NULL, rc));
@@ -172,9 +173,11 @@ enum pam_outcome pamauth_login(struct pamauth *pa, const char *service, const ch
     /* The session modules have had the token (pam_mount and the like unlock with it); libpam
      * overwrites it now, as the handle stays open and the user process is forked from here. */
     pam_set_item(pa->pamh, PAM_AUTHTOK, NULL);
+    conv_done(&pa->conv);
     return PAMAUTH_OK;
 fail:
     pamauth_close(pa);
+    conv_done(&pa->conv);
     return out;
 }
 

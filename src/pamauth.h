@@ -15,11 +15,21 @@ enum pam_outcome {
     PAMAUTH_ERROR,       /* PAM itself failed (configuration, session module) */
 };
 
+/* What the conversation answers with. It lives as long as the handle: session modules may
+ * talk at pam_close_session, long after the login (pam_exec with stdout does). */
+struct pamauth_conv {
+    char user[256];
+    const char *password; /* during pamauth_login only */
+    unsigned passwords_given;
+    struct sbuf *msgs; /* during pamauth_login only; later messages reach no client */
+};
+
 struct pamauth {
     pam_handle_t *pamh;
     bool cred_set;
     bool session_open;
     char user[256]; /* PAM_USER after authentication (a module may map the name) */
+    struct pamauth_conv conv;
 };
 
 /*

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from ftpsd_fixture import USERS
+from ftpsd_fixture import BINARY, USERS, sanitized
 from test_processes import session_processes, status
 
 
@@ -55,7 +55,10 @@ def test_big_listing_memory_is_bounded(big):
         f.retrlines("MLSD big", facts.append)
         assert len(facts) == 100_001                                     # and type=cdir
         grown = peak_kib(user) - before
-        assert grown < 12 * 1024, f"the user process's peak memory grew by {grown} KiB"
+        # make check-asan: ASan's allocator holds freed memory in quarantine and pads every
+        # block, so its peak says nothing about the listing's.
+        if not sanitized(BINARY):
+            assert grown < 12 * 1024, f"the user process's peak memory grew by {grown} KiB"
     finally:
         f.close()
 
