@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from ftpsd_fixture import LIBDIR, PAM_MATRIX, USERS
+from ftpsd_fixture import LIBDIR, USERS
 from reliability import (RUN, SyslogMark, alive, assert_server_works, children, count,
                          descendants, epsv_port, kill_leftovers, log_lines, make_user_dir, parts,
                          put, read_to_eof, report, rst_close, session_tree, user_dir_fixture,
@@ -261,21 +261,13 @@ def test_worker_killed_mid_transfer(make_server, wd, syslog, direction, sig):
 def recording_pam(env):
     """A PAM service (pam_wrapper's service directory) whose session stage runs pam_exec with a
     script that records open_session / close_session with the monitor's pid."""
-    name = "ftpsd-rec-" + secrets.token_hex(3)
-    log = env.path(name + ".log")
-    script = env.path(name + ".sh")
+    log = env.path("ftpsd-rec-" + secrets.token_hex(3) + ".log")
+    script = log[:-4] + ".sh"
     with open(script, "w") as fh:
         fh.write(f'#!/bin/sh\necho "$PAM_TYPE $PAM_USER $PPID" >> {log}\nexit 0\n')
     os.chmod(script, 0o755)
-    passdb = env.path(name + ".passdb")
-    with open(passdb, "w") as fh:
-        fh.write("".join(f"{u}:{pw}:{name}\n" for u, (_, pw) in USERS.items()))
-    os.chmod(passdb, 0o600)
-    with open(os.path.join(env.pamdir, name), "w") as fh:
-        fh.write(f"auth required {PAM_MATRIX} passdb={passdb}\n"
-                 f"account required {PAM_MATRIX} passdb={passdb}\n"
-                 f"session required {PAM_MATRIX} passdb={passdb}\n"
-                 f"session required {LIBDIR}/security/pam_exec.so {script}\n")
+    name = env.pam_matrix_service("ftpsd-rec-",
+                                  [f"session required {LIBDIR}/security/pam_exec.so {script}"])
     open(log, "w").close()
     return name, log
 

@@ -8,7 +8,7 @@ import secrets
 
 import pytest
 
-from ftpsd_fixture import LIBDIR, PAM_MATRIX, USERS
+from ftpsd_fixture import LIBDIR, USERS
 from test_processes import session_processes, status
 
 ALICE = USERS["alice"][0]
@@ -16,18 +16,7 @@ ALICE = USERS["alice"][0]
 
 def pam_service(env, session_lines):
     """A pam_wrapper service: pam_matrix for auth and account, and these session lines."""
-    name = "ftpsd-sess-" + secrets.token_hex(3)
-    passdb = env.path(name + ".passdb")
-    with open(passdb, "w") as fh:
-        fh.write("".join(f"{u}:{pw}:{name}\n" for u, (_, pw) in USERS.items()))
-    os.chmod(passdb, 0o600)
-    with open(os.path.join(env.pamdir, name), "w") as fh:
-        fh.write(f"auth required {PAM_MATRIX} passdb={passdb}\n"
-                 f"account required {PAM_MATRIX} passdb={passdb}\n"
-                 f"session required {PAM_MATRIX} passdb={passdb}\n")
-        for line in session_lines:
-            fh.write(line + "\n")
-    return name
+    return env.pam_matrix_service("ftpsd-sess-", session_lines)
 
 
 def limits(pid):

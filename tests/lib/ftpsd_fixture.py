@@ -4,6 +4,7 @@ with pam_matrix), and the real ftpsd binary served per connection by systemd-soc
 import ftplib
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -86,6 +87,22 @@ class Env:
 
     def path(self, *p):
         return os.path.join(self.dir, *p)
+
+    def pam_matrix_service(self, prefix, session_lines=()):
+        """A new pam_wrapper service: pam_matrix for auth, account and session over its own
+        copy of the users' passwords, then session_lines. Returns its name."""
+        name = prefix + secrets.token_hex(3)
+        passdb = self.path(name + ".passdb")
+        with open(passdb, "w") as fh:
+            fh.write("".join(f"{u}:{pw}:{name}\n" for u, (_, pw) in USERS.items()))
+        os.chmod(passdb, 0o600)
+        with open(os.path.join(self.pamdir, name), "w") as fh:
+            fh.write(f"auth required {PAM_MATRIX} passdb={passdb}\n"
+                     f"account required {PAM_MATRIX} passdb={passdb}\n"
+                     f"session required {PAM_MATRIX} passdb={passdb}\n")
+            for line in session_lines:
+                fh.write(line + "\n")
+        return name
 
     def cert_copy(self, d, uid):
         """The server certificate and key copied into directory d, owned by uid (what a
