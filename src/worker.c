@@ -69,8 +69,6 @@ static _Noreturn void finish(struct wstate *w, uint32_t status)
     _exit(0);
 }
 
-/* SSL_accept within timeout_ms in all: the socket's own timeouts bound each read, and a
- * client dripping its ClientHello a byte at a time would get through those. */
 /* The front's job for this connection: what to move, at which PROT level. A front that is
  * gone ends the worker. */
 static void read_job(struct wstate *w)
@@ -92,7 +90,9 @@ static void read_job(struct wstate *w)
 }
 
 /*
- * SSL_accept within timeout_ms of the transfer command. A connection accepted under PROT P
+ * SSL_accept within timeout_ms of the transfer command, in all: the socket's own timeouts bound
+ * each read, and a client dripping its ClientHello a byte at a time would get through those.
+ * A connection accepted under PROT P
  * starts its handshake at once, maybe long before the command (the client may start its
  * handshake only after the 150): until the job comes, only the session's idle timeout (the
  * front's) bounds the wait. A job under PROT C ends the handshake at once (the client will
