@@ -230,8 +230,15 @@ static void sink_open(struct sink *k, bool stat)
 {
     *k = (struct sink){.stat = stat, .fd = -1};
     sbuf_init(&k->buf);
-    if (!stat && (k->fd = memfd_create("ftpsd-listing", MFD_CLOEXEC)) < 0)
+}
+
+/* The memory file, made when the first text goes to it: a listing refused before any line
+ * (550, 451) makes none. */
+static bool sink_file(struct sink *k)
+{
+    if (k->fd < 0 && !k->err && (k->fd = memfd_create("ftpsd-listing", MFD_CLOEXEC)) < 0)
         k->err = errno;
+    return !k->err;
 }
 
 /* false: no more lines are wanted (STAT's reply is full, or the memory file failed). */
@@ -243,6 +250,8 @@ static bool sink_flush(struct sink *k, size_t at_least)
         return false;
     if (k->buf.len < at_least || k->buf.len == 0)
         return true;
+    if (!sink_file(k))
+        return false;
     if (write_full(k->fd, k->buf.data, k->buf.len) < 0) {
         k->err = errno;
         return false;
@@ -256,7 +265,7 @@ static void sink_finish(struct sink *k, const char *what, struct uresp *r)
 {
     if (k->stat) {
         to_reply(&k->buf, what, r);
-    } else if (sink_flush(k, 0) && lseek(k->fd, 0, SEEK_SET) == 0) {
+    } else if (sink_file(k) && sink_flush(k, 0) && lseek(k->fd, 0, SEEK_SET) == 0) {
         r->fd = k->fd;
         k->fd = -1;
         r->value = k->size;
