@@ -65,19 +65,23 @@ void cmd_open_read(struct usess *s, const struct ureq *q, struct uresp *r)
 
 /* Ends an upload that will not be committed. A new file is removed; a file written in place
  * keeps what arrived, cut at its end so that SIZE is where a resume must start. */
+/* APPE (or REST + STOR) to a name that did not exist created it, in place, and nothing arrived
+ * (end: the upload's file position): nothing is to be left. */
+static bool created_empty(const struct usess *s, off_t end)
+{
+    return s->up_fd >= 0 && !s->up_temp && s->up_new && end <= s->up_start;
+}
+
 void upload_discard(struct usess *s)
 {
+    off_t end = s->up_fd >= 0 ? lseek(s->up_fd, 0, SEEK_CUR) : -1;
     if (s->up_temp && s->up_dirfd >= 0)
         unlinkat(s->up_dirfd, s->up_tmpname, 0);
-    /* APPE (or REST + STOR) to a name that did not exist created it: nothing arrived, so
-     * nothing is left. */
-    if (!s->up_temp && s->up_new && s->up_fd >= 0 && s->up_dirfd >= 0 &&
-        lseek(s->up_fd, 0, SEEK_CUR) <= s->up_start)
+    if (created_empty(s, end) && s->up_dirfd >= 0)
         unlinkat(s->up_dirfd, s->up_base, 0);
     if (s->up_reserved && s->up_dirfd >= 0)
         unlinkat(s->up_dirfd, s->up_base, 0);
     if (s->up_truncate && s->up_fd >= 0) {
-        off_t end = lseek(s->up_fd, 0, SEEK_CUR);
         /* Nothing written (no data connection came): the file stays as it was. */
         if (end > s->up_start && ftruncate(s->up_fd, end) < 0)
             log_msg(LOG_WARNING, "cannot cut %s at %lld bytes: %s", s->up_vpath, (long long)end,
@@ -333,7 +337,7 @@ void cmd_abort(struct usess *s, const struct ureq *q, struct uresp *r)
         return;
     bool in_place = s->up_fd >= 0 && !s->up_temp;
     off_t start = s->up_start, end = in_place ? lseek(s->up_fd, 0, SEEK_CUR) : -1;
-    bool empty_new = in_place && s->up_new && end <= start;
+    bool empty_new = created_empty(s, end);
     upload_discard(s);
     if (!in_place || empty_new)
         uresp_set(r, 226, "upload discarded");
