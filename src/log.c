@@ -115,11 +115,11 @@ static int journal_send(int prio, const char *line, const char *msg)
 
 void log_quote(char *dst, size_t cap, const char *s)
 {
-    size_t n = 0, limit = cap < LOG_QUOTED_MAX + 8 ? cap - 8 : LOG_QUOTED_MAX;
     if (cap < 9) {
         dst[0] = '\0';
         return;
     }
+    size_t n = 0, limit = cap < LOG_QUOTED_MAX + 8 ? cap - 8 : LOG_QUOTED_MAX;
     dst[n++] = '"';
     for (; *s && n < limit; s++) {
         if (*s == '"' || *s == '\\')

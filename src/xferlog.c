@@ -30,6 +30,17 @@ int xferlog_open(const char *path)
     return -1;
 }
 
+/* One field of the line from client text. The format is space-separated: a space would shift
+ * the fields after it. */
+static void field(char *out, size_t cap, const char *text)
+{
+    snprintf(out, cap, "%s", text);
+    text_sanitize(out, '_');
+    for (char *p = out; *p; p++)
+        if (*p == ' ')
+            *p = '_';
+}
+
 void xferlog_format(char *buf, size_t len, const struct xferlog_entry *e)
 {
     char when[64];
@@ -38,17 +49,8 @@ void xferlog_format(char *buf, size_t len, const struct xferlog_entry *e)
     /* ctime(3) layout, "Fri Nov 27 03:00:00 2026", without its newline. */
     strftime(when, sizeof when, "%a %b %e %H:%M:%S %Y", &tm);
     char name[4096], user[256];
-    snprintf(name, sizeof name, "%s", e->path);
-    snprintf(user, sizeof user, "%s", e->user[0] ? e->user : "*");
-    /* The format is space-separated: a space in a field would shift the ones after it. */
-    text_sanitize(name, '_');
-    text_sanitize(user, '_');
-    for (char *p = name; *p; p++)
-        if (*p == ' ')
-            *p = '_';
-    for (char *p = user; *p; p++)
-        if (*p == ' ')
-            *p = '_';
+    field(name, sizeof name, e->path);
+    field(user, sizeof user, e->user[0] ? e->user : "*");
     /* transfer-time host size file type action direction access-mode user service
      * auth-method auth-user-id status */
     snprintf(buf, len, "%s %u %s %llu %s %c _ %c %c %s ftp 0 * %c\n", when,
