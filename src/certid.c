@@ -82,7 +82,9 @@ X509_STORE *certid_store(const struct config *cfg, char *why, size_t whylen)
         snprintf(why, whylen, "out of memory");
         return NULL;
     }
-    if (tls_client_trust(store, cfg, why, whylen) < 0) {
+    struct tls_err err;
+    if (tls_client_trust(store, cfg, &err) < 0) {
+        snprintf(why, whylen, "%s", err.text);
         X509_STORE_free(store);
         return NULL;
     }

@@ -198,28 +198,28 @@ SSL *front_new_ctl_ssl(struct front *f)
 static void setup_tls_and_drop(struct front *f)
 {
     const struct config *cfg = f->cfg;
-    char err[512];
-    f->ctx = tls_server_ctx(cfg, cfg->tls_cert_file, cfg->tls_key_file, err, sizeof err);
+    struct tls_err err;
+    f->ctx = tls_server_ctx(cfg, cfg->tls_cert_file, cfg->tls_key_file, &err);
     if (!f->ctx) {
-        snprintf(f->ctx_err, sizeof f->ctx_err, "%s", err);
-        log_msg(LOG_ERR, "TLS is not available: %s", err);
+        snprintf(f->ctx_err, sizeof f->ctx_err, "%s", err.text);
+        log_msg(LOG_ERR, "TLS is not available: %s", err.text);
     } else {
         SSL_CTX_set_tlsext_servername_callback(f->ctx, sni_callback);
         SSL_CTX_set_tlsext_servername_arg(f->ctx, f);
         /* A response file a failed refresh left empty or broken costs the staple, not TLS
          * (ftpsd -t reports it as an error). */
-        if (cfg->tls_ocsp_file[0] && tls_staple_ocsp(f->ctx, cfg->tls_ocsp_file, err, sizeof err))
-            log_msg(LOG_WARNING, "no OCSP stapling: %s", err);
+        if (cfg->tls_ocsp_file[0] && tls_staple_ocsp(f->ctx, cfg->tls_ocsp_file, &err))
+            log_msg(LOG_WARNING, "no OCSP stapling: %s", err.text);
     }
     f->vctx = xcalloc(cfg->nvhosts + 1, sizeof *f->vctx);
     for (unsigned i = 0; f->ctx && i < cfg->nvhosts; i++) {
         const struct vhost *v = &cfg->vhosts[i];
         if (!v->tls_cert_file)
             continue;
-        f->vctx[i] = tls_server_ctx(cfg, v->tls_cert_file, v->tls_key_file, err, sizeof err);
+        f->vctx[i] = tls_server_ctx(cfg, v->tls_cert_file, v->tls_key_file, &err);
         if (!f->vctx[i])
             log_msg(LOG_ERR, "[host %s]: TLS certificate not usable, the main one is used: %s",
-                    v->name, err);
+                    v->name, err.text);
     }
     /* Binds data connections to this control connection (see tls_check_data_session). */
     random_bytes(f->sid_ctx, sizeof f->sid_ctx);

@@ -99,32 +99,6 @@ static int check_rootless_user(void)
     return 1;
 }
 
-/* The key a tls_server_ctx() error is about, told by how its text starts (tls.c), so that -t
- * points at that key's line; NULL if unknown. */
-static const char *tls_error_key(const char *err)
-{
-    static const struct {
-        const char *start, *key;
-    } map[] = {
-        {"cannot load certificate", "tls_cert_file"},
-        {"cannot load key", "tls_key_file"},
-        {"key does not match certificate", "tls_key_file"},
-        {"tls_ciphers:", "tls_ciphers"},
-        {"tls_ciphersuites:", "tls_ciphersuites"},
-        {"tls_groups:", "tls_groups"},
-        {"cannot load client CA from", "tls_ca_file"},
-        {"cannot load client CAs from", "tls_ca_path"},
-        {"cannot load CRL", "tls_crl_file"},
-        {"cannot read OCSP response", "tls_ocsp_file"},
-        {"OCSP response", "tls_ocsp_file"},
-        {"not a DER OCSP response", "tls_ocsp_file"},
-    };
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (strncmp(err, map[i].start, strlen(map[i].start)) == 0)
-            return map[i].key;
-    return NULL;
-}
-
 /* The authentication a TLS 1.2 cipher needs to be used with this key; NID_undef for a key type
  * not judged here. */
 static int auth_nid_of_key(const EVP_PKEY *pkey)
@@ -183,14 +157,14 @@ static void report_no_cipher(const struct config *cfg, unsigned v)
 
 /* One TLS context: the main one (v = 0) or a [host] section's. A section fails on the main
  * keys exactly as the main context does, so only what differs is reported again. */
-static int check_tls_context(const struct config *cfg, unsigned v, const char *main_err, char *err,
-                             size_t errlen)
+static int check_tls_context(const struct config *cfg, unsigned v, const char *main_err,
+                             struct tls_err *err)
 {
     const char *keyfile = config_key(cfg, v);
-    SSL_CTX *ctx = tls_server_ctx(cfg, config_cert(cfg, v), keyfile, err, errlen);
+    SSL_CTX *ctx = tls_server_ctx(cfg, config_cert(cfg, v), keyfile, err);
     /* Only the main certificate staples (a response names one certificate). */
     if (ctx && v == 0 && cfg->tls_ocsp_file[0] &&
-        tls_staple_ocsp(ctx, cfg->tls_ocsp_file, err, errlen) < 0) {
+        tls_staple_ocsp(ctx, cfg->tls_ocsp_file, err) < 0) {
         SSL_CTX_free(ctx);
         ctx = NULL;
     }
@@ -201,14 +175,14 @@ static int check_tls_context(const struct config *cfg, unsigned v, const char *m
     if (ctx) {
         bool usable = some_cipher_usable(ctx);
         SSL_CTX_free(ctx);
-        err[0] = '\0';
+        err->text[0] = '\0';
         if (!usable)
             report_no_cipher(cfg, v);
         return !usable;
     }
-    if (v > 0 && strcmp(err, main_err) == 0)
+    if (v > 0 && strcmp(err->text, main_err) == 0)
         return 1;
-    const char *key = tls_error_key(err);
+    const char *key = err->key;
     unsigned line = key ? config_host_line(cfg, v, key) : 0;
     char host[300] = "";
     if (v > 0 && (!key || line != config_line(cfg, key))) {
@@ -216,19 +190,19 @@ static int check_tls_context(const struct config *cfg, unsigned v, const char *m
         line = key ? line : cfg->vhosts[v - 1].line;
     }
     /* Name the key where the text does not start with it ("cannot load certificate ..."). */
-    const char *label = key && strncmp(err, key, strlen(key)) != 0 ? key : NULL;
-    report(cfg, line, "%s%s%s%s", host, label ? label : "", label ? ": " : "", err);
+    const char *label = key && strncmp(err->text, key, strlen(key)) != 0 ? key : NULL;
+    report(cfg, line, "%s%s%s%s", host, label ? label : "", label ? ": " : "", err->text);
     return 1;
 }
 
 /* The main certificate, then each [host] section's own. */
 static int check_tls(const struct config *cfg)
 {
-    char main_err[600], err[600];
-    int bad = check_tls_context(cfg, 0, "", main_err, sizeof main_err);
+    struct tls_err main_err, err;
+    int bad = check_tls_context(cfg, 0, "", &main_err);
     for (unsigned v = 1; v <= cfg->nvhosts; v++)
         if (cfg->vhosts[v - 1].tls_cert_file)
-            bad |= check_tls_context(cfg, v, main_err, err, sizeof err);
+            bad |= check_tls_context(cfg, v, main_err.text, &err);
     return bad;
 }
 

@@ -8,6 +8,7 @@
 #include <openssl/err.h>
 #include <openssl/ocsp.h>
 #include <openssl/x509v3.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -53,30 +54,42 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
     return any_unknown ? SSL_TLSEXT_ERR_NOACK : SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
-static void last_error(char *err, size_t errlen, const char *what, const char *file)
+static void set_err(struct tls_err *err, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(struct tls_err *err, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->text, sizeof err->text, fmt, ap);
+    va_end(ap);
+    err->key = key;
+}
+
+/* OpenSSL's last error, after what failed and on what. */
+static void last_error(struct tls_err *err, const char *key, const char *what, const char *file)
 {
     unsigned long e = ERR_peek_last_error();
     char buf[256] = "unknown error";
     if (e)
         ERR_error_string_n(e, buf, sizeof buf);
-    snprintf(err, errlen, "%s %s: %s", what, file, buf);
+    set_err(err, key, "%s %s: %s", what, file, buf);
     ERR_clear_error();
 }
 
-int tls_client_trust(X509_STORE *st, const struct config *cfg, char *err, size_t errlen)
+int tls_client_trust(X509_STORE *st, const struct config *cfg, struct tls_err *err)
 {
     const char *file = cfg->tls_ca_file[0] ? cfg->tls_ca_file : NULL;
     const char *path = cfg->tls_ca_path[0] ? cfg->tls_ca_path : NULL;
     if (file && X509_STORE_load_file(st, file) != 1) {
-        last_error(err, errlen, "cannot load client CA from", file);
+        last_error(err, "tls_ca_file", "cannot load client CA from", file);
         return -1;
     }
     /* Read now: the front verifies in its chroot, and the certificate checker in a sandbox,
      * where the directory is out of reach. */
     int dir_crls = 0;
     if (path && cadir_load(st, path, &dir_crls) < 0) {
-        snprintf(err, errlen, "cannot load client CAs from %s: %s", path,
-                 errno == ENOENT ? "no hashed certificate (run openssl rehash)" : strerror(errno));
+        set_err(err, "tls_ca_path", "cannot load client CAs from %s: %s", path,
+                errno == ENOENT ? "no hashed certificate (run openssl rehash)" : strerror(errno));
         return -1;
     }
     /* OpenSSL consults CRLs only when asked to: a CRL put in the directory must not sit there
@@ -86,7 +99,7 @@ int tls_client_trust(X509_STORE *st, const struct config *cfg, char *err, size_t
     if (cfg->tls_crl_file[0]) {
         X509_LOOKUP *lu = X509_STORE_add_lookup(st, X509_LOOKUP_file());
         if (!lu || X509_load_crl_file(lu, cfg->tls_crl_file, X509_FILETYPE_PEM) < 1) {
-            last_error(err, errlen, "cannot load CRL", cfg->tls_crl_file);
+            last_error(err, "tls_crl_file", "cannot load CRL", cfg->tls_crl_file);
             return -1;
         }
         X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
@@ -96,9 +109,9 @@ int tls_client_trust(X509_STORE *st, const struct config *cfg, char *err, size_t
 }
 
 /* Client certificates: which CAs are trusted, the CRL, how deep a chain may be. */
-static int setup_client_verify(SSL_CTX *ctx, const struct config *cfg, char *err, size_t errlen)
+static int setup_client_verify(SSL_CTX *ctx, const struct config *cfg, struct tls_err *err)
 {
-    if (tls_client_trust(SSL_CTX_get_cert_store(ctx), cfg, err, errlen) < 0)
+    if (tls_client_trust(SSL_CTX_get_cert_store(ctx), cfg, err) < 0)
         return -1;
     if (cfg->tls_ca_file[0]) {
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cfg->tls_ca_file);
@@ -127,14 +140,14 @@ static int ocsp_status_cb(SSL *s, void *arg)
     return SSL_TLSEXT_ERR_OK;
 }
 
-int tls_staple_ocsp(SSL_CTX *ctx, const char *file, char *err, size_t errlen)
+int tls_staple_ocsp(SSL_CTX *ctx, const char *file, struct tls_err *err)
 {
     BIO *in = BIO_new_file(file, "rb");
     BUF_MEM *resp = BUF_MEM_new();
     char chunk[4096];
     int n;
     if (!in || !resp) {
-        last_error(err, errlen, "cannot read OCSP response", file);
+        last_error(err, "tls_ocsp_file", "cannot read OCSP response", file);
         BIO_free(in);
         BUF_MEM_free(resp);
         return -1;
@@ -142,7 +155,7 @@ int tls_staple_ocsp(SSL_CTX *ctx, const char *file, char *err, size_t errlen)
     while ((n = BIO_read(in, chunk, sizeof chunk)) > 0) {
         size_t old = resp->length;
         if (old + (size_t)n > 1024 * 1024 || !BUF_MEM_grow(resp, old + (size_t)n)) {
-            snprintf(err, errlen, "OCSP response %s is too large", file);
+            set_err(err, "tls_ocsp_file", "OCSP response %s is too large", file);
             BIO_free(in);
             BUF_MEM_free(resp);
             return -1;
@@ -154,7 +167,7 @@ int tls_staple_ocsp(SSL_CTX *ctx, const char *file, char *err, size_t errlen)
     const unsigned char *p = (const unsigned char *)resp->data;
     OCSP_RESPONSE *r = d2i_OCSP_RESPONSE(NULL, &p, (long)resp->length);
     if (!r) {
-        last_error(err, errlen, "not a DER OCSP response:", file);
+        last_error(err, "tls_ocsp_file", "not a DER OCSP response:", file);
         BUF_MEM_free(resp);
         return -1;
     }
@@ -192,17 +205,17 @@ static int no_passphrase(char *buf, int size, int rwflag, void *asked)
     return 0;
 }
 
-SSL_CTX *tls_server_ctx(const struct config *cfg, const char *cert, const char *key, char *err,
-                        size_t errlen)
+SSL_CTX *tls_server_ctx(const struct config *cfg, const char *cert, const char *key,
+                        struct tls_err *err)
 {
     OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, NULL);
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
-        last_error(err, errlen, "cannot create", "TLS context");
+        last_error(err, NULL, "cannot create", "TLS context");
         return NULL;
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-        last_error(err, errlen, "cannot load certificate", cert);
+        last_error(err, "tls_cert_file", "cannot load certificate", cert);
         goto fail;
     }
     bool asked = false;
@@ -212,30 +225,31 @@ SSL_CTX *tls_server_ctx(const struct config *cfg, const char *cert, const char *
     SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
     if (used != 1 && asked) {
         ERR_clear_error();
-        snprintf(err, errlen,
-                 "cannot load key %s: it is encrypted, and no passphrase can be asked for; store "
-                 "it unencrypted, readable only by root (openssl pkey -in KEY -out NEWKEY)",
-                 key);
+        set_err(err, "tls_key_file",
+                "cannot load key %s: it is encrypted, and no passphrase can be asked for; store "
+                "it unencrypted, readable only by root (openssl pkey -in KEY -out NEWKEY)",
+                key);
         goto fail;
     }
     if (used != 1) {
-        last_error(err, errlen, "cannot load key", key);
+        last_error(err, "tls_key_file", "cannot load key", key);
         goto fail;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
-        last_error(err, errlen, "key does not match certificate", key);
+        last_error(err, "tls_key_file", "key does not match certificate", key);
         goto fail;
     }
     SSL_CTX_set_min_proto_version(ctx, cfg->tls_min_version);
     bool chacha_first = default_lists(cfg) && !cpu_has_aes();
     const char *ciphers = chacha_first ? TLS_CIPHERS_NO_AES : cfg->tls_ciphers;
     if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
-        last_error(err, errlen, "tls_ciphers: no usable cipher in", cfg->tls_ciphers);
+        last_error(err, "tls_ciphers", "tls_ciphers: no usable cipher in", cfg->tls_ciphers);
         goto fail;
     }
     const char *suites = chacha_first ? TLS_CIPHERSUITES_NO_AES : cfg->tls_ciphersuites;
     if (SSL_CTX_set_ciphersuites(ctx, suites) != 1) {
-        last_error(err, errlen, "tls_ciphersuites: no usable suite in", cfg->tls_ciphersuites);
+        last_error(err, "tls_ciphersuites", "tls_ciphersuites: no usable suite in",
+                   cfg->tls_ciphersuites);
         goto fail;
     }
     /* PRIORITIZE_CHACHA: a client that lists ChaCha20-Poly1305 first (one without AES
@@ -245,11 +259,10 @@ SSL_CTX *tls_server_ctx(const struct config *cfg, const char *cert, const char *
                                       ? SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA
                                       : 0));
     if (SSL_CTX_set1_groups_list(ctx, cfg->tls_groups) != 1) {
-        last_error(err, errlen, "tls_groups: no usable group in", cfg->tls_groups);
+        last_error(err, "tls_groups", "tls_groups: no usable group in", cfg->tls_groups);
         goto fail;
     }
-    if (config_client_cert(cfg) != CLIENT_CERT_NONE &&
-        setup_client_verify(ctx, cfg, err, errlen) < 0)
+    if (config_client_cert(cfg) != CLIENT_CERT_NONE && setup_client_verify(ctx, cfg, err) < 0)
         goto fail;
     /* RELEASE_BUFFERS: an idle control connection holds no 17 KiB record buffers. */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |

@@ -373,12 +373,27 @@ def test_check_rootless_needs_a_passwd_entry(env):
 # --- where -t points ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("line,key", [("tls_ciphers = BOGUS", "tls_ciphers"),
-                                      ("tls_groups = nope", "tls_groups")])
+@pytest.mark.parametrize("line,key", [
+    ("tls_ciphers = BOGUS", "tls_ciphers"),
+    ("tls_ciphersuites = BOGUS", "tls_ciphersuites"),
+    ("tls_groups = nope", "tls_groups"),
+    ("tls_ca_file = {tmp}/missing-ca.pem", "tls_ca_file"),
+    ("tls_ca_path = {tmp}/no-such-dir", "tls_ca_path"),
+    ("tls_crl_file = {tmp}/missing.crl", "tls_crl_file"),
+    ("tls_ocsp_file = {tmp}/missing.der", "tls_ocsp_file"),
+    ("tls_ocsp_file = {garbage}", "tls_ocsp_file"),
+])
 def test_tls_error_names_the_line_of_its_key(env, tmp_path, line, key):
     """A TLS setting that OpenSSL refuses is reported on its own line, not the certificate's."""
+    garbage = tmp_path / "garbage.der"
+    garbage.write_bytes(b"not DER at all")
     lines = ["# test"] + [f"{k} = {v}" for k, v in good_settings(env).items()]
-    lines.insert(4, line)                  # line 5; tls_cert_file is on line 2
+    lines.insert(4, line.format(tmp=tmp_path, garbage=garbage))  # line 5; the certificate is on 2
+    if key in ("tls_ca_path", "tls_crl_file"):
+        # read only where client certificates are asked for; a CA file makes that valid
+        lines += [f"tls_ca_file = {env.cert}", "tls_client_cert = optional"]
+    elif key == "tls_ca_file":
+        lines.append("tls_client_cert = optional")
     conf = write_conf(tmp_path, lines)
     r = run(["-t", "-f", conf], env=wrapper_env(env))
     assert r.returncode == 1, r
