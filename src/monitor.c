@@ -240,6 +240,25 @@ static bool valid_user_name(const char *u)
     return strcmp(u, ".") != 0 && strcmp(u, "..") != 0;
 }
 
+/* Why an account may not log in before PAM is even asked, for the name typed and again for
+ * the one PAM settles on; NULL if it may. *pw is its passwd entry, or NULL if it has none
+ * (PAM then decides: pam_matrix and LDAP accounts can exist only there until the session). */
+static const char *user_refused(const struct config *cfg, const char *user, struct passwd **pw,
+                                char *why, size_t whylen)
+{
+    *pw = valid_user_name(user) ? getpwnam(user) : NULL;
+    const char *r = NULL;
+    if (!valid_user_name(user))
+        r = "invalid user name";
+    else if (cfg->rootless && (!*pw || (*pw)->pw_uid != geteuid()))
+        r = "rootless mode serves only the user it runs as";
+    else if (*pw && (*pw)->pw_uid == 0)
+        r = "root may not log in";
+    if (r)
+        snprintf(why, whylen, "%s", r);
+    return r;
+}
+
 /* Where and how a logged-in user's process runs. */
 struct user_spec {
     const char *root_dir; /* root_dir setting ("" = home), %u expanded */
@@ -489,19 +508,21 @@ static void handle_login(struct monitor *m, struct msg *req)
         method = cert_only ? "certificate" : "certificate+password";
 
     enum pam_outcome out = PAMAUTH_BAD_LOGIN;
-    struct passwd *pw = valid_user_name(l->user) ? getpwnam(l->user) : NULL;
+    struct passwd *pw = NULL;
     const char *env[] = {dnenv[0] ? dnenv : NULL, issenv,
                          cert_is_user ? "FTPSD_AUTH=certificate" : NULL, NULL};
-    if (!valid_user_name(l->user)) {
-        snprintf(why, sizeof why, "invalid user name");
-    } else if (cfg->rootless && (!pw || pw->pw_uid != geteuid())) {
-        snprintf(why, sizeof why, "rootless mode serves only the user it runs as");
-    } else if (pw && pw->pw_uid == 0) {
-        snprintf(why, sizeof why, "root may not log in");
-    } else {
+    if (!user_refused(cfg, l->user, &pw, why, sizeof why)) {
         out =
             pamauth_login(&m->pam, config_pam_service(cfg, l->vhost), l->user,
                           cert_only ? NULL : l->pass, m->si.peer_str, env, &lines, why, sizeof why);
+        /* A module may have mapped the name to another (PAM_USER): that account is judged
+         * again before its credentials and session are set up, root's included. */
+        if (out == PAMAUTH_OK && user_refused(cfg, m->pam.user, &pw, why, sizeof why)) {
+            pamauth_close(&m->pam);
+            out = PAMAUTH_BAD_LOGIN;
+        }
+        if (out == PAMAUTH_OK)
+            out = pamauth_open_session(&m->pam, why, sizeof why);
     }
     /* The password, here and in the request it came in (which l's certificates point into),
      * is gone before the user process is forked from this one. */
@@ -514,6 +535,8 @@ static void handle_login(struct monitor *m, struct msg *req)
     struct rlimit fs = {RLIM_INFINITY, RLIM_INFINITY};
     getrlimit(RLIMIT_FSIZE, &fs);
     if (out == PAMAUTH_OK) {
+        /* Looked up again: the session stage may have made the account (pam_mkhomedir's
+         * home, an LDAP cache). */
         pw = getpwnam(m->pam.user);
         struct user_spec u = {.root_dir = config_root_dir(cfg, l->vhost),
                               .write_enable = cfg->write_enable,

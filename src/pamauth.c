@@ -155,18 +155,24 @@ enum pam_outcome pamauth_login(struct pamauth *pa, const char *service, const ch
         snprintf(pa->user, sizeof pa->user, "%s", (const char *)item);
     else
         snprintf(pa->user, sizeof pa->user, "%s", user);
+    return PAMAUTH_OK;
+fail:
+    pamauth_close(pa);
+    return out;
+}
 
-    rc = pam_setcred(pa->pamh, PAM_ESTABLISH_CRED);
+enum pam_outcome pamauth_open_session(struct pamauth *pa, char *why, size_t whylen)
+{
+    enum pam_outcome out = PAMAUTH_ERROR;
+    int rc = pam_setcred(pa->pamh, PAM_ESTABLISH_CRED);
     if (rc != PAM_SUCCESS) {
         snprintf(why, whylen, "pam_setcred: %s", pam_strerror(pa->pamh, rc));
-        out = PAMAUTH_ERROR;
         goto fail;
     }
     pa->cred_set = true;
     rc = pam_open_session(pa->pamh, 0);
     if (rc != PAM_SUCCESS) {
         snprintf(why, whylen, "pam_open_session: %s", pam_strerror(pa->pamh, rc));
-        out = PAMAUTH_ERROR;
         goto fail;
     }
     pa->session_open = true;
@@ -177,12 +183,13 @@ enum pam_outcome pamauth_login(struct pamauth *pa, const char *service, const ch
     return PAMAUTH_OK;
 fail:
     pamauth_close(pa);
-    conv_done(&pa->conv);
     return out;
 }
 
 void pamauth_close(struct pamauth *pa)
 {
+    /* Closed after the login without a session: the caller's password and lines go too. */
+    conv_done(&pa->conv);
     if (!pa->pamh)
         return;
     int rc = PAM_SUCCESS;

@@ -33,16 +33,20 @@ struct pamauth {
 };
 
 /*
- * Runs auth, acct_mgmt, setcred and open_session for user with password. A NULL password skips
- * pam_authenticate (the client certificate authenticated the user); the account and session
- * stages still run, so expiry, pam_access and pam_time apply. env ("NAME=value", NULL-ended,
- * may be NULL) goes into the PAM environment for the modules. Every PAM_TEXT_INFO and
- * PAM_ERROR_MSG is appended to msgs, one per line, to be relayed as 230-/530- lines.
- * On failure the handle is closed again; on success pamauth_close() must be called later.
+ * Runs auth and acct_mgmt for user with password, and leaves in pa->user the name PAM settled
+ * on (a module may map the one typed to another). A NULL password skips pam_authenticate (the
+ * client certificate authenticated the user); the account stage still runs, so expiry,
+ * pam_access and pam_time apply. env ("NAME=value", NULL-ended, may be NULL) goes into the PAM
+ * environment for the modules. Every PAM_TEXT_INFO and PAM_ERROR_MSG is appended to msgs, one
+ * per line, to be relayed as 230-/530- lines. On failure the handle is closed again; on
+ * success the caller judges pa->user, then calls pamauth_open_session() or pamauth_close().
  */
 enum pam_outcome pamauth_login(struct pamauth *pa, const char *service, const char *user,
                                const char *password, const char *rhost, const char *const *env,
                                struct sbuf *msgs, char *why, size_t whylen);
+/* setcred and open_session, for pa->user. On failure the handle is closed again; on success
+ * pamauth_close() must be called later. */
+enum pam_outcome pamauth_open_session(struct pamauth *pa, char *why, size_t whylen);
 /* close_session, setcred(DELETE_CRED), pam_end. */
 void pamauth_close(struct pamauth *pa);
 

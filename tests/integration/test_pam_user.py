@@ -1,0 +1,104 @@
+"""Which account a login becomes: an alias of root (another name with uid 0), and a PAM module
+that maps the name typed to another account (PAM_USER), as pam_userdb-style stacks do."""
+import io
+import os
+import secrets
+
+import pytest
+
+from ftpsd_fixture import LIBDIR, PAM_MATRIX, USERS
+
+PW = {u: pw for u, (_, pw) in USERS.items()}
+BOB = USERS["bob"][0]
+
+
+def login(server, user, password):
+    r = server.tls_raw()
+    assert r.cmd(f"USER {user}")[0] == 331
+    code = r.cmd(f"PASS {password}")[0]
+    return r, code
+
+
+@pytest.fixture
+def recording_service(env):
+    """A pam_wrapper service: pam_matrix authenticates, then pam_set_items sets PAM_USER from
+    the server's environment (the mapping), pam_permit passes the account stage whatever the
+    name, and pam_exec records each session stage with the user it runs for."""
+    name = "ftpsd-map-" + secrets.token_hex(3)
+    log = env.path(name + ".log")
+    script = env.path(name + ".sh")
+    with open(script, "w") as fh:
+        fh.write(f'#!/bin/sh\necho "$PAM_TYPE $PAM_USER" >> {log}\nexit 0\n')
+    os.chmod(script, 0o755)
+    passdb = env.path(name + ".passdb")
+    with open(passdb, "w") as fh:
+        fh.write("".join(f"{u}:{pw}:{name}\n" for u, pw in PW.items()))
+    os.chmod(passdb, 0o600)
+    with open(os.path.join(env.pamdir, name), "w") as fh:
+        fh.write(f"auth required {PAM_MATRIX} passdb={passdb}\n"
+                 f"auth required {LIBDIR}/pam_wrapper/pam_set_items.so\n"
+                 f"account required {LIBDIR}/security/pam_permit.so\n"
+                 f"session required {LIBDIR}/security/pam_exec.so {script}\n")
+    open(log, "w").close()
+    return name, log
+
+
+def records(log):
+    with open(log) as fh:
+        return [l.split() for l in fh.read().splitlines()]
+
+
+def test_alias_of_root_is_refused(make_server, env, tmp_path):
+    """Root is refused by its uid, not its name: 'toor' with uid 0 and a password PAM accepts
+    gets 530, where alice on the same server gets 230."""
+    passwd = tmp_path / "passwd"
+    with open(env.passwd) as fh:
+        passwd.write_text(fh.read() + "toor:x:0:0:alias of root:/root:/bin/bash\n")
+    name = "ftpsd-toor-" + secrets.token_hex(3)
+    passdb = tmp_path / "passdb"
+    passdb.write_text(f"toor:toor-secret:{name}\nalice:{PW['alice']}:{name}\n")
+    os.chmod(passdb, 0o600)
+    with open(os.path.join(env.pamdir, name), "w") as fh:
+        for kind in ("auth", "account", "session"):
+            fh.write(f"{kind} required {PAM_MATRIX} passdb={passdb}\n")
+    s = make_server(pam_service=name, prefix=("env", f"NSS_WRAPPER_PASSWD={passwd}"))
+    r, code = login(s, "toor", "toor-secret")
+    assert code == 530
+    r.close()
+    r, code = login(s, "alice", PW["alice"])
+    assert code == 230
+    r.close()
+
+
+def test_name_mapped_to_root_is_refused_before_the_session(make_server, recording_service):
+    """A module that maps the login to root gets 530, and PAM's session stage never runs for
+    root (pam_limits, pam_mount and the like would act for root before the refusal)."""
+    service, log = recording_service
+    s = make_server(pam_service=service, prefix=("env", "PAM_USER=root"))
+    r, code = login(s, "alice", PW["alice"])
+    assert code == 530
+    r.close()
+    assert records(log) == []
+
+
+def test_name_mapped_to_an_invalid_name_is_refused(make_server, recording_service):
+    service, log = recording_service
+    s = make_server(pam_service=service, prefix=("env", "PAM_USER=../bob"))
+    r, code = login(s, "alice", PW["alice"])
+    assert code == 530
+    r.close()
+    assert records(log) == []
+
+
+def test_name_mapped_to_another_account(make_server, recording_service, env):
+    """A mapping PAM settles on is the session's account: alice's password, bob's session
+    (his root, his uid on what is written), and PAM's session is bob's."""
+    service, log = recording_service
+    s = make_server(pam_service=service, prefix=("env", "PAM_USER=bob"))
+    ftp = s.ftps_reuse("alice")
+    ftp.storbinary("STOR mapped.txt", io.BytesIO(b"x"))
+    ftp.quit()
+    path = os.path.join(env.home("bob"), "mapped.txt")
+    assert os.stat(path).st_uid == BOB
+    os.unlink(path)
+    assert ["open_session", "bob"] in records(log)
