@@ -1,5 +1,7 @@
 #include "pamauth.h"
 
+#include "log.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,8 +134,20 @@ enum pam_outcome pamauth_login(struct pamauth *pa, const char *service, const ch
         pam_putenv(pa->pamh, *e);
 
     enum pam_outcome out = PAMAUTH_OK;
+    size_t shown = msgs ? msgs->len : 0;
     rc = password ? pam_authenticate(pa->pamh, PAM_DISALLOW_NULL_AUTHTOK) : PAM_SUCCESS;
     if (rc != PAM_SUCCESS) {
+        /* What modules say when authentication fails can differ between an existing account
+         * and an unknown one (pam_faillock's "account is locked"), and RFC 2577 §5 asks that
+         * the client not learn which names exist: the admin reads it in the log instead. Later
+         * stages speak only to a client that gave the right password. */
+        if (msgs && msgs->len > shown) {
+            for (size_t i = shown; i < msgs->len; i++)
+                if (msgs->data[i] == '\n')
+                    msgs->data[i] = '|';
+            log_msg(LOG_NOTICE, "PAM said (not shown to the client): %s", msgs->data + shown);
+            sbuf_truncate(msgs, shown);
+        }
         snprintf(why, whylen, "authentication failed: %s", pam_strerror(pa->pamh, rc));
         out = (rc == PAM_ABORT || rc == PAM_BUF_ERR || rc == PAM_SYSTEM_ERR) ? PAMAUTH_ERROR
                                                                              : PAMAUTH_BAD_LOGIN;

@@ -72,9 +72,15 @@ void sbuf_free(struct sbuf *b)
 
 void sbuf_reset(struct sbuf *b)
 {
-    b->len = 0;
-    if (b->data)
-        b->data[0] = '\0';
+    sbuf_truncate(b, 0);
+}
+
+void sbuf_truncate(struct sbuf *b, size_t len)
+{
+    if (len >= b->len)
+        return;
+    b->len = len;
+    b->data[len] = '\0';
 }
 
 static void sbuf_reserve(struct sbuf *b, size_t extra)

@@ -25,6 +25,8 @@ struct sbuf {
 void sbuf_init(struct sbuf *b);
 void sbuf_free(struct sbuf *b);
 void sbuf_reset(struct sbuf *b);
+/* Keeps the first len bytes (no-op if it holds no more). */
+void sbuf_truncate(struct sbuf *b, size_t len);
 void sbuf_add(struct sbuf *b, const void *p, size_t n);
 void sbuf_addc(struct sbuf *b, char c);
 void sbuf_adds(struct sbuf *b, const char *s);

@@ -1,5 +1,6 @@
 """USER / PASS through the monitor and PAM: replies, PAM messages, delays, failure limits,
 login and idle timeouts, pipelining (rows L, K-05..K-07, G-23, G-26)."""
+import os
 import select
 import socket
 import ssl
@@ -7,7 +8,8 @@ import time
 
 import pytest
 
-from ftpsd_fixture import USERS
+from ftpsd_fixture import LIBDIR, USERS
+from reliability import SyslogMark
 
 PW = {u: p for u, (_, p) in USERS.items()}
 
@@ -95,13 +97,41 @@ def test_unknown_user_looks_like_a_known_one(make_server):
     r.close()
 
 
-def test_pam_error_message_relayed_on_failure(server):
-    """pam_matrix (verbose) sends PAM_ERROR_MSG "Authentication failed": a 530- line."""
+@pytest.mark.parametrize("user", ["alice", "nosuchuser"])
+def test_failed_authentication_says_nothing_more(server, syslog, user):
+    """pam_matrix (verbose) sends PAM_ERROR_MSG "Authentication failed". What modules say when
+    authentication fails may differ between an existing account and an unknown one
+    (pam_faillock's "account is locked"), so it goes to the log, not to the client (RFC 2577
+    §5): both get the same single line."""
+    mark = SyslogMark(syslog)
     r = tls_client(server)
+    assert r.cmd(f"USER {user}")[0] == 331
+    code, lines = r.cmd("PASS not-the-password")
+    assert (code, lines) == (530, ["530 Login incorrect."])
+    r.close()
+    log = mark.text(wait_for="PAM said")
+    assert log is None or "PAM said (not shown to the client): Authentication failed" in log, log
+
+
+def test_account_stage_messages_are_shown(make_server, env):
+    """After the right password, what the account stage says is the client's to read: a
+    module refusing the account explains why in 530- lines."""
+    script = env.path("acct-refuse.sh")
+    with open(script, "w") as fh:
+        fh.write("#!/bin/sh\necho 'Logins are closed for maintenance until 14:00.'\nexit 1\n")
+    os.chmod(script, 0o755)
+    name = env.pam_matrix_service("ftpsd-acct-")
+    with open(os.path.join(env.pamdir, name)) as fh:
+        lines = fh.read().splitlines()
+    lines.insert(1, f"account requisite {LIBDIR}/security/pam_exec.so stdout {script}")
+    with open(os.path.join(env.pamdir, name), "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    s = make_server(pam_service=name)
+    r = tls_client(s)
     assert r.cmd("USER alice")[0] == 331
-    code, lines = r.cmd("PASS not-alice-secret")
+    code, lines = r.cmd(f"PASS {PW['alice']}")
     assert code == 530, lines
-    assert lines == ["530-Authentication failed", "530 Login incorrect."], lines
+    assert lines[0] == "530-Logins are closed for maintenance until 14:00.", lines
     r.close()
 
 

@@ -55,7 +55,14 @@ int main(void)
     sbuf_reset(&b);
     reply_quote_path(&b, "/a\"b");
     CHECK_STR(b.data, "\"/a\"\"b\"");
+    /* Truncating keeps the prefix and the terminator; a longer length changes nothing. */
+    sbuf_truncate(&b, 3);
+    CHECK(b.len == 3);
+    CHECK_STR(b.data, "\"/a");
+    sbuf_truncate(&b, 10);
+    CHECK_STR(b.data, "\"/a");
     sbuf_free(&b);
+    sbuf_truncate(&b, 0); /* an empty buffer has no data yet */
 
     /* Log text: valid UTF-8 stays; C0, DEL, C1 (as UTF-8 or as raw 8-bit bytes), bidi
      * overrides, invalid or overlong sequences and surrogates each become one '?'. */
