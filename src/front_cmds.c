@@ -83,9 +83,11 @@ static void login_request(struct front *f, bool has_password, const char *passwo
     char *lines = xmalloc(MSG_MAX);
     msg_get_str(m, lines, MSG_MAX);
     uint64_t fsize = msg_get_u64(m);
+    char account[sizeof f->user];
+    msg_get_str(m, account, sizeof account);
     int fd = m->fd;
     m->fd = -1;
-    if (!msg_ok_end(m) || (ok && fd < 0)) {
+    if (!msg_ok_end(m) || (ok && (fd < 0 || !account[0]))) {
         front_reply(f, 421, "Service not available: internal error, closing connection.");
         front_exit(f, 1);
     }
@@ -93,6 +95,7 @@ static void login_request(struct front *f, bool has_password, const char *passwo
         f->logged_in = true;
         f->user_fd = fd;
         front_user_fsize(f, fsize);
+        snprintf(f->user, sizeof f->user, "%s", account);
         log_set_user(f->user);
         malloc_trim(0);
     } else if (code != 331) {

@@ -218,6 +218,9 @@ static void send_login_result(struct monitor *m, bool ok, int code, bool close_a
     msg_put_u32(r, close_after);
     msg_put_str(r, lines->data ? lines->data : "");
     msg_put_u64(r, fsize);
+    /* The account logged in, which the front's log lines then name: PAM may have mapped the
+     * name typed to another, and anonymous logins are the anon_user account. */
+    msg_put_str(r, ok ? m->user : "");
     r->fd = fd;
     if (msg_send(m->front_fd, r) < 0) {
         /* The front waits for this answer: ending it is the only way not to leave the client

@@ -125,6 +125,7 @@ static void decode_real(struct msg *x, unsigned which)
         get_u32(x);
         get_str(x, strbuf, MSG_MAX);
         get_u64(x);
+        get_str(x, strbuf, 256);
         break;
     case 2: /* MSG_PEER */
         get_u32(x);

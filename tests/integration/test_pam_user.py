@@ -2,11 +2,13 @@
 that maps the name typed to another account (PAM_USER), as pam_userdb-style stacks do."""
 import io
 import os
+import re
 import secrets
 
 import pytest
 
 from ftpsd_fixture import LIBDIR, PAM_MATRIX, USERS
+from reliability import SyslogMark
 
 PW = {u: pw for u, (_, pw) in USERS.items()}
 BOB = USERS["bob"][0]
@@ -90,11 +92,13 @@ def test_name_mapped_to_an_invalid_name_is_refused(make_server, recording_servic
     assert records(log) == []
 
 
-def test_name_mapped_to_another_account(make_server, recording_service, env):
+def test_name_mapped_to_another_account(make_server, recording_service, env, syslog):
     """A mapping PAM settles on is the session's account: alice's password, bob's session
-    (his root, his uid on what is written), and PAM's session is bob's."""
+    (his root, his uid on what is written), PAM's session is bob's, and every process's log
+    lines name bob (the front's used to name the name typed)."""
     service, log = recording_service
     s = make_server(pam_service=service, prefix=("env", "PAM_USER=bob"))
+    mark = SyslogMark(syslog)
     ftp = s.ftps_reuse("alice")
     ftp.storbinary("STOR mapped.txt", io.BytesIO(b"x"))
     ftp.quit()
@@ -102,3 +106,7 @@ def test_name_mapped_to_another_account(make_server, recording_service, env):
     assert os.stat(path).st_uid == BOB
     os.unlink(path)
     assert ["open_session", "bob"] in records(log)
+    text = mark.text(wait_for=re.compile(r"user=bob: .*STOR"))
+    if text is not None:
+        assert re.search(r"user=bob: .*STOR", text), text
+        assert "user=alice" not in text, text
