@@ -110,3 +110,48 @@ def test_name_mapped_to_another_account(make_server, recording_service, env, sys
     if text is not None:
         assert re.search(r"user=bob: .*STOR", text), text
         assert "user=alice" not in text, text
+
+
+def test_pam_faillock_locks_after_failures_across_connections(make_server, env, tmp_path,
+                                                               syslog):
+    """pam_faillock in the auth stage, as Debian documents it: after deny=3 failures (three
+    connections, so max_login_failures does not end them first) the right password is refused
+    too, with the same single 530 line as a wrong one; the lock message goes to the log."""
+    tally = tmp_path / "faillock"
+    tally.mkdir()
+    fl = f"{LIBDIR}/security/pam_faillock.so dir={tally} deny=3 unlock_time=600"
+    name = "ftpsd-faillock-" + secrets.token_hex(3)
+    passdb = tmp_path / "passdb"
+    passdb.write_text("".join(f"{u}:{pw}:{name}\n" for u, pw in PW.items()))
+    os.chmod(passdb, 0o600)
+    with open(os.path.join(env.pamdir, name), "w") as fh:
+        fh.write(f"auth requisite {fl} preauth\n"
+                 f"auth [success=1 default=ignore] {PAM_MATRIX} passdb={passdb}\n"
+                 f"auth [default=die] {fl} authfail\n"
+                 f"auth sufficient {fl} authsucc\n"
+                 f"auth required {LIBDIR}/security/pam_deny.so\n"
+                 f"account required {fl}\n"
+                 f"account required {PAM_MATRIX} passdb={passdb}\n"
+                 f"session required {PAM_MATRIX} passdb={passdb}\n")
+    s = make_server(pam_service=name, max_login_failures=1)
+    r, code = login(s, "bob", PW["bob"])
+    assert code == 230
+    r.close()
+    for _ in range(3):
+        r = s.tls_raw()
+        assert r.cmd("USER bob")[0] == 331
+        wrong = r.cmd("PASS wrong")
+        assert wrong[0] == 421, wrong  # max_login_failures = 1 ends each connection
+        r.close()
+    mark = SyslogMark(syslog)
+    r = s.tls_raw()
+    assert r.cmd("USER bob")[0] == 331
+    assert r.cmd(f"PASS {PW['bob']}") == wrong
+    r.close()
+    # alice is not locked by bob's failures
+    r, code = login(s, "alice", PW["alice"])
+    assert code == 230
+    r.close()
+    text = mark.text(wait_for="locked")
+    if text is not None:
+        assert "PAM said (not shown to the client): The account is locked" in text, text
