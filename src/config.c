@@ -92,6 +92,8 @@ static const struct key keys[] = {
     {"data_timeout", K_UINT, O(data_timeout), 1, 86400, "60"},
     {"login_timeout", K_UINT, O(login_timeout), 1, 3600, "60"},
     {"reply_timeout", K_UINT, O(reply_timeout), 1, 3600, "30"},
+    {"data_close_timeout", K_UINT, O(data_close_timeout), 0, 600, "5"},
+    {"upload_drain_timeout", K_UINT, O(upload_drain_timeout), 0, 600, "10"},
     {"max_login_failures", K_UINT, O(max_login_failures), 1, 100, "3"},
     {"fail_delay_ms", K_UINT, O(fail_delay_ms), 0, 60000, "3000"},
     {"max_line_length", K_UINT, O(max_line_length), 512, 65536, "4096"},

@@ -80,7 +80,9 @@ struct config {
 
     unsigned idle_timeout;
     unsigned data_timeout;
-    unsigned reply_timeout; /* seconds a reply may wait for the client to read */
+    unsigned reply_timeout;        /* seconds a reply may wait for the client to read */
+    unsigned data_close_timeout;   /* seconds a download waits for the client's close */
+    unsigned upload_drain_timeout; /* seconds a refused upload's rest is read and dropped */
     unsigned login_timeout;
     unsigned max_login_failures;
     unsigned fail_delay_ms;

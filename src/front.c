@@ -30,7 +30,8 @@
 void front_exit(struct front *f, int status)
 {
     dc_reset(&f->dc);
-    ctl_tls_close(&f->ctl, 2000);
+    /* Our close_notify is a reply of sorts: as long to be read, at most. */
+    ctl_tls_close(&f->ctl, (int)f->cfg->reply_timeout * 1000);
     shutdown(f->ctl.fd, SHUT_RDWR);
     close(f->ctl.fd);
     exit(status);

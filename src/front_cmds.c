@@ -355,7 +355,7 @@ static void c_ccc(struct front *f, const char *name, char *arg)
         front_reply(f, 534, "CCC is refused by policy.");
     } else {
         front_reply(f, 200, "Control connection cleared; commands continue in plaintext.");
-        if (ctl_tls_clear(&f->ctl, 5000) < 0)
+        if (ctl_tls_clear(&f->ctl, (int)f->cfg->reply_timeout * 1000) < 0)
             front_exit(f, 0);
         f->tls = false;
         f->ccc_done = true;
@@ -375,7 +375,7 @@ static void c_rein(struct front *f, const char *name, char *arg)
         return;
     }
     front_reply(f, 220, "Service ready for new user.");
-    if (f->ctl.ssl && ctl_tls_clear(&f->ctl, 5000) < 0)
+    if (f->ctl.ssl && ctl_tls_clear(&f->ctl, (int)f->cfg->reply_timeout * 1000) < 0)
         front_exit(f, 0);
     bool was_logged_in = f->logged_in;
     if (f->logged_in) {

@@ -25,8 +25,6 @@
  * Larger receive blocks are slower. */
 #define BUF_SIZE (256 * 1024)
 #define SEND_BIO_SIZE (1024 * 1024)
-#define CLOSE_NOTIFY_WAIT_MS 5000
-#define REJECT_DRAIN_MS 10000
 
 struct wstate {
     const struct worker_args *a;
@@ -223,7 +221,7 @@ static void tls_close(struct wstate *w)
         return;
     int r = SSL_shutdown(w->ssl);
     BIO_flush(SSL_get_wbio(w->ssl));
-    if (r == 0 && wait_readable(w->a->data_fd, CLOSE_NOTIFY_WAIT_MS))
+    if (r == 0 && wait_readable(w->a->data_fd, w->a->close_ms))
         SSL_shutdown(w->ssl);
 }
 
@@ -507,7 +505,7 @@ static uint32_t recv_file(struct wstate *w, int fd, bool ascii)
  * it sees a clean end and reads the 522/552 instead of failing on a connection reset. */
 static void drain_upload(struct wstate *w)
 {
-    int64_t end = now_ms() + REJECT_DRAIN_MS;
+    int64_t end = now_ms() + w->a->drain_ms;
     while (now_ms() < end) {
         if (w->ssl && w->handshake_done) {
             int r = SSL_read(w->ssl, w->buf, BUF_SIZE);

@@ -39,6 +39,8 @@ struct worker_args {
     bool require_close_notify;
     bool ktls;      /* try kernel TLS (tls_ktls and the kernel offers it) */
     int timeout_ms; /* data_timeout: the whole TLS handshake, and each wait for progress */
+    int close_ms;   /* data_close_timeout: a download's wait for the client's close */
+    int drain_ms;   /* upload_drain_timeout: reading a refused upload's rest */
     /* File bytes moved so far, in memory shared with the front: it can log what a transfer
      * moved even when the worker is killed or the client leaves before the result. */
     uint64_t *progress;

@@ -84,6 +84,8 @@ static void spawn_worker(struct front *f, int fd)
             .require_close_notify = f->cfg->upload_require_close_notify,
             .ktls = f->cfg->ktls_kernel || f->test_force_ktls,
             .timeout_ms = (int)f->cfg->data_timeout * 1000,
+            .close_ms = (int)f->cfg->data_close_timeout * 1000,
+            .drain_ms = (int)f->cfg->upload_drain_timeout * 1000,
             .progress = f->progress,
         };
         worker_main(&a);

@@ -1628,6 +1628,52 @@ def test_download_client_closes_without_close_notify(server, wd):
     f.quit()
 
 
+@pytest.mark.parametrize("wait,low,high", [(1, 0.5, 2.5), (4, 3.5, 6.5)])
+def test_data_close_timeout(make_server, env, wait, low, high):
+    """data_close_timeout: a client that has read everything, the server's close_notify too,
+    but neither answers it nor closes, gets its 226 after that long."""
+    s = make_server(data_close_timeout=wait)
+    path = make_dir(env, "alice", f"close_wait_{wait}_{RUN}")
+    put_file(os.path.join(path, "f.bin"), os.urandom(100000))
+    f = client(s, cwd=os.path.basename(path))
+    f.voidcmd("TYPE I")
+    conn = f.transfercmd("RETR f.bin")
+    got = read_all(conn)
+    t0 = time.time()
+    assert len(got) == 100000
+    assert f.voidresp().startswith("226")
+    assert low <= time.time() - t0 < high
+    hard_close(conn)
+    f.quit()
+
+
+@pytest.mark.parametrize("drain,low,high", [(1, 0.0, 3.0), (5, 4.5, 9.0)])
+def test_upload_drain_timeout(make_server, env, drain, low, high):
+    """upload_drain_timeout: an upload refused mid-way (over max_file_size: 552) has the rest
+    of what the client sends read and dropped for that long, then the reply comes although the
+    client is still sending."""
+    s = make_server(max_file_size=100000, upload_drain_timeout=drain, data_timeout=3)
+    f = client(s)
+    f.voidcmd("TYPE I")
+    conn = f.transfercmd(f"STOR drain_{drain}_{RUN}.bin")
+    conn.sendall(b"x" * 200000)
+    t0 = time.time()
+    reply = None
+    while time.time() - t0 < 15:
+        if select.select([f.sock], [], [], 0.2)[0]:
+            reply = f.sock.recv(4096)
+            break
+        try:
+            conn.sendall(b"y" * 1024)
+        except (OSError, ssl.SSLError):
+            pass
+    elapsed = time.time() - t0
+    assert reply is not None and reply.startswith(b"552"), reply
+    assert low <= elapsed < high, elapsed
+    hard_close(conn)
+    f.close()
+
+
 def test_plaintext_on_protected_data_connection(server, wd):
     """T-20: under PROT P the client talks plaintext on the data connection: 150, then 522 (or
     425); nothing of the file is sent in the clear."""
