@@ -14,6 +14,19 @@ PW = {u: pw for u, (_, pw) in USERS.items()}
 BOB = USERS["bob"][0]
 
 
+def pam_service(env, prefix, lines, users=None):
+    """A pam_wrapper service named prefix and a random part: lines, in which {passdb} stands
+    for a password file of its own with users (name: password; default: the fixture's)."""
+    name = prefix + secrets.token_hex(3)
+    passdb = env.path(name + ".passdb")
+    with open(passdb, "w") as fh:
+        fh.write("".join(f"{u}:{pw}:{name}\n" for u, pw in (users or PW).items()))
+    os.chmod(passdb, 0o600)
+    with open(os.path.join(env.pamdir, name), "w") as fh:
+        fh.write("".join(l.format(passdb=passdb) + "\n" for l in lines))
+    return name
+
+
 def login(server, user, password):
     r = server.tls_raw()
     assert r.cmd(f"USER {user}")[0] == 331
@@ -26,21 +39,16 @@ def recording_service(env):
     """A pam_wrapper service: pam_matrix authenticates, then pam_set_items sets PAM_USER from
     the server's environment (the mapping), pam_permit passes the account stage whatever the
     name, and pam_exec records each session stage with the user it runs for."""
-    name = "ftpsd-map-" + secrets.token_hex(3)
-    log = env.path(name + ".log")
-    script = env.path(name + ".sh")
+    log = env.path("ftpsd-map-" + secrets.token_hex(3) + ".log")
+    script = log[:-4] + ".sh"
     with open(script, "w") as fh:
         fh.write(f'#!/bin/sh\necho "$PAM_TYPE $PAM_USER" >> {log}\nexit 0\n')
     os.chmod(script, 0o755)
-    passdb = env.path(name + ".passdb")
-    with open(passdb, "w") as fh:
-        fh.write("".join(f"{u}:{pw}:{name}\n" for u, pw in PW.items()))
-    os.chmod(passdb, 0o600)
-    with open(os.path.join(env.pamdir, name), "w") as fh:
-        fh.write(f"auth required {PAM_MATRIX} passdb={passdb}\n"
-                 f"auth required {LIBDIR}/pam_wrapper/pam_set_items.so\n"
-                 f"account required {LIBDIR}/security/pam_permit.so\n"
-                 f"session required {LIBDIR}/security/pam_exec.so {script}\n")
+    name = pam_service(env, "ftpsd-map-", [
+        f"auth required {PAM_MATRIX} passdb={{passdb}}",
+        f"auth required {LIBDIR}/pam_wrapper/pam_set_items.so",
+        f"account required {LIBDIR}/security/pam_permit.so",
+        f"session required {LIBDIR}/security/pam_exec.so {script}"])
     open(log, "w").close()
     return name, log
 
@@ -56,13 +64,10 @@ def test_alias_of_root_is_refused(make_server, env, tmp_path):
     passwd = tmp_path / "passwd"
     with open(env.passwd) as fh:
         passwd.write_text(fh.read() + "toor:x:0:0:alias of root:/root:/bin/bash\n")
-    name = "ftpsd-toor-" + secrets.token_hex(3)
-    passdb = tmp_path / "passdb"
-    passdb.write_text(f"toor:toor-secret:{name}\nalice:{PW['alice']}:{name}\n")
-    os.chmod(passdb, 0o600)
-    with open(os.path.join(env.pamdir, name), "w") as fh:
-        for kind in ("auth", "account", "session"):
-            fh.write(f"{kind} required {PAM_MATRIX} passdb={passdb}\n")
+    name = pam_service(env, "ftpsd-toor-",
+                       [f"{kind} required {PAM_MATRIX} passdb={{passdb}}"
+                        for kind in ("auth", "account", "session")],
+                       {"toor": "toor-secret", "alice": PW["alice"]})
     s = make_server(pam_service=name, prefix=("env", f"NSS_WRAPPER_PASSWD={passwd}"))
     r, code = login(s, "toor", "toor-secret")
     assert code == 530
@@ -120,19 +125,15 @@ def test_pam_faillock_locks_after_failures_across_connections(make_server, env, 
     tally = tmp_path / "faillock"
     tally.mkdir()
     fl = f"{LIBDIR}/security/pam_faillock.so dir={tally} deny=3 unlock_time=600"
-    name = "ftpsd-faillock-" + secrets.token_hex(3)
-    passdb = tmp_path / "passdb"
-    passdb.write_text("".join(f"{u}:{pw}:{name}\n" for u, pw in PW.items()))
-    os.chmod(passdb, 0o600)
-    with open(os.path.join(env.pamdir, name), "w") as fh:
-        fh.write(f"auth requisite {fl} preauth\n"
-                 f"auth [success=1 default=ignore] {PAM_MATRIX} passdb={passdb}\n"
-                 f"auth [default=die] {fl} authfail\n"
-                 f"auth sufficient {fl} authsucc\n"
-                 f"auth required {LIBDIR}/security/pam_deny.so\n"
-                 f"account required {fl}\n"
-                 f"account required {PAM_MATRIX} passdb={passdb}\n"
-                 f"session required {PAM_MATRIX} passdb={passdb}\n")
+    name = pam_service(env, "ftpsd-faillock-", [
+        f"auth requisite {fl} preauth",
+        f"auth [success=1 default=ignore] {PAM_MATRIX} passdb={{passdb}}",
+        f"auth [default=die] {fl} authfail",
+        f"auth sufficient {fl} authsucc",
+        f"auth required {LIBDIR}/security/pam_deny.so",
+        f"account required {fl}",
+        f"account required {PAM_MATRIX} passdb={{passdb}}",
+        f"session required {PAM_MATRIX} passdb={{passdb}}"])
     s = make_server(pam_service=name, max_login_failures=1)
     r, code = login(s, "bob", PW["bob"])
     assert code == 230
