@@ -51,13 +51,14 @@ static int conversation(int num, const struct pam_message **msg, struct pam_resp
     struct pam_response *r = calloc((size_t)num, sizeof *r);
     if (!r)
         return PAM_BUF_ERR;
+    int rc = PAM_CONV_ERR;
     for (int i = 0; i < num; i++) {
         switch (msg[i]->msg_style) {
         case PAM_PROMPT_ECHO_OFF:
             /* FTP has one secret per login: the PASS argument answers the first hidden prompt;
              * a second one (OTP, new password) cannot be asked over FTP. */
             if (cd->passwords_given++ > 0 || !cd->password)
-                goto fail;
+                goto drop;
             r[i].resp = strdup(cd->password);
             break;
         case PAM_PROMPT_ECHO_ON:
@@ -69,20 +70,21 @@ static int conversation(int num, const struct pam_message **msg, struct pam_resp
                 add_msg(cd->msgs, msg[i]->msg);
             break;
         default:
-            goto fail;
+            goto drop;
         }
         if ((msg[i]->msg_style == PAM_PROMPT_ECHO_OFF || msg[i]->msg_style == PAM_PROMPT_ECHO_ON) &&
             !r[i].resp)
-            goto fail;
+            goto drop;
     }
     if (resp) {
         *resp = r;
-    } else {
-        /* Some modules send pure messages with no response pointer. */
-        free(r);
+        return PAM_SUCCESS;
     }
-    return PAM_SUCCESS;
-fail:
+    /* Some modules send pure messages with no response pointer; answers to prompts among them
+     * have nowhere to go, and must not stay behind in the monitor's heap. */
+    rc = PAM_SUCCESS;
+drop:
+    /* The responses may hold the password: wiped before they go. */
     for (int i = 0; i < num; i++) {
         if (r[i].resp) {
             explicit_bzero(r[i].resp, strlen(r[i].resp));
@@ -90,7 +92,7 @@ fail:
         }
     }
     free(r);
-    return PAM_CONV_ERR;
+    return rc;
 }
 
 /* The delay after a failure is ftpsd's own (fail_delay_ms), so modules' delays are ignored. */
