@@ -4,8 +4,10 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -16,6 +18,20 @@ static const unsigned char v2sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
 
 #define V1_MAX 107
 #define V2_MAX (16 + 4096) /* addresses plus any TLVs a sane balancer sends */
+
+/* A v1 port: decimal digits only. sscanf's %u would take a sign and wrap a value past
+ * UINT_MAX into range (4294967317 as 21). */
+static bool parse_port(const char *s, unsigned *port)
+{
+    size_t n = strspn(s, "0123456789");
+    if (n == 0 || n > 5 || s[n] != '\0')
+        return false;
+    unsigned long v = strtoul(s, NULL, 10);
+    if (v > 65535)
+        return false;
+    *port = (unsigned)v;
+    return true;
+}
 
 static long parse_v1(const unsigned char *buf, size_t len, struct sockaddr_storage *src,
                      int *have_src)
@@ -31,15 +47,15 @@ static long parse_v1(const unsigned char *buf, size_t len, struct sockaddr_stora
     line[n - 2] = '\0';
     if (strncmp(line, "PROXY ", 6) != 0)
         return -1;
-    char proto[8], sa[64], da[64];
+    char proto[8], sa[64], da[64], sps[8], dps[8];
     unsigned sp, dp;
     char extra;
     if (strcmp(line, "PROXY UNKNOWN") == 0 || strncmp(line, "PROXY UNKNOWN ", 14) == 0) {
         *have_src = 0;
         return (long)n;
     }
-    if (sscanf(line, "PROXY %7s %63s %63s %u %u%c", proto, sa, da, &sp, &dp, &extra) != 5 ||
-        sp > 65535 || dp > 65535)
+    if (sscanf(line, "PROXY %7s %63s %63s %7s %7s%c", proto, sa, da, sps, dps, &extra) != 5 ||
+        !parse_port(sps, &sp) || !parse_port(dps, &dp))
         return -1;
     memset(src, 0, sizeof *src);
     if (strcmp(proto, "TCP4") == 0) {

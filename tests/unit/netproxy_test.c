@@ -86,6 +86,13 @@ int main(void)
                       &src, &have) < 0);
     CHECK(proxy_parse((const unsigned char *)"PROXY TCP4 1.2.3.4 5.6.7.8 1 99999\r\n", 36, PROXY_V1,
                       &src, &have) < 0);
+    /* 2^32 + 21 and signs: %u took them, and the first wrapped to port 21. */
+    const char *wrap = "PROXY TCP4 1.2.3.4 5.6.7.8 4294967317 21\r\n";
+    CHECK(proxy_parse((const unsigned char *)wrap, strlen(wrap), PROXY_V1, &src, &have) < 0);
+    const char *sign = "PROXY TCP4 1.2.3.4 5.6.7.8 +1 21\r\n";
+    CHECK(proxy_parse((const unsigned char *)sign, strlen(sign), PROXY_V1, &src, &have) < 0);
+    const char *zero = "PROXY TCP4 1.2.3.4 5.6.7.8 0 65535\r\n";
+    CHECK(proxy_parse((const unsigned char *)zero, strlen(zero), PROXY_V1, &src, &have) > 0);
     CHECK(proxy_parse((const unsigned char *)h1, strlen(h1), PROXY_V2, &src, &have) < 0);
     char longline[200];
     memset(longline, 'A', sizeof longline);
