@@ -135,8 +135,13 @@ static int read_dir(int dfd, bool all, const char *pattern, unsigned limit, stru
         return -1;
     }
     size_t counted = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
+    for (;;) {
+        /* readdir's NULL is also its error: a directory read short (EIO, a stale NFS handle)
+         * would be listed as complete, and its missing entries taken for deleted files. */
+        errno = 0;
+        struct dirent *de = readdir(d);
+        if (!de)
+            break;
         const char *nm = de->d_name;
         bool dot = strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0;
         if (nm[0] == '.' && !all && !(pattern && pattern[0] == '.'))
@@ -152,7 +157,12 @@ static int read_dir(int dfd, bool all, const char *pattern, unsigned limit, stru
         }
         names_add(v, nm);
     }
+    int e = errno;
     closedir(d);
+    if (e) {
+        errno = e;
+        return -1;
+    }
     if (v->n > 1)
         qsort_r(v->off, v->n, sizeof *v->off, name_cmp, v->buf);
     return 0;

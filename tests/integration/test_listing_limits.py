@@ -1,11 +1,13 @@
 """Listings of big directories: what one costs the user process in memory, and
 max_list_entries, the bound on how many entries one listing may gather."""
+import ftplib
 import os
 import shutil
+import subprocess
 
 import pytest
 
-from ftpsd_fixture import BINARY, USERS, sanitized
+from ftpsd_fixture import BINARY, LIBDIR, ROOT, USERS, sanitized
 from test_processes import session_processes, status
 
 
@@ -99,3 +101,32 @@ def test_max_list_entries_stat(big):
         assert f.sendcmd("STAT big/f-0000001-some-longer-file-name.dat").startswith("213")
     finally:
         f.close()
+
+
+def test_directory_read_error_is_not_a_short_listing(make_server, env):
+    """readdir failing part way (EIO, here from tests/lib/readdir_fault_shim.c at the entry
+    "ftpsd-eio"): an error reply for LIST, NLST and MLSD, where the entries read so far went out
+    with a 226 as if they were the whole directory."""
+    shim = env.path("readdir_fault_shim.so")
+    if not os.path.exists(shim):
+        subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-o", shim,
+                        os.path.join(ROOT, "tests", "lib", "readdir_fault_shim.c"), "-ldl"],
+                       check=True)
+    s = make_server(prefix=["env", f"LD_PRELOAD={shim}:{LIBDIR}/libpam_wrapper.so:"
+                                   f"{LIBDIR}/libnss_wrapper.so"])
+    uid = USERS["alice"][0]
+    d = os.path.join(env.home("alice"), "eio")
+    shutil.rmtree(d, ignore_errors=True)
+    fill(d, 50)
+    open(os.path.join(d, "ftpsd-eio"), "w").close()
+    for p in (d, *(os.path.join(d, n) for n in os.listdir(d))):
+        os.lchown(p, uid, uid)
+    try:
+        f = s.ftps_reuse("alice")
+        for cmd in ("LIST eio", "NLST eio", "MLSD eio"):
+            with pytest.raises(ftplib.error_perm, match=r"^550 .*Input/output error"):
+                f.retrlines(cmd, lambda line: None)
+        assert f.sendcmd("NOOP").startswith("200")
+        f.quit()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
