@@ -292,6 +292,8 @@ static pid_t start_user_process(struct monitor *m, const struct passwd *pw,
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
         snprintf(why, whylen, "socketpair: %s", strerror(errno));
         free(groups);
+        free(ids.users);
+        free(ids.groups);
         return -1;
     }
     snprintf(m->root, sizeof m->root, "%s", root);
@@ -304,6 +306,8 @@ static pid_t start_user_process(struct monitor *m, const struct passwd *pw,
         close(sv[0]);
         close(sv[1]);
         free(groups);
+        free(ids.users);
+        free(ids.groups);
         return -1;
     }
     if (pid == 0) {
