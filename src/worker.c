@@ -576,6 +576,12 @@ void worker_main(const struct worker_args *a)
             cork(&w, 0);
     } else {
         st = recv_file(&w, fd, ascii);
+        /* NFS, CIFS and FUSE write back at close and report ENOSPC, EDQUOT or EIO there; the
+         * upload must not be answered 226 for data that never reached the file. */
+        int c = close(fd);
+        fd = -1;
+        if (c < 0 && errno != EINTR && st == WR_OK)
+            st = file_write_error(&w, errno);
     }
     if (dir == JOB_RECV && (st == WR_NO_SPACE || st == WR_QUOTA || st == WR_LOCAL_ERROR))
         drain_upload(&w);
@@ -583,7 +589,8 @@ void worker_main(const struct worker_args *a)
         tls_close(&w);
     else if (w.ssl)
         SSL_set_shutdown(w.ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
-    close(fd);
+    if (fd >= 0)
+        close(fd);
     close(a->data_fd);
     finish(&w, st);
 }

@@ -7,10 +7,11 @@ import os
 import re
 import signal
 import socket
+import subprocess
 
 import pytest
 
-from ftpsd_fixture import USERS
+from ftpsd_fixture import LIBDIR, ROOT, USERS
 from reliability import (alive, descendants, kill_leftovers, make_user_dir, parts, put,
                          session_tree, user_dir_fixture, wait_until)
 
@@ -209,6 +210,29 @@ def test_path_longer_than_the_user_process_takes(make_server, wd):
     with pytest.raises(ftplib.error_perm, match=r"^553 File name too long"):
         f.transfercmd("STOR " + "a/" * 2100)
     assert f.sendcmd("NOOP").startswith("200")
+    f.quit()
+
+
+def test_upload_failing_at_close_is_not_226(make_server, env, wd):
+    """A file system that reports the write-back failure at close (NFS, CIFS, FUSE: EDQUOT,
+    here from tests/lib/close_fault_shim.c for a file closed at 77777 bytes): 552 and nothing
+    stored, where the worker ignored close() and the client was told 226."""
+    name, path = wd
+    shim = env.path("close_fault_shim.so")
+    if not os.path.exists(shim):
+        subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-o", shim,
+                        os.path.join(ROOT, "tests", "lib", "close_fault_shim.c"), "-ldl"],
+                       check=True)
+    preload = f"{shim}:{LIBDIR}/libpam_wrapper.so:{LIBDIR}/libnss_wrapper.so"
+    s = make_server(prefix=["env", f"LD_PRELOAD={preload}"])
+    f = client(s, name)
+    with pytest.raises(ftplib.error_perm, match=r"^552 "):
+        stor(f, "STOR quota.bin", b"q" * 77777)
+    assert not os.path.exists(os.path.join(path, "quota.bin"))
+    assert parts(path) == []
+    # Any other size is stored as before.
+    assert stor(f, "STOR fine.bin", b"f" * 77778).startswith("226")
+    assert read(os.path.join(path, "fine.bin")) == b"f" * 77778
     f.quit()
 
 
