@@ -99,6 +99,8 @@ static const struct key keys[] = {
     {"max_line_length", K_UINT, O(max_line_length), 512, 65536, "4096"},
     {"max_open_files", K_UINT, O(max_open_files), 32, 65536, "256"},
     {"max_file_size", K_U64, O(max_file_size), 0, 0, "0"},
+    {"max_rate", K_U64, O(max_rate), 0, 0, "0"},
+    {"anon_max_rate", K_U64, O(anon_max_rate), 0, 0, "0"},
     {"max_list_entries", K_UINT, O(max_list_entries), 0, 100000000, "200000"},
     {"seccomp", K_SECCOMP, O(seccomp), 0, 0, "on"},
     {"landlock", K_BOOL, O(landlock), 0, 0, "yes"},

@@ -89,6 +89,7 @@ struct config {
     unsigned max_line_length;
     unsigned max_open_files;
     uint64_t max_file_size;
+    uint64_t max_rate, anon_max_rate; /* bytes per second per transfer, 0: no limit */
     unsigned max_list_entries;
     int seccomp; /* enum seccomp_mode */
     bool landlock;

@@ -34,9 +34,10 @@ struct wstate {
     char text[512];
     char tlsinfo[128];
     uint64_t bytes;
-    bool ktls_send; /* the kernel encrypts what is sent (kernel TLS) */
-    char *buf;      /* BUF_SIZE */
-    char *conv;     /* 2 * BUF_SIZE, for TYPE A */
+    bool ktls_send;     /* the kernel encrypts what is sent (kernel TLS) */
+    int64_t started_ms; /* when the transfer's first byte could move (max_rate pacing) */
+    char *buf;          /* BUF_SIZE */
+    char *conv;         /* 2 * BUF_SIZE, for TYPE A */
     struct job {
         bool have; /* received (it may come while the handshake waits) */
         bool ok;
@@ -46,11 +47,29 @@ struct wstate {
     } job;
 };
 
+/* max_rate: a transfer that is ahead of its rate waits until the bytes it has moved are due.
+ * Each step moves at most a tenth of a second's worth (block), so it never bursts far ahead. */
 static void moved(struct wstate *w, uint64_t n)
 {
     w->bytes += n;
     if (w->a->progress)
         __atomic_store_n(w->a->progress, w->bytes, __ATOMIC_RELAXED);
+    uint64_t rate = w->a->max_rate;
+    if (rate) {
+        int64_t due = w->started_ms + (int64_t)(w->bytes * 1000 / rate);
+        int64_t now = now_ms();
+        if (due > now)
+            sleep_ms((unsigned)(due - now));
+    }
+}
+
+/* How much one step of a transfer may move: full, or less under max_rate. */
+static size_t block(const struct wstate *w, size_t full)
+{
+    uint64_t tenth = w->a->max_rate / 10;
+    if (!w->a->max_rate || tenth >= full)
+        return full;
+    return tenth < 4096 ? 4096 : (size_t)tenth;
 }
 
 static _Noreturn void finish(struct wstate *w, uint32_t status)
@@ -329,8 +348,8 @@ static bool kernel_send(struct wstate *w, int fd, uint32_t *st)
     if (off < 0)
         off = 0;
     for (;;) {
-        ssize_t r = w->ssl ? (ssize_t)SSL_sendfile(w->ssl, fd, off, 1 << 20, 0)
-                           : sendfile(w->a->data_fd, fd, NULL, SENDFILE_CHUNK);
+        ssize_t r = w->ssl ? (ssize_t)SSL_sendfile(w->ssl, fd, off, block(w, 1 << 20), 0)
+                           : sendfile(w->a->data_fd, fd, NULL, block(w, SENDFILE_CHUNK));
         if (r > 0) {
             off += r;
             moved(w, (uint64_t)r);
@@ -365,7 +384,7 @@ static uint32_t send_file(struct wstate *w, int fd, bool ascii, uint64_t skip)
         return st;
     bool prev_cr = false;
     for (;;) {
-        ssize_t n = read(fd, w->buf, BUF_SIZE);
+        ssize_t n = read(fd, w->buf, block(w, BUF_SIZE));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
@@ -415,7 +434,7 @@ static uint32_t splice_file(struct wstate *w, int fd)
 {
     const struct worker_args *a = w->a;
     for (;;) {
-        ssize_t n = splice(a->data_fd, NULL, a->pipe_w, NULL, 1 << 20, SPLICE_F_MOVE);
+        ssize_t n = splice(a->data_fd, NULL, a->pipe_w, NULL, block(w, 1 << 20), SPLICE_F_MOVE);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -441,17 +460,18 @@ static uint32_t recv_file(struct wstate *w, int fd, bool ascii)
     if (!w->ssl && !ascii && w->a->pipe_r >= 0 && fl >= 0 && !(fl & O_APPEND))
         return splice_file(w, fd);
     bool pending_cr = false;
+    const int step = (int)block(w, BUF_SIZE);
     for (;;) {
         ssize_t n;
         if (w->ssl) {
             ERR_clear_error();
             errno = 0;
-            int r = SSL_read(w->ssl, w->buf, BUF_SIZE);
+            int r = SSL_read(w->ssl, w->buf, step);
             if (r <= 0 && tls_retry(w, r))
                 continue;
             /* Records already read ahead are decrypted now, so the file gets large writes. */
-            while (r > 0 && r < BUF_SIZE - 16384 && SSL_has_pending(w->ssl)) {
-                int more = SSL_read(w->ssl, w->buf + r, BUF_SIZE - r);
+            while (r > 0 && r < step - 16384 && SSL_has_pending(w->ssl)) {
+                int more = SSL_read(w->ssl, w->buf + r, step - r);
                 if (more <= 0)
                     break;
                 r += more;
@@ -475,7 +495,7 @@ static uint32_t recv_file(struct wstate *w, int fd, bool ascii)
             }
             n = r;
         } else {
-            n = read(w->a->data_fd, w->buf, BUF_SIZE);
+            n = read(w->a->data_fd, w->buf, (size_t)step);
             if (n < 0 && errno == EINTR)
                 continue;
             if (n < 0)
@@ -567,6 +587,7 @@ void worker_main(const struct worker_args *a)
     if (dir == JOB_SEND)
         send_ticket(&w);
     uint32_t st;
+    w.started_ms = now_ms();
     if (dir == JOB_SEND) {
         bool corked = w.ssl && !w.ktls_send;
         if (corked)

@@ -37,10 +37,11 @@ struct worker_args {
     bool tls_now;   /* PROT P when the connection was accepted: handshake at once */
     bool require_reuse;
     bool require_close_notify;
-    bool ktls;      /* try kernel TLS (tls_ktls and the kernel offers it) */
-    int timeout_ms; /* data_timeout: the whole TLS handshake, and each wait for progress */
-    int close_ms;   /* data_close_timeout: a download's wait for the client's close */
-    int drain_ms;   /* upload_drain_timeout: reading a refused upload's rest */
+    bool ktls;         /* try kernel TLS (tls_ktls and the kernel offers it) */
+    int timeout_ms;    /* data_timeout: the whole TLS handshake, and each wait for progress */
+    int close_ms;      /* data_close_timeout: a download's wait for the client's close */
+    int drain_ms;      /* upload_drain_timeout: reading a refused upload's rest */
+    uint64_t max_rate; /* bytes per second, 0 for no limit (max_rate, anon_max_rate) */
     /* File bytes moved so far, in memory shared with the front: it can log what a transfer
      * moved even when the worker is killed or the client leaves before the result. */
     uint64_t *progress;
