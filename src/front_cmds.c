@@ -525,6 +525,17 @@ static bool local_is_ipv4(const struct sockaddr_storage *ss, struct in_addr *a)
     return false;
 }
 
+/* A fresh TLS 1.3 ticket goes out with each passive reply, ahead of the data connection it is
+ * for. OpenSSL clients that keep a session cache (curl) spend a ticket on each resumption, and a
+ * data connection may be opened and dropped without the transfer whose final reply would have
+ * brought the next one (curl connects before SIZE, and SIZE may fail; a refused RETR): the next
+ * data connection would then have nothing to resume, and get 522. */
+static void ticket_for_data_connection(struct front *f)
+{
+    if (f->ctl.ssl && SSL_version(f->ctl.ssl) >= TLS1_3_VERSION)
+        SSL_new_session_ticket(f->ctl.ssl);
+}
+
 static void c_pasv(struct front *f, const char *name, char *arg)
 {
     (void)name;
@@ -548,6 +559,7 @@ static void c_pasv(struct front *f, const char *name, char *arg)
         return;
     }
     const unsigned char *b = (const unsigned char *)&a;
+    ticket_for_data_connection(f);
     front_reply(f, 227, "Entering Passive Mode (%u,%u,%u,%u,%u,%u).", b[0], b[1], b[2], b[3],
                 port >> 8, port & 255);
 }
@@ -581,6 +593,7 @@ static void c_epsv(struct front *f, const char *name, char *arg)
         front_reply(f, 425, "Cannot open a passive data port: %s.", why);
         return;
     }
+    ticket_for_data_connection(f);
     front_reply(f, 229, "Entering Extended Passive Mode (|||%u|)", port);
 }
 

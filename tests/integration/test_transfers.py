@@ -1462,6 +1462,25 @@ def test_curl_resume_and_append(server, wd, tmp_path, tlsargs):
 
 # --- 12. lftp --------------------------------------------------------------------------------
 
+@CURL_TLS
+def test_curl_transfer_after_data_connection_without_transfer(server, wd, tmp_path, tlsargs):
+    """curl opens its data connection before SIZE; when SIZE fails (a missing file, a file over
+    --max-filesize) the connection is dropped without a transfer, and the next URL of the same
+    run needs a TLS 1.3 ticket it has not used (OpenSSL spends each one once on the client)."""
+    name, path = wd
+    put_file(os.path.join(path, "big.bin"), os.urandom(200000))
+    put_file(os.path.join(path, "small.txt"), b"small\n")
+    for first in (["--max-filesize", "1000", server.url(f"{name}/big.bin")],
+                  [server.url(f"{name}/missing.bin")]):
+        out = tmp_path / "small.txt"
+        if out.exists():
+            out.unlink()
+        r = server.curl(*tlsargs, *first, "-o", str(tmp_path / "first"),
+                        server.url(f"{name}/small.txt"), "-o", str(out), check=False)
+        # curl exits with the last URL's status; the first URL's own error is only printed.
+        assert r.returncode == 0 and out.read_bytes() == b"small\n", r.stderr
+
+
 LFTP_QUICK_RETRY = ("set net:reconnect-interval-base 1; set net:reconnect-interval-multiplier 1; "
                     "set net:reconnect-interval-max 1; ")
 
