@@ -134,7 +134,7 @@ void cmd_rnto(struct usess *s, const struct ureq *q, struct uresp *r)
 {
     char to[VPATH_MAX];
     const char *from_base, *to_base;
-    if (!may_write(s, r) || sess_vpath(s, q->arg, to, r) < 0)
+    if (!may_write(s, r) || sess_new_vpath(s, q->arg, to, r) < 0)
         return;
     int fdir = path_open_parent(s->rootfd, q->arg2, &from_base);
     if (fdir < 0) {

@@ -154,7 +154,7 @@ static int reserve_unique(struct usess *s, const char *arg, char *vp, struct ure
 {
     char want[VPATH_MAX];
     const char *name = arg[0] ? arg : "ftpsd-upload";
-    if (sess_vpath(s, name, want, r) < 0)
+    if (sess_new_vpath(s, name, want, r) < 0)
         return -1;
     for (unsigned i = 0; i < 1000; i++) {
         char cand[VPATH_MAX];
@@ -165,7 +165,7 @@ static int reserve_unique(struct usess *s, const char *arg, char *vp, struct ure
         const char *base;
         int dfd = path_open_parent(s->rootfd, cand, &base);
         if (dfd < 0) {
-            uresp_errno(r, errno, name);
+            uresp_errno_new(r, errno, name);
             return -1;
         }
         int fd = openat(dfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
@@ -177,7 +177,7 @@ static int reserve_unique(struct usess *s, const char *arg, char *vp, struct ure
             return 0;
         }
         if (e != EEXIST) {
-            uresp_errno(r, e, name);
+            uresp_errno_new(r, e, name);
             return -1;
         }
     }
@@ -198,11 +198,11 @@ void cmd_open_write(struct usess *s, const struct ureq *q, struct uresp *r)
     bool unique = q->flags & UW_UNIQUE;
     /* STOU without a name uses "ftpsd-upload"; replies name what was asked for. */
     const char *shown = q->arg[0] ? q->arg : "ftpsd-upload";
-    if (unique ? reserve_unique(s, q->arg, vp, r) < 0 : sess_vpath(s, q->arg, vp, r) < 0)
+    if (unique ? reserve_unique(s, q->arg, vp, r) < 0 : sess_new_vpath(s, q->arg, vp, r) < 0)
         return;
     int dfd = path_open_parent(s->rootfd, vp, &base);
     if (dfd < 0) {
-        uresp_errno(r, errno, shown);
+        uresp_errno_new(r, errno, shown);
         return;
     }
     s->up_reserved = unique;
@@ -211,7 +211,7 @@ void cmd_open_write(struct usess *s, const struct ureq *q, struct uresp *r)
     int fd = -1;
     /* The name is kept for the rename: it must fit whole, or another file would be replaced. */
     if (strlen(base) >= sizeof s->up_base) {
-        uresp_errno(r, ENAMETOOLONG, shown);
+        uresp_errno_new(r, ENAMETOOLONG, shown);
         goto fail;
     }
     if (!have_old && !sess_new_name_ok(base, shown, r))
@@ -227,7 +227,7 @@ void cmd_open_write(struct usess *s, const struct ureq *q, struct uresp *r)
     bool in_place = !unique && (q->offset > 0 || append || (have_old && S_ISLNK(st.st_mode)));
     if (!in_place && have_old && !unique) {
         if (faccessat(dfd, base, W_OK, AT_EACCESS) < 0) {
-            uresp_errno(r, errno, shown);
+            uresp_errno_new(r, errno, shown);
             goto fail;
         }
         in_place = !replace_keeps_file(s, &st);
@@ -238,7 +238,7 @@ void cmd_open_write(struct usess *s, const struct ureq *q, struct uresp *r)
          * user may write is written in place instead. */
         in_place = fd < 0 && have_old && !unique && (errno == EACCES || errno == EPERM);
         if (fd < 0 && !in_place) {
-            uresp_errno(r, errno, shown);
+            uresp_errno_new(r, errno, shown);
             goto fail;
         }
         s->up_temp = fd >= 0;
@@ -247,7 +247,7 @@ void cmd_open_write(struct usess *s, const struct ureq *q, struct uresp *r)
         goto fail;
     s->up_fd = dup(fd);
     if (s->up_fd < 0) {
-        uresp_errno(r, errno, shown);
+        uresp_errno_new(r, errno, shown);
         s->up_dirfd = dfd;
         upload_discard(s);
         close(fd);

@@ -100,10 +100,11 @@ void front_user_request(struct front *f, uint32_t op, uint32_t flags, uint64_t o
 {
     struct msg *m = f->m;
     /* The user process takes paths shorter than VPATH_MAX (a longer one would be a malformed
-     * message to it), and max_line_length may allow longer arguments: the client's error. */
+     * message to it), and max_line_length may allow longer arguments: the client's error, 553
+     * for a name to create (RFC 959's "file name not allowed"), 550 for one that names nothing. */
     if ((arg && strlen(arg) >= VPATH_MAX) || (arg2 && strlen(arg2) >= VPATH_MAX)) {
         ureply_init(out);
-        out->code = 553;
+        out->code = op == UOP_OPEN_WRITE || op == UOP_RNTO ? 553 : 550;
         sbuf_adds(&out->text, "File name too long.");
         return;
     }

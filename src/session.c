@@ -47,7 +47,7 @@ void uresp_errno(struct uresp *r, int err, const char *path)
         code = 552;
         break;
     case ENAMETOOLONG:
-        code = 553;
+        why = "File name too long";
         break;
     case ELOOP:
         why = "Too many levels of symbolic links";
@@ -59,6 +59,14 @@ void uresp_errno(struct uresp *r, int err, const char *path)
         break;
     }
     uresp_set(r, code, "%s: %s.", path, why);
+}
+
+void uresp_errno_new(struct uresp *r, int err, const char *path)
+{
+    if (err == ENAMETOOLONG)
+        uresp_set(r, 553, "%s: File name too long.", path);
+    else
+        uresp_errno(r, err, path);
 }
 
 bool sess_may_write(struct usess *s, struct uresp *r)
@@ -77,13 +85,23 @@ bool sess_new_name_ok(const char *base, const char *arg, struct uresp *r)
     return false;
 }
 
-int sess_vpath(struct usess *s, const char *arg, char *out, struct uresp *r)
+static int vpath_or(struct usess *s, const char *arg, char *out, struct uresp *r, int code)
 {
     if (vpath_join(s->cwd, arg, out, VPATH_MAX) < 0) {
-        uresp_set(r, 553, "File name too long.");
+        uresp_set(r, code, "File name too long.");
         return -1;
     }
     return 0;
+}
+
+int sess_vpath(struct usess *s, const char *arg, char *out, struct uresp *r)
+{
+    return vpath_or(s, arg, out, r, 550);
+}
+
+int sess_new_vpath(struct usess *s, const char *arg, char *out, struct uresp *r)
+{
+    return vpath_or(s, arg, out, r, 553);
 }
 
 #ifdef FTPSD_TEST_HOOKS

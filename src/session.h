@@ -65,6 +65,9 @@ void uresp_set(struct uresp *r, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* An error reply for errno err about path: 550 "<path>: <reason>." (452/552 for space). */
 void uresp_errno(struct uresp *r, int err, const char *path);
+/* The same for a name being created (STOR, STOU, APPE, RNTO): one the file system cannot take
+ * is RFC 959's 553, "file name not allowed"; elsewhere a name too long names nothing, 550. */
+void uresp_errno_new(struct uresp *r, int err, const char *path);
 
 struct ureq {
     uint32_t op;
@@ -80,6 +83,8 @@ struct ureq {
 bool sess_new_name_ok(const char *base, const char *arg, struct uresp *r);
 /* Resolves a client argument against the working directory; 553 reply on failure. */
 int sess_vpath(struct usess *s, const char *arg, char *out, struct uresp *r);
+/* sess_vpath for a name being created: too long is 553. */
+int sess_new_vpath(struct usess *s, const char *arg, char *out, struct uresp *r);
 
 /* Command families. */
 void cmd_pwd(struct usess *s, const struct ureq *q, struct uresp *r);

@@ -253,6 +253,43 @@ def test_rnto_into_missing_directory(cw, ws):
     assert os.path.exists(ws.p("old"))
 
 
+# RFC 959 gives 553, "file name not allowed", to the commands that create a name; to the others
+# a name too long names nothing: 550.
+NAMING = [("CWD", 550), ("RMD", 550), ("MKD", 550), ("DELE", 550), ("SIZE", 550), ("MDTM", 550),
+          ("MLST", 550), ("RNFR", 550), ("SITE CHMOD 644", 550), ("MFMT 20240101000000", 550),
+          ("RNTO", 553)]
+TRANSFERS = [("RETR", 550), ("STOR", 553), ("APPE", 553), ("STOU", 553)]
+
+
+def name_too_long(r, cmd, code, name):
+    if cmd == "RNTO":
+        assert r.cmd("RNFR old")[0] == 350
+    if cmd in dict(TRANSFERS):
+        assert r.cmd("EPSV")[0] == 229
+    got, lines = r.cmd(f"{cmd} {name}")
+    assert got == code, lines
+    assert "too long" in lines[-1], lines
+
+
+@pytest.mark.parametrize("cmd,code", NAMING + TRANSFERS)
+def test_component_too_long(cw, ws, cmd, code):
+    """A 300-byte name: longer than a file system takes."""
+    mkfile(ws.p("old"), b"x")
+    assert cw.cmd("PBSZ 0")[0] == 200 and cw.cmd("PROT P")[0] == 200
+    name_too_long(cw, cmd, code, "n" * 300)
+
+
+def test_path_too_long(make_server, env):
+    """A 5,000-byte path (max_line_length allows it here): longer than the server takes."""
+    s = make_server(max_line_length=8192)
+    r = s.tls_raw("alice", prot=True)
+    mkfile(os.path.join(env.home("alice"), "old"), b"x")
+    for cmd, code in NAMING + TRANSFERS:
+        name_too_long(r, cmd, code, "/".join(["p" * 200] * 25))
+    r.close()
+    os.unlink(os.path.join(env.home("alice"), "old"))
+
+
 # --- SIZE, MDTM, MLST -------------------------------------------------------------------
 
 
