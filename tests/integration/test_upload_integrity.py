@@ -199,13 +199,14 @@ def test_sigterm_mid_upload_leaves_no_temporary_file(make_server, wd, sig):
 
 
 def test_path_longer_than_the_user_process_takes(make_server, wd):
-    """max_line_length allows arguments past the 4095 bytes a path may have: 553, and the
-    session goes on (the user process used to end, and the client got 421)."""
+    """max_line_length allows arguments past the 4095 bytes a path may have: 550 (553 for a
+    name to create), and the session goes on (the user process used to end, and the client got
+    421)."""
     name, path = wd
     s = make_server(max_line_length=65536)
     f = client(s, name)
     for cmd in ("SIZE ", "CWD ", "MKD ", "DELE ", "RNFR "):
-        with pytest.raises(ftplib.error_perm, match=r"^553 File name too long"):
+        with pytest.raises(ftplib.error_perm, match=r"^550 File name too long"):
             f.sendcmd(cmd + "a/" * 2100)
     with pytest.raises(ftplib.error_perm, match=r"^553 File name too long"):
         f.transfercmd("STOR " + "a/" * 2100)
