@@ -286,14 +286,32 @@ void cmd_umask(struct usess *s, const struct ureq *q, struct uresp *r)
     uresp_set(r, 200, "UMASK set to %04lo.", m);
 }
 
+/* The time asked for, and the one the file then has: a file system keeps what it can (ext4
+ * stops at 2446, FAT at 2107 and at even seconds), and the reply says what it kept. */
+struct settime {
+    struct timespec ts[2];
+    time_t got;
+};
+
 static int settime_fd(int fd, const void *arg)
 {
-    return futimens(fd, arg);
+    struct settime *st = (struct settime *)arg;
+    struct stat sb;
+    if (futimens(fd, st->ts) < 0 || fstat(fd, &sb) < 0)
+        return -1;
+    st->got = sb.st_mtime;
+    return 0;
 }
 
 static int settime_name(int dfd, const char *name, const void *arg)
 {
-    return utimensat(dfd, name, arg, AT_SYMLINK_NOFOLLOW);
+    struct settime *st = (struct settime *)arg;
+    struct stat sb;
+    if (utimensat(dfd, name, st->ts, AT_SYMLINK_NOFOLLOW) < 0 ||
+        fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+        return -1;
+    st->got = sb.st_mtime;
+    return 0;
 }
 
 void cmd_settime(struct usess *s, const struct ureq *q, struct uresp *r)
@@ -301,12 +319,12 @@ void cmd_settime(struct usess *s, const struct ureq *q, struct uresp *r)
     char vp[VPATH_MAX];
     if (!may_write(s, r) || sess_vpath(s, q->arg, vp, r) < 0)
         return;
-    struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_sec = (time_t)q->offset}};
-    if (on_object(s, vp, settime_fd, settime_name, ts) < 0) {
+    struct settime st = {.ts = {{.tv_nsec = UTIME_OMIT}, {.tv_sec = (time_t)q->offset}}};
+    if (on_object(s, vp, settime_fd, settime_name, &st) < 0) {
         uresp_errno(r, errno, q->arg);
     } else {
         char t[20];
-        format_mdtm(t, sizeof t, (time_t)q->offset);
+        format_mdtm(t, sizeof t, st.got);
         uresp_set(r, 213, "Modify=%s; %s", t, q->arg);
     }
 }

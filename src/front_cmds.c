@@ -747,14 +747,18 @@ static bool parse_time_prefix(const char *arg, time_t *t, const char **rest)
     if (sscanf(arg, "%4d%2d%2d%2d%2d%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
                &tm.tm_min, &tm.tm_sec) != 6)
         return false;
-    if (tm.tm_year < 1970 || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+    /* Times before 1970 are times too: MDTM reports them, and a file copied from an old
+     * archive has one. timegm's -1 is an error only if the time is not 1969-12-31 23:59:59. */
+    if (tm.tm_year < 1 || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
         tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
         return false;
+    bool last_second_of_1969 = tm.tm_year == 1969 && tm.tm_mon == 12 && tm.tm_mday == 31 &&
+                               tm.tm_hour == 23 && tm.tm_min == 59 && tm.tm_sec == 59;
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
     *t = timegm(&tm);
     *rest = p + 1;
-    return *t >= 0;
+    return *t != (time_t)-1 || last_second_of_1969;
 }
 
 static void set_time(struct front *f, const char *path, time_t t)

@@ -247,6 +247,26 @@ def test_mdtm_set_and_mfmt(server):
     r.close()
 
 
+@pytest.mark.parametrize("when", ["19650317120000", "19691231235959", "99991231235959",
+                                  "20240230120000"])
+def test_mfmt_replies_the_time_the_file_got(server, when):
+    """Times before 1970 are set like any other (MDTM shows them); a time the file system
+    cannot keep (ext4 stops in 2446) or a day that does not exist (30 February, taken as 1 March
+    by the calendar arithmetic) is answered with what the file actually got, which MDTM then
+    shows too (draft-somers-ftp-mfxx: the reply carries the time set)."""
+    put(server, "when.txt", b"t")
+    r = server.tls_raw("alice", prot=True)
+    code, lines = r.cmd(f"MFMT {when} when.txt")
+    assert code == 213, lines
+    got = lines[0].split("=")[1].split(";")[0]
+    assert r.cmd("MDTM when.txt") == (213, [f"213 {got}"])
+    if when.startswith("19"):
+        assert got == when
+    if when.startswith("2024"):
+        assert got == "20240301120000"
+    r.close()
+
+
 def test_mdtm_of_a_name_that_starts_with_a_time(server):
     """RFC 3659 §3: MDTM's argument is one pathname. A file named "20240101120000 photo.jpg"
     gets its time (as curl -I asks); it used to set photo.jpg's time instead. The set form
