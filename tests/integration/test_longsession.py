@@ -7,7 +7,7 @@ import os
 import socket
 import time
 
-from ftpsd_fixture import USERS
+from ftpsd_fixture import BINARY, USERS, sanitized
 from reliability import children, epsv_port, make_user_dir, put, session_tree, wait_until
 
 ROUNDS = 60
@@ -98,7 +98,9 @@ def test_long_session_holds_steady(make_server, env):
     after = snapshot(tree)
     for pid, role in zip(tree, ("monitor", "front", "user process")):
         assert after[pid][0] == before[pid][0], (role, before[pid], after[pid])
-        assert after[pid][1] - before[pid][1] < 1024, (role, before[pid], after[pid])
+        # AddressSanitizer holds freed memory in its quarantine (up to 256 MB): no bound there.
+        if not sanitized(BINARY):
+            assert after[pid][1] - before[pid][1] < 1024, (role, before[pid], after[pid])
     assert r.cmd("QUIT")[0] == 221
     r.close()
     assert wait_until(lambda: children(s.proc.pid) == [], 10), children(s.proc.pid)
