@@ -159,15 +159,6 @@ static const struct key host_keys[] = {
 };
 _Static_assert(ARRAY_LEN(host_keys) <= ARRAY_LEN(((struct vhost *)0)->line_of),
                "vhost line_of too small");
-static const char *host_key_names[ARRAY_LEN(host_keys) + 1];
-
-const char *const *config_host_key_names(void)
-{
-    for (size_t i = 0; i < ARRAY_LEN(host_keys); i++)
-        host_key_names[i] = host_keys[i].name;
-    return host_key_names;
-}
-
 unsigned config_host_line(const struct config *c, unsigned v, const char *key)
 {
     for (size_t i = 0; v > 0 && v <= c->nvhosts && i < ARRAY_LEN(host_keys); i++)

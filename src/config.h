@@ -20,7 +20,7 @@ struct vhost {
     char *banner;
     char *pam_service;
     unsigned line;       /* of the [host NAME] line */
-    unsigned line_of[8]; /* of each key set in the section, as config_host_key_names() */
+    unsigned line_of[8]; /* of each key set in the section, in host_keys' order */
 };
 
 #define MAX_VHOSTS 64
@@ -150,8 +150,6 @@ void config_free(struct config *c);
 
 /* Names of all keys, NULL-terminated (for the man page test and -t listing). */
 const char *const *config_key_names(void);
-/* Keys allowed inside a [host NAME] section, NULL-terminated. */
-const char *const *config_host_key_names(void);
 /* The section for a host name (case-insensitive), or NULL. */
 const struct vhost *config_find_vhost(const struct config *c, const char *name);
 /* Value for a session on vhost index v (0: main config, 1..n: sections). */

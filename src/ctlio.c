@@ -237,40 +237,6 @@ bool ctl_has_room(const struct ctlio *c)
     return c->len < c->cap;
 }
 
-bool ctl_has_input(const struct ctlio *c)
-{
-    if (line_end(c->buf, c->len))
-        return true;
-    return c->ssl && SSL_pending(c->ssl) > 0;
-}
-
-int ctl_read_line(struct ctlio *c, char *out, size_t cap, size_t *n, int timeout_ms)
-{
-    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
-    for (;;) {
-        int r = ctl_next_line(c, out, cap, n);
-        if (r != CTL_NONE)
-            return r;
-        if (c->ssl && SSL_pending(c->ssl) > 0) {
-            if (ctl_fill(c) < 0)
-                return CTL_EOF;
-            continue;
-        }
-        int wait = -1;
-        if (deadline >= 0) {
-            int64_t left = deadline - now_ms();
-            if (left <= 0)
-                return CTL_TIMEOUT;
-            wait = (int)left;
-        }
-        int pr = wait_fd(c->fd, POLLIN, wait);
-        if (pr == 0)
-            return CTL_TIMEOUT;
-        if (pr < 0 || ctl_fill(c) < 0)
-            return CTL_EOF;
-    }
-}
-
 int ctl_write(struct ctlio *c, const void *p, size_t n, int timeout_ms)
 {
     const char *s = p;

@@ -13,8 +13,6 @@
 enum ctl_status {
     CTL_LINE = 1,
     CTL_NONE = 0,
-    CTL_EOF = -1,
-    CTL_TIMEOUT = -2,
     CTL_TOOLONG = -3,
 };
 
@@ -40,10 +38,6 @@ int ctl_next_line(struct ctlio *c, char *out, size_t cap, size_t *n);
 bool ctl_take_abor(struct ctlio *c);
 /* Whether ctl_fill can read more into the buffer. */
 bool ctl_has_room(const struct ctlio *c);
-/* True when a line or TLS record is already buffered, so poll() would wait needlessly. */
-bool ctl_has_input(const struct ctlio *c);
-/* Waits up to timeout_ms (-1: forever) for a line. */
-int ctl_read_line(struct ctlio *c, char *out, size_t cap, size_t *n, int timeout_ms);
 /* Writes everything, waiting up to timeout_ms. 0 or -1. */
 int ctl_write(struct ctlio *c, const void *p, size_t n, int timeout_ms);
 /* Drops every buffered byte (plaintext read past AUTH TLS, CVE-2011-1575). */

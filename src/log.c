@@ -76,11 +76,6 @@ void log_set_tls(const char *tls, char prot)
     g_prot = prot;
 }
 
-const char *log_session_id(void)
-{
-    return g_sid;
-}
-
 static void field(struct sbuf *b, const char *name, const char *value)
 {
     if (value && *value)

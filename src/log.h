@@ -18,7 +18,6 @@ void log_set_session(const char *sid, const char *client);
 void log_set_user(const char *user);
 /* TLS version/cipher and PROT level, sent as structured fields to journald. */
 void log_set_tls(const char *tls, char prot);
-const char *log_session_id(void);
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* s (a client's path) in double quotes, '"' and '\\' escaped, at most LOG_QUOTED_MAX bytes
  * of it (then "..." inside the quotes): what follows it in a line cannot be forged by the
