@@ -317,7 +317,7 @@ static bool is_symlink(struct usess *s, const char *vp)
 void cmd_list(struct usess *s, const struct ureq *q, struct uresp *r)
 {
     const char *p = q->arg;
-    bool all = false;
+    bool all = false, itself = false;
     if (q->op != UOP_MLSD) {
         /* Leading "-la"-style words are ls options, not names; "--" ends them, and what names
          * an existing entry ("-dir", or all the rest, "-my file") is a name. */
@@ -333,6 +333,9 @@ void cmd_list(struct usess *s, const struct ureq *q, struct uresp *r)
             }
             if (!end && (memchr(p, 'a', n) || memchr(p, 'A', n)))
                 all = true;
+            /* ls -d: a directory is listed as itself, not by its contents */
+            if (!end && memchr(p, 'd', n))
+                itself = true;
             p += n;
             while (*p == ' ')
                 p++;
@@ -358,16 +361,17 @@ void cmd_list(struct usess *s, const struct ureq *q, struct uresp *r)
     bool link_only =
         dfd < 0 && (e0 == ENOENT || e0 == ELOOP) && plen && p[plen - 1] != '/' && is_symlink(s, vp);
     errno = e0;
-    if (dfd < 0 && (errno == ENOTDIR || link_only)) {
+    if ((itself && dfd >= 0) || (dfd < 0 && (errno == ENOTDIR || link_only))) {
         if (q->op == UOP_MLSD) {
             uresp_set(r, 501, "%s: Not a directory.", q->arg);
             goto done;
         }
-        /* A single file: one line, named as the client wrote it. */
+        /* A single file (or a directory under -d): one line, named as the client wrote it. */
+        const char *shown = *p ? p : ".";
         int fd = path_open(s->rootfd, vp, O_PATH | O_NOFOLLOW, 0);
         struct stat st;
         if (fd < 0 || fstat(fd, &st) < 0) {
-            uresp_errno(r, errno, p);
+            uresp_errno(r, errno, shown);
             if (fd >= 0)
                 close(fd);
             goto done;
@@ -376,12 +380,12 @@ void cmd_list(struct usess *s, const struct ureq *q, struct uresp *r)
         const char *tgt = link_target(fd, "", &st, target);
         close(fd);
         if (q->op == UOP_NLST) {
-            sbuf_printf(&out.buf, "%s\r\n", p);
+            sbuf_printf(&out.buf, "%s\r\n", shown);
         } else {
-            struct listent le = {.name = p, .st = st, .target = tgt};
+            struct listent le = {.name = shown, .st = st, .target = tgt};
             list_format_ls(&out.buf, &le, &s->ids, now);
         }
-        sink_finish(&out, p, r);
+        sink_finish(&out, shown, r);
         goto done;
     }
     if (dfd < 0 && errno == ENOENT && q->op != UOP_MLSD && strpbrk(p, "*?[")) {

@@ -299,6 +299,30 @@ def test_list_names_that_start_with_a_dash(server, wd):
     f.quit()
 
 
+def test_list_d_lists_the_directory_itself(server, wd):
+    """ls -d: "LIST -d dir" is one line for dir, not its contents; "LIST -ld" the working
+    directory as "."; a file is listed as ever. A directory named like the option is a name."""
+    name, path = wd
+    os.mkdir(os.path.join(path, "sub"))
+    put_file(os.path.join(path, "sub", "inside.txt"), b"i")
+    put_file(os.path.join(path, "f.txt"), b"f")
+    f = client(server, cwd=name)
+    data, _ = retr(f, "LIST -d sub", type_="A")
+    one = lines_of(data)
+    assert len(one) == 1 and one[0].startswith("d") and one[0].endswith(" sub"), one
+    data, _ = retr(f, "LIST -ld", type_="A")
+    one = lines_of(data)
+    assert len(one) == 1 and one[0].startswith("d") and one[0].endswith(" ."), one
+    data, _ = retr(f, "LIST -d f.txt", type_="A")
+    assert [l.split()[-1] for l in lines_of(data)] == ["f.txt"]
+    assert f.nlst("-d", "sub") == ["sub"]
+    os.mkdir(os.path.join(path, "-d"))
+    put_file(os.path.join(path, "-d", "x"), b"x")
+    data, _ = retr(f, "LIST -d", type_="A")
+    assert [l.split()[-1] for l in lines_of(data)] == ["x"]
+    f.quit()
+
+
 def test_list_of_a_symlink_shows_the_link(server, wd):
     """LIST of a symlink names the link and its target, as ls -l does, also when it leads
     nowhere (dangling, a loop), which used to get 550."""
