@@ -235,6 +235,28 @@ def test_xferlog_existing_file_keeps_its_mode(make_server, env):
     assert os.stat(path).st_mode & 0o777 == 0o600, oct(os.stat(path).st_mode)
 
 
+def test_xferlog_rotated_by_renaming(make_server, env):
+    """ftpsd.conf(5): rotating by renaming needs no signal. A session open across the rename
+    finishes in the renamed file; the next session creates the file anew."""
+    path = env.path(f"xferlog-{uuid.uuid4().hex}")
+    s = make_server(xferlog_file=path)
+    open_across = s.ftps_reuse("alice")
+    open_across.storbinary("STOR before-rotation.bin", io.BytesIO(b"x"))
+    os.rename(path, path + ".1")
+    open_across.storbinary("STOR during-rotation.bin", io.BytesIO(b"x"))
+    open_across.quit()
+    f = s.ftps_reuse("alice")
+    f.storbinary("STOR after-rotation.bin", io.BytesIO(b"x"))
+    f.quit()
+    deadline = time.time() + 5
+    while time.time() < deadline and not os.path.exists(path):
+        time.sleep(0.05)
+    old, new = open(path + ".1").read(), open(path).read()
+    assert "before-rotation.bin" in old and "during-rotation.bin" in old, old
+    assert "after-rotation.bin" in new, new
+    assert "before-rotation.bin" not in new and "during-rotation.bin" not in new, new
+
+
 def transfer_line(log, name):
     sid, mine = session_lines(log, f'RETR "/{name}"', "disconnect")
     m = re.search(rf'RETR "/{re.escape(name)}" bytes=(\d+) .* reply=(\d+)(?: reason=(.*))?$',
