@@ -28,7 +28,8 @@ void uresp_set(struct uresp *r, int code, const char *fmt, ...)
     sbuf_adds(&r->text, buf);
 }
 
-void uresp_errno(struct uresp *r, int err, const char *path)
+/* too_long: the code for ENAMETOOLONG, 553 for a name being created, else 550. */
+static void errno_reply(struct uresp *r, int err, const char *path, int too_long)
 {
     int code = 550;
     const char *why = strerror(err);
@@ -47,6 +48,7 @@ void uresp_errno(struct uresp *r, int err, const char *path)
         code = 552;
         break;
     case ENAMETOOLONG:
+        code = too_long;
         why = "File name too long";
         break;
     case ELOOP:
@@ -61,12 +63,14 @@ void uresp_errno(struct uresp *r, int err, const char *path)
     uresp_set(r, code, "%s: %s.", path, why);
 }
 
+void uresp_errno(struct uresp *r, int err, const char *path)
+{
+    errno_reply(r, err, path, 550);
+}
+
 void uresp_errno_new(struct uresp *r, int err, const char *path)
 {
-    if (err == ENAMETOOLONG)
-        uresp_set(r, 553, "%s: File name too long.", path);
-    else
-        uresp_errno(r, err, path);
+    errno_reply(r, err, path, 553);
 }
 
 bool sess_may_write(struct usess *s, struct uresp *r)

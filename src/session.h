@@ -81,7 +81,7 @@ struct ureq {
 /* Whether base may name a new file or directory; 553 reply if not. A CR or LF would end a
  * listing's entry, so listings leave such names out. */
 bool sess_new_name_ok(const char *base, const char *arg, struct uresp *r);
-/* Resolves a client argument against the working directory; 553 reply on failure. */
+/* Resolves a client argument against the working directory; 550 reply if too long. */
 int sess_vpath(struct usess *s, const char *arg, char *out, struct uresp *r);
 /* sess_vpath for a name being created: too long is 553. */
 int sess_new_vpath(struct usess *s, const char *arg, char *out, struct uresp *r);
