@@ -1,6 +1,7 @@
 /* The front's command table: what each command needs (login, argument) and who answers it. */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -748,17 +749,17 @@ static bool parse_time_prefix(const char *arg, time_t *t, const char **rest)
                &tm.tm_min, &tm.tm_sec) != 6)
         return false;
     /* Times before 1970 are times too: MDTM reports them, and a file copied from an old
-     * archive has one. timegm's -1 is an error only if the time is not 1969-12-31 23:59:59. */
+     * archive has one. timegm's -1 is also 1969-12-31 23:59:59: only EOVERFLOW (a 32-bit
+     * time_t) says it failed. */
     if (tm.tm_year < 1 || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
         tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
         return false;
-    bool last_second_of_1969 = tm.tm_year == 1969 && tm.tm_mon == 12 && tm.tm_mday == 31 &&
-                               tm.tm_hour == 23 && tm.tm_min == 59 && tm.tm_sec == 59;
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
+    errno = 0;
     *t = timegm(&tm);
     *rest = p + 1;
-    return *t != (time_t)-1 || last_second_of_1969;
+    return *t != (time_t)-1 || errno != EOVERFLOW;
 }
 
 static void set_time(struct front *f, const char *path, time_t t)
