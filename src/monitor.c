@@ -35,9 +35,9 @@
 #include "ktls.h"
 #include "log.h"
 #include "pamauth.h"
-#include "proclimits.h"
 #include "path.h"
 #include "privsep.h"
+#include "proclimits.h"
 #include "session.h"
 #include "session_info.h"
 #include "util.h"
@@ -544,13 +544,13 @@ static void handle_login(struct monitor *m, struct msg *req)
     if (out == PAMAUTH_OK) {
         /* Looked up again: the session stage may have made the account (pam_mkhomedir's
          * home, an LDAP cache). */
-        pw = getpwnam(m->pam.user);
         struct user_spec u = {.root_dir = config_root_dir(cfg, l->vhost),
                               .write_enable = cfg->write_enable,
                               .force_chroot = false};
-        if (!pw || pw->pw_uid == 0) {
-            snprintf(why, sizeof why, "%s",
-                     pw ? "root may not log in" : "user has no passwd entry");
+        bool refused = user_refused(cfg, m->pam.user, &pw, why, sizeof why);
+        if (refused || !pw) {
+            if (!refused)
+                snprintf(why, sizeof why, "user has no passwd entry");
             pamauth_close(&m->pam);
             out = PAMAUTH_BAD_LOGIN;
         } else if ((m->user_pid = start_user_process(m, pw, &u, &front_end, why, sizeof why)) < 0) {
