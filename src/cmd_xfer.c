@@ -63,8 +63,6 @@ void cmd_open_read(struct usess *s, const struct ureq *q, struct uresp *r)
     snprintf(r->name, sizeof r->name, "%s", vp);
 }
 
-/* Ends an upload that will not be committed. A new file is removed; a file written in place
- * keeps what arrived, cut at its end so that SIZE is where a resume must start. */
 /* APPE (or REST + STOR) to a name that did not exist created it, in place, and nothing arrived
  * (end: the upload's file position): nothing is to be left. */
 static bool created_empty(const struct usess *s, off_t end)
@@ -72,6 +70,8 @@ static bool created_empty(const struct usess *s, off_t end)
     return s->up_fd >= 0 && !s->up_temp && s->up_new && end <= s->up_start;
 }
 
+/* Ends an upload that will not be committed. A new file is removed; a file written in place
+ * keeps what arrived, cut at its end so that SIZE is where a resume must start. */
 void upload_discard(struct usess *s)
 {
     off_t end = s->up_fd >= 0 ? lseek(s->up_fd, 0, SEEK_CUR) : -1;

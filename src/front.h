@@ -11,8 +11,8 @@
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <stdbool.h>
-#include <sys/resource.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "ctlio.h"

@@ -1,10 +1,10 @@
 #include "pamauth.h"
 
-#include "log.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "log.h"
 
 /* PAM's messages become reply lines: a module (pam_exec, pam_motd) may write any amount of
  * any bytes, and the reply must fit one message to the front and stay a reply. */

@@ -109,11 +109,10 @@ static void read_job(struct wstate *w)
 /*
  * SSL_accept within timeout_ms of the transfer command, in all: the socket's own timeouts bound
  * each read, and a client dripping its ClientHello a byte at a time would get through those.
- * A connection accepted under PROT P
- * starts its handshake at once, maybe long before the command (the client may start its
- * handshake only after the 150): until the job comes, only the session's idle timeout (the
- * front's) bounds the wait. A job under PROT C ends the handshake at once (the client will
- * not start one). -2: that job came.
+ * A connection accepted under PROT P starts its handshake at once, maybe long before the
+ * command (the client may start its handshake only after the 150): until the job comes, only
+ * the session's idle timeout (the front's) bounds the wait. A job under PROT C ends the
+ * handshake at once (the client will not start one). -2: that job came.
  */
 static int accept_within(struct wstate *w, int fd, int timeout_ms)
 {
