@@ -3,11 +3,10 @@ max_list_entries, the bound on how many entries one listing may gather."""
 import ftplib
 import os
 import shutil
-import subprocess
 
 import pytest
 
-from ftpsd_fixture import BINARY, LIBDIR, ROOT, USERS, sanitized
+from ftpsd_fixture import BINARY, USERS, sanitized
 from test_processes import session_processes, status
 
 
@@ -107,13 +106,7 @@ def test_directory_read_error_is_not_a_short_listing(make_server, env):
     """readdir failing part way (EIO, here from tests/lib/readdir_fault_shim.c at the entry
     "ftpsd-eio"): an error reply for LIST, NLST and MLSD, where the entries read so far went out
     with a 226 as if they were the whole directory."""
-    shim = env.path("readdir_fault_shim.so")
-    if not os.path.exists(shim):
-        subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-o", shim,
-                        os.path.join(ROOT, "tests", "lib", "readdir_fault_shim.c"), "-ldl"],
-                       check=True)
-    s = make_server(prefix=["env", f"LD_PRELOAD={shim}:{LIBDIR}/libpam_wrapper.so:"
-                                   f"{LIBDIR}/libnss_wrapper.so"])
+    s = make_server(prefix=["env", "LD_PRELOAD=" + env.shim_preload("readdir_fault_shim")])
     uid = USERS["alice"][0]
     d = os.path.join(env.home("alice"), "eio")
     shutil.rmtree(d, ignore_errors=True)

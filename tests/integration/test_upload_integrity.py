@@ -7,11 +7,10 @@ import os
 import re
 import signal
 import socket
-import subprocess
 
 import pytest
 
-from ftpsd_fixture import LIBDIR, ROOT, USERS
+from ftpsd_fixture import USERS
 from reliability import (alive, descendants, kill_leftovers, make_user_dir, parts, put,
                          session_tree, user_dir_fixture, wait_until)
 
@@ -219,13 +218,7 @@ def test_upload_failing_at_close_is_not_226(make_server, env, wd):
     here from tests/lib/close_fault_shim.c for a file closed at 77777 bytes): 552 and nothing
     stored, where the worker ignored close() and the client was told 226."""
     name, path = wd
-    shim = env.path("close_fault_shim.so")
-    if not os.path.exists(shim):
-        subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-o", shim,
-                        os.path.join(ROOT, "tests", "lib", "close_fault_shim.c"), "-ldl"],
-                       check=True)
-    preload = f"{shim}:{LIBDIR}/libpam_wrapper.so:{LIBDIR}/libnss_wrapper.so"
-    s = make_server(prefix=["env", f"LD_PRELOAD={preload}"])
+    s = make_server(prefix=["env", "LD_PRELOAD=" + env.shim_preload("close_fault_shim")])
     f = client(s, name)
     with pytest.raises(ftplib.error_perm, match=r"^552 "):
         stor(f, "STOR quota.bin", b"q" * 77777)

@@ -26,12 +26,11 @@ import io
 import os
 import re
 import shutil
-import subprocess
 import time
 
 import pytest
 
-from ftpsd_fixture import BINARY, LIBDIR, ROOT, USERS, sanitized
+from ftpsd_fixture import BINARY, USERS, sanitized
 
 VALGRIND = shutil.which("valgrind")
 SUPP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "valgrind.supp")
@@ -121,11 +120,7 @@ def vg_server(make_server, env):
     os.chmod(front_root + logdir, 0o1777)
     # valgrind 3.19 answers ENOSYS to openat2 (and to Landlock's calls, which ftpsd then goes
     # without): tests/lib/openat2_shim.c stands in for it, in front of the fixture's wrappers.
-    shim = env.path("openat2_shim.so")
-    if not os.path.exists(shim):
-        subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-g", "-o", shim,
-                        os.path.join(ROOT, "tests", "lib", "openat2_shim.c"), "-ldl"], check=True)
-    preload = f"{shim}:{LIBDIR}/libpam_wrapper.so:{LIBDIR}/libnss_wrapper.so"
+    preload = env.shim_preload("openat2_shim")
     # valgrind keeps descriptors of its own above the hard limit and refuses a setrlimit of
     # RLIMIT_NOFILE whose hard limit differs from what it reports: started with 256 as the soft
     # limit, it reports 256 as the hard one, which is what the sandbox sets (max_open_files).

@@ -113,6 +113,15 @@ class Env:
             os.chown(os.path.join(d, f), uid, uid)
         return os.path.join(d, "server.pem"), os.path.join(d, "server.key")
 
+    def shim_preload(self, name):
+        """LD_PRELOAD for a server with tests/lib/<name>.c (built once per run) in front of the
+        fixture's wrappers."""
+        shim = self.path(name + ".so")
+        if not os.path.exists(shim):
+            subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-g", "-o", shim,
+                            os.path.join(ROOT, "tests", "lib", name + ".c"), "-ldl"], check=True)
+        return f"{shim}:{LIBDIR}/libpam_wrapper.so:{LIBDIR}/libnss_wrapper.so"
+
     def home(self, user):
         return os.path.join(self.homes, user)
 
