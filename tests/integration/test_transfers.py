@@ -666,10 +666,7 @@ def test_appe_under_prot_c(make_server, wd):
     assert read_file(os.path.join(path, "log.txt")) == b"first\n" + b"second\n" * 20000
     assert stor(f, "APPE new.txt", b"new\n").startswith("226")
     assert read_file(os.path.join(path, "new.txt")) == b"new\n"
-    r = s.raw()
-    r.reply()
-    r.starttls(s.env.cert)
-    r.login("alice")
+    r = s.tls_raw("alice")
     assert r.cmd("PBSZ 0")[0] == 200 and r.cmd("PROT C")[0] == 200
     assert r.cmd(f"CWD {name}")[0] == 250 and r.cmd("TYPE I")[0] == 200
     code, lines = r.cmd("EPSV")
@@ -689,8 +686,6 @@ def test_data_connection_timing(make_server, wd):
     a client that handshakes after the 150 got 522 when the command came more than
     data_timeout later; and after PROT C, the worker waited data_timeout for a handshake
     that never comes before saying 425."""
-    import socket
-    import time
     name, path = wd
     put_file(os.path.join(path, "f.bin"), b"data" * 1000)
     s = make_server(data_timeout=2, require_prot_p="no")
