@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from ftpsd_fixture import LIBDIR, USERS
+from ftpsd_fixture import LIBDIR, PAM_MATRIX, USERS
 from reliability import SyslogMark
 
 PW = {u: p for u, (_, p) in USERS.items()}
@@ -120,12 +120,11 @@ def test_account_stage_messages_are_shown(make_server, env):
     with open(script, "w") as fh:
         fh.write("#!/bin/sh\necho 'Logins are closed for maintenance until 14:00.'\nexit 1\n")
     os.chmod(script, 0o755)
-    name = env.pam_matrix_service("ftpsd-acct-")
-    with open(os.path.join(env.pamdir, name)) as fh:
-        lines = fh.read().splitlines()
-    lines.insert(1, f"account requisite {LIBDIR}/security/pam_exec.so stdout {script}")
-    with open(os.path.join(env.pamdir, name), "w") as fh:
-        fh.write("\n".join(lines) + "\n")
+    name = env.pam_service("ftpsd-acct-", [
+        f"auth required {PAM_MATRIX} passdb={{passdb}}",
+        f"account requisite {LIBDIR}/security/pam_exec.so stdout {script}",
+        f"account required {PAM_MATRIX} passdb={{passdb}}",
+        f"session required {PAM_MATRIX} passdb={{passdb}}"])
     s = make_server(pam_service=name)
     r = tls_client(s)
     assert r.cmd("USER alice")[0] == 331

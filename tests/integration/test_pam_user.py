@@ -14,19 +14,6 @@ PW = {u: pw for u, (_, pw) in USERS.items()}
 BOB = USERS["bob"][0]
 
 
-def pam_service(env, prefix, lines, users=None):
-    """A pam_wrapper service named prefix and a random part: lines, in which {passdb} stands
-    for a password file of its own with users (name: password; default: the fixture's)."""
-    name = prefix + secrets.token_hex(3)
-    passdb = env.path(name + ".passdb")
-    with open(passdb, "w") as fh:
-        fh.write("".join(f"{u}:{pw}:{name}\n" for u, pw in (users or PW).items()))
-    os.chmod(passdb, 0o600)
-    with open(os.path.join(env.pamdir, name), "w") as fh:
-        fh.write("".join(l.format(passdb=passdb) + "\n" for l in lines))
-    return name
-
-
 def login(server, user, password):
     r = server.tls_raw()
     assert r.cmd(f"USER {user}")[0] == 331
@@ -44,7 +31,7 @@ def recording_service(env):
     with open(script, "w") as fh:
         fh.write(f'#!/bin/sh\necho "$PAM_TYPE $PAM_USER" >> {log}\nexit 0\n')
     os.chmod(script, 0o755)
-    name = pam_service(env, "ftpsd-map-", [
+    name = env.pam_service("ftpsd-map-", [
         f"auth required {PAM_MATRIX} passdb={{passdb}}",
         f"auth required {LIBDIR}/pam_wrapper/pam_set_items.so",
         f"account required {LIBDIR}/security/pam_permit.so",
@@ -64,7 +51,7 @@ def test_alias_of_root_is_refused(make_server, env, tmp_path):
     passwd = tmp_path / "passwd"
     with open(env.passwd) as fh:
         passwd.write_text(fh.read() + "toor:x:0:0:alias of root:/root:/bin/bash\n")
-    name = pam_service(env, "ftpsd-toor-",
+    name = env.pam_service("ftpsd-toor-",
                        [f"{kind} required {PAM_MATRIX} passdb={{passdb}}"
                         for kind in ("auth", "account", "session")],
                        {"toor": "toor-secret", "alice": PW["alice"]})
@@ -119,7 +106,7 @@ def test_pam_faillock_locks_after_failures_across_connections(make_server, env, 
     tally = tmp_path / "faillock"
     tally.mkdir()
     fl = f"{LIBDIR}/security/pam_faillock.so dir={tally} deny=3 unlock_time=600"
-    name = pam_service(env, "ftpsd-faillock-", [
+    name = env.pam_service("ftpsd-faillock-", [
         f"auth requisite {fl} preauth",
         f"auth [success=1 default=ignore] {PAM_MATRIX} passdb={{passdb}}",
         f"auth [default=die] {fl} authfail",

@@ -88,21 +88,26 @@ class Env:
     def path(self, *p):
         return os.path.join(self.dir, *p)
 
+    def pam_service(self, prefix, lines, users=None):
+        """A new pam_wrapper service named prefix and a random part: lines, in which {passdb}
+        stands for a password file of its own with users (name: password; default: the
+        fixture's users). Returns its name."""
+        name = prefix + secrets.token_hex(3)
+        passdb = self.path(name + ".passdb")
+        pws = users or {u: pw for u, (_, pw) in USERS.items()}
+        with open(passdb, "w") as fh:
+            fh.write("".join(f"{u}:{pw}:{name}\n" for u, pw in pws.items()))
+        os.chmod(passdb, 0o600)
+        with open(os.path.join(self.pamdir, name), "w") as fh:
+            fh.write("".join(l.format(passdb=passdb) + "\n" for l in lines))
+        return name
+
     def pam_matrix_service(self, prefix, session_lines=()):
         """A new pam_wrapper service: pam_matrix for auth, account and session over its own
         copy of the users' passwords, then session_lines. Returns its name."""
-        name = prefix + secrets.token_hex(3)
-        passdb = self.path(name + ".passdb")
-        with open(passdb, "w") as fh:
-            fh.write("".join(f"{u}:{pw}:{name}\n" for u, (_, pw) in USERS.items()))
-        os.chmod(passdb, 0o600)
-        with open(os.path.join(self.pamdir, name), "w") as fh:
-            fh.write(f"auth required {PAM_MATRIX} passdb={passdb}\n"
-                     f"account required {PAM_MATRIX} passdb={passdb}\n"
-                     f"session required {PAM_MATRIX} passdb={passdb}\n")
-            for line in session_lines:
-                fh.write(line + "\n")
-        return name
+        return self.pam_service(prefix, [f"{kind} required {PAM_MATRIX} passdb={{passdb}}"
+                                         for kind in ("auth", "account", "session")]
+                                + [l.replace("{", "{{").replace("}", "}}") for l in session_lines])
 
     def cert_copy(self, d, uid):
         """The server certificate and key copied into directory d, owned by uid (what a
