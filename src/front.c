@@ -307,6 +307,25 @@ void front_check_term(struct front *f)
     front_exit(f, 1);
 }
 
+/* poll() that a SIGTERM always ends: the signal stays blocked from the last check until ppoll()
+ * unblocks it atomically, where with poll() one arriving just after the check waited for the
+ * next wake-up (up to idle_timeout). */
+int front_wait(struct front *f, struct pollfd *p, nfds_t n, int timeout_ms)
+{
+    sigset_t term, old;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigprocmask(SIG_BLOCK, &term, &old);
+    front_check_term(f);
+    struct timespec ts = {.tv_sec = timeout_ms / 1000, .tv_nsec = (timeout_ms % 1000) * 1000000L};
+    int r = ppoll(p, n, timeout_ms < 0 ? NULL : &ts, &old);
+    int saved = errno;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    front_check_term(f);
+    errno = saved;
+    return r;
+}
+
 static int front_poll(struct front *f, int timeout_ms)
 {
     struct pollfd p[3];
@@ -321,9 +340,7 @@ static int front_poll(struct front *f, int timeout_ms)
         user_i = n;
         p[n++] = (struct pollfd){.fd = f->user_fd, .events = POLLIN};
     }
-    front_check_term(f);
-    int r = poll(p, (nfds_t)n, timeout_ms);
-    front_check_term(f);
+    int r = front_wait(f, p, (nfds_t)n, timeout_ms);
     if (r < 0)
         return errno == EINTR ? 0 : -1;
     if (listen_i >= 0 && (p[listen_i].revents & POLLIN))

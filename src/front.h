@@ -10,6 +10,7 @@
 
 #include <netinet/in.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -92,6 +93,7 @@ void front_user_fsize(struct front *f, uint64_t fsize);
 /* After SIGTERM (a shutdown, or the monitor's death): 421, close_notify, exit. Called where
  * the front waits; returns if there was none. */
 void front_check_term(struct front *f);
+int front_wait(struct front *f, struct pollfd *p, nfds_t n, int timeout_ms);
 
 /* Reply helpers: a failed write to the client ends the session. */
 void front_reply(struct front *f, int code, const char *fmt, ...)

@@ -812,11 +812,25 @@ void monitor_run(struct config *cfg)
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* Blocked from the check of g_term until ppoll() unblocks them atomically: one arriving
+     * just after the check would otherwise wait for the front's next message. Unblocked while
+     * a request runs, for what PAM starts. */
+    sigset_t ends, waiting;
+    sigemptyset(&ends);
+    sigaddset(&ends, SIGTERM);
+    sigaddset(&ends, SIGHUP);
+
     struct msg *req = msg_new();
-    while (!g_term) {
+    for (;;) {
+        sigprocmask(SIG_BLOCK, &ends, &waiting);
         struct pollfd p = {.fd = m.front_fd, .events = POLLIN};
-        if (poll(&p, 1, -1) < 0) {
-            if (errno == EINTR)
+        int r = g_term ? 0 : ppoll(&p, 1, NULL, &waiting);
+        int saved = errno;
+        sigprocmask(SIG_SETMASK, &waiting, NULL);
+        if (g_term)
+            break;
+        if (r < 0) {
+            if (saved == EINTR)
                 continue;
             break;
         }

@@ -200,7 +200,7 @@ static enum wait_result wait_for(struct front *f, int fd, short events, int time
                 return W_TIMEOUT;
             wait = (int)left;
         }
-        int r = poll(p, n, wait);
+        int r = front_wait(f, p, n, wait);
         if (r < 0 && errno != EINTR)
             return W_CTL_GONE;
         if (r == 0)

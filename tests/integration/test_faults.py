@@ -641,3 +641,26 @@ def test_extreme_file_times(make_server, small_fs):
     assert "modify=99991231235959;" in f.sendcmd("MLST max")
     assert f.voidcmd("NOOP").startswith("200")
     f.quit()
+
+
+@pytest.mark.parametrize("who", ["front", "monitor"])
+def test_sigterm_just_before_the_wait_is_not_lost(make_server, env, who):
+    """A SIGTERM that arrives after the front (or the monitor) last checked for one and before
+    it waits: it was noticed at the next wake-up (the client's next command or the login
+    timeout). tests/lib/term_race_shim.c holds that window open for two seconds; the signal
+    comes within it, and the client is told 421 when the window closes."""
+    s = make_server(login_timeout=60, prefix=[
+        "env", "LD_PRELOAD=" + env.shim_preload("term_race_shim"), "TERM_RACE_SHIM=" + who])
+    sock = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    try:
+        f = sock.makefile("rb")
+        assert f.readline().startswith(b"220")
+        assert wait_until(lambda: any(children(m) for m in children(s.proc.pid)), 1)
+        mon = children(s.proc.pid)[0]
+        os.kill(mon if who == "monitor" else children(mon)[0], signal.SIGTERM)
+        start = time.monotonic()
+        line = f.readline()
+        assert line.startswith(b"421 ") and b"shutting down" in line, line
+        assert time.monotonic() - start < 5
+    finally:
+        sock.close()
