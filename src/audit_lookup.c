@@ -11,7 +11,24 @@
 #include "sandbox.h"
 #include "util.h"
 
-int audit_seccomp_syscall(pid_t pid, uid_t uid)
+/* The kernel stamps records from its coarse clock, a tick behind, and the wall clock may be
+ * stepped; a pid comes round again only after pid_max other processes, far more than a second. */
+#define CLOCK_SLACK_MS 1000
+
+/* The record's own time, "audit(1795822310.584:1932)": seconds and milliseconds of the wall
+ * clock; -1 when it has none. */
+static int64_t record_ms(const char *rec)
+{
+    const char *a = strstr(rec, " audit(");
+    long long sec;
+    unsigned ms;
+    int used = 0;
+    if (!a || sscanf(a + 7, "%lld.%3u:%n", &sec, &ms, &used) != 2 || used == 0)
+        return -1;
+    return (int64_t)sec * 1000 + ms;
+}
+
+int audit_seccomp_syscall(pid_t pid, uid_t uid, int64_t not_before)
 {
     int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
@@ -33,7 +50,8 @@ int audit_seccomp_syscall(pid_t pid, uid_t uid)
                 break;
             rec[n] = '\0';
             const char *p = strstr(rec, "type=1326");
-            if (!p || !strstr(p, want) || (want_uid[0] && !strstr(p, want_uid)))
+            if (!p || !strstr(p, want) || (want_uid[0] && !strstr(p, want_uid)) ||
+                record_ms(p) + CLOCK_SLACK_MS < not_before)
                 continue;
             const char *s = strstr(p, " syscall=");
             if (s)
@@ -46,9 +64,9 @@ int audit_seccomp_syscall(pid_t pid, uid_t uid)
     return found;
 }
 
-void audit_log_seccomp_kill(const char *what, pid_t pid, uid_t uid)
+void audit_log_seccomp_kill(const char *what, pid_t pid, uid_t uid, int64_t not_before)
 {
-    int nr = audit_seccomp_syscall(pid, uid);
+    int nr = audit_seccomp_syscall(pid, uid, not_before);
     if (nr < 0) {
         log_msg(LOG_ERR,
                 "%s (pid %d) killed by seccomp (SIGSYS); the system call is in the "

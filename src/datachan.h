@@ -4,6 +4,7 @@
 #define FTPSD_DATACHAN_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -22,9 +23,10 @@ struct datachan {
     int listen_fd; /* -1 when no PASV/EPSV is pending */
     bool active;   /* PORT/EPRT given: connect to target at the transfer */
     struct sockaddr_storage target;
-    pid_t worker;    /* worker carrying the accepted connection, or 0 */
-    int worker_fd;   /* its channel */
-    bool worker_tls; /* it began the TLS handshake at accept time */
+    pid_t worker;           /* worker carrying the accepted connection, or 0 */
+    int64_t worker_started; /* wall_ms() before its fork, to find its seccomp record */
+    int worker_fd;          /* its channel */
+    bool worker_tls;        /* it began the TLS handshake at accept time */
 };
 
 void dc_init(struct datachan *dc);

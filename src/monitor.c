@@ -48,6 +48,9 @@ struct monitor {
     int front_fd;
     pid_t front_pid;
     pid_t user_pid;
+    int64_t started;       /* wall_ms() at the session's start, */
+    int64_t front_started; /* the front's fork */
+    int64_t user_started;  /* and the user process's: seccomp records older are not theirs */
     unsigned failures;
     bool logged_in;
     struct pamauth pam;
@@ -300,6 +303,7 @@ static pid_t start_user_process(struct monitor *m, const struct passwd *pw,
     m->user_uid = pw->pw_uid;
     m->user_gid = pw->pw_gid;
     m->user_chroot = (cfg->chroot || u->force_chroot) && !cfg->rootless;
+    m->user_started = wall_ms();
     pid_t pid = fork();
     if (pid < 0) {
         snprintf(why, whylen, "fork: %s", strerror(errno));
@@ -571,7 +575,7 @@ out:
     sbuf_free(&lines);
 }
 
-static void reap(pid_t pid, const char *what, int grace_ms);
+static void reap(pid_t pid, const char *what, int grace_ms, int64_t started);
 
 static bool is_temp_upload_name(const char *base)
 {
@@ -706,7 +710,7 @@ static void handle_logout(struct monitor *m, struct msg *req)
         return;
     }
     if (m->logged_in) {
-        reap(m->user_pid, "user", 5000);
+        reap(m->user_pid, "user", 5000, m->user_started);
         m->user_pid = 0;
         pamauth_close(&m->pam);
         m->logged_in = false;
@@ -719,7 +723,8 @@ static void handle_logout(struct monitor *m, struct msg *req)
     msg_send(m->front_fd, req);
 }
 
-static void reap(pid_t pid, const char *what, int grace_ms)
+/* started: wall_ms() before pid was forked. */
+static void reap(pid_t pid, const char *what, int grace_ms, int64_t started)
 {
     if (pid <= 0)
         return;
@@ -738,7 +743,7 @@ static void reap(pid_t pid, const char *what, int grace_ms)
         sleep_ms(20);
     }
     if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS)
-        audit_log_seccomp_kill(what, pid, (uid_t)-1);
+        audit_log_seccomp_kill(what, pid, (uid_t)-1, started);
     else if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL && pid != killed_here)
         log_msg(LOG_ERR,
                 "%s process was killed (SIGKILL from outside the session: an administrator, or "
@@ -752,6 +757,7 @@ void monitor_run(struct config *cfg)
 {
     struct monitor m;
     memset(&m, 0, sizeof m);
+    m.started = wall_ms();
     m.xferlog_fd = -1;
     proc_limits_save(&m.own_limits);
     /* A transfer log past a file size limit fails its write (EFBIG) instead of killing. */
@@ -786,6 +792,7 @@ void monitor_run(struct config *cfg)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         die("socketpair: %s", strerror(errno));
+    m.front_started = wall_ms();
     m.front_pid = fork();
     if (m.front_pid < 0)
         die("fork: %s", strerror(errno));
@@ -851,11 +858,13 @@ void monitor_run(struct config *cfg)
         } else if (req->type == MSG_XFERLOG) {
             handle_xferlog(&m, req);
         } else if (req->type == MSG_WORKER_KILLED) {
-            /* The front's word: only records of its uid, and a few per session (each costs
-             * reads of the kernel log). */
+            /* The front's word: only records of its uid since the session began, and a few
+             * per session (each costs reads of the kernel log). */
             uint32_t pid = msg_get_u32(req);
+            int64_t started = (int64_t)msg_get_u64(req);
             if (msg_ok_end(req) && pid > 1 && m.kill_reports++ < 16)
-                audit_log_seccomp_kill("data worker", (pid_t)pid, m.si.nopriv_uid);
+                audit_log_seccomp_kill("data worker", (pid_t)pid, m.si.nopriv_uid,
+                                       started > m.started ? started : m.started);
         } else {
             log_msg(LOG_ERR, "unexpected message %u from the front; ending", req->type);
             break;
@@ -866,9 +875,9 @@ void monitor_run(struct config *cfg)
         log_msg(LOG_NOTICE, "terminated by signal");
     close(m.front_fd);
     kill(m.front_pid, g_term ? SIGTERM : 0);
-    reap(m.front_pid, "front", 5000);
+    reap(m.front_pid, "front", 5000, m.front_started);
     /* The user process ends by itself when the front's channel closes. */
-    reap(m.user_pid, "user", 5000);
+    reap(m.user_pid, "user", 5000, m.user_started);
     if (m.logged_in) {
         pamauth_close(&m.pam);
         log_msg(LOG_INFO, "disconnect after %lld s", (long long)((now_ms() - m.login_at) / 1000));

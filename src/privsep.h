@@ -26,8 +26,9 @@ enum msg_type {
                           port: the client named by a PROXY header from a trusted balancer */
     MSG_XFERLOG,       /* front -> monitor: u64 bytes, u32 msecs, u32 direction ('o'/'i'),
                           u32 type ('a'/'b'), u32 complete, str path: one xferlog line */
-    MSG_WORKER_KILLED, /* front -> monitor: u32 pid of a worker that died of SIGSYS (the
-                          monitor, as root, names the call from the kernel log) */
+    MSG_WORKER_KILLED, /* front -> monitor: u32 pid of a worker that died of SIGSYS, u64 wall
+                          clock ms before its fork (the monitor, as root, names the call from
+                          the kernel log) */
 
     /* front -> user process: one request per FTP command, answered by MSG_REPLY */
     MSG_REQ = 20, /* u32 op, u32 type, u32 facts, u64 offset, str arg, str arg2 */

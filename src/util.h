@@ -61,11 +61,13 @@ bool str_has_prefix_ci(const char *s, const char *prefix);
 /* Write all of buf to a blocking descriptor, retrying on EINTR. */
 int write_full(int fd, const void *buf, size_t len);
 
-/* Milliseconds on the monotonic clock. */
 /* Closes every descriptor but the n given (at most 8; -1 entries are ignored). */
 void close_fds_except(const int *keep, int n);
 
+/* Milliseconds on the monotonic clock. */
 int64_t now_ms(void);
+/* Milliseconds on the wall clock, the kernel audit records' clock. */
+int64_t wall_ms(void);
 void sleep_ms(unsigned ms);
 
 /* Fills buf with random bytes from the kernel (getrandom). */

@@ -44,6 +44,7 @@ static void spawn_worker(struct front *f, int fd)
         fcntl(pp[1], F_SETPIPE_SZ, 1 << 20);
     if (f->progress)
         *f->progress = 0;
+    int64_t started = wall_ms();
     pid_t pid = fork();
     if (pid < 0) {
         log_msg(LOG_ERR, "fork: %s", strerror(errno));
@@ -98,6 +99,7 @@ static void spawn_worker(struct front *f, int fd)
         close(pp[1]);
     }
     f->dc.worker = pid;
+    f->dc.worker_started = started;
     f->dc.worker_fd = sv[0];
     f->dc.worker_tls = tls;
 }
@@ -465,6 +467,7 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
         aborted = w == W_ABORT;
     }
     pid_t wpid = f->dc.worker;
+    int64_t wstarted = f->dc.worker_started;
     if (!got)
         kill(wpid, SIGKILL);
     int st = 0;
@@ -500,6 +503,7 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
             log_msg(LOG_ERR, "%s: data worker killed by seccomp (SIGSYS)", logwhat);
             msg_init(m, MSG_WORKER_KILLED);
             msg_put_u32(m, (uint32_t)wpid);
+            msg_put_u64(m, (uint64_t)wstarted);
             msg_send(f->mon_fd, m);
         } else if (WIFSIGNALED(st)) {
             snprintf(text, sizeof text, "data transfer process died (signal %d)", WTERMSIG(st));

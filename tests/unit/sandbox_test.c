@@ -14,6 +14,7 @@
 #include "audit_lookup.h"
 #include "config.h"
 #include "unit.h"
+#include "util.h"
 
 static struct config cfg;
 
@@ -30,9 +31,11 @@ static bool become_probe_uid(void)
 }
 
 static pid_t last_probe;
+static int64_t last_started;
 
 static enum outcome probe(int (*call)(void))
 {
+    last_started = wall_ms();
     pid_t pid = last_probe = fork();
     if (pid == 0) {
         char why[256];
@@ -122,8 +125,11 @@ int main(void)
      * record of another uid. (The kernel may drop records under its printk rate limit.) The
      * other uid is one nothing else runs as: the kernel log keeps the records of earlier
      * processes that had this pid, and the test suite's own nopriv uid (60100) has many. */
-    int right = audit_seccomp_syscall(last_probe, PROBE_UID);
-    CHECK(audit_seccomp_syscall(last_probe, PROBE_UID + 1) == -1);
+    int right = audit_seccomp_syscall(last_probe, PROBE_UID, last_started);
+    CHECK(audit_seccomp_syscall(last_probe, PROBE_UID + 1, last_started) == -1);
+    /* Nor from a record older than the process: as if the probe's pid came round again and
+     * the new process's record were lost. */
+    CHECK(audit_seccomp_syscall(last_probe, PROBE_UID, wall_ms() + 5000) == -1);
     if (right == -1)
         printf("sandbox: no kernel record of pid %d (rate-limited?)\n", (int)last_probe);
     else
