@@ -5,10 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "listing.h"
 #include "reply.h"
+#include "sandbox.h"
 #include "session.h"
 #include "uops.h"
 
@@ -250,9 +252,19 @@ static int chmod_fd(int fd, const void *arg)
     return fchmod(fd, *(const mode_t *)arg);
 }
 
+/* on_object() checked that name is no symlink, but another session that may rename in the
+ * directory could swap one in before the call: fchmodat2 (Linux 6.6) refuses to follow it.
+ * Older kernels have only fchmodat, which follows. */
 static int chmod_name(int dfd, const char *name, const void *arg)
 {
-    return fchmodat(dfd, name, *(const mode_t *)arg, 0);
+    mode_t mode = *(const mode_t *)arg;
+    if (syscall(SYS_fchmodat2, dfd, name, mode, AT_SYMLINK_NOFOLLOW) == 0)
+        return 0;
+    if (errno == EOPNOTSUPP)
+        errno = EACCES; /* as on_object() answers a symlink */
+    if (errno != ENOSYS)
+        return -1;
+    return fchmodat(dfd, name, mode, 0);
 }
 
 void cmd_chmod(struct usess *s, const struct ureq *q, struct uresp *r)

@@ -12,6 +12,13 @@
 
 enum sandbox_role { SB_FRONT, SB_USER, SB_WORKER };
 
+#include <sys/syscall.h>
+#ifndef SYS_fchmodat2
+/* Linux 6.6; glibc 2.36's headers predate it. The number is the same on every architecture
+ * Debian releases for (the unified table). */
+#define SYS_fchmodat2 452
+#endif
+
 /* config key "seccomp" */
 enum seccomp_mode {
     SECCOMP_OFF = 0,

@@ -1,9 +1,12 @@
 """Protocol completeness beyond the core (issue 3): active mode, EPSV forms, IPv6, STOU, SITE,
 STAT, MDTM/MFMT, MLST facts, REIN, CCC, HOST with SNI, ALPN, Telnet handling, UTF-8."""
+import ctypes
+import errno
 import ftplib
 import io
 import os
 import re
+import shutil
 import socket
 import ssl
 import subprocess
@@ -203,6 +206,45 @@ def test_site_chmod_umask(server):
     code, lines = r.cmd("SITE HELP")
     assert code == 214 and any("CHMOD" in l for l in lines)
     r.close()
+
+
+def test_site_chmod_does_not_follow_a_symlink_swapped_in(make_server, env):
+    """A file its owner cannot open (mode 000) is changed by name, after a check that the name
+    is no symlink. Another session swapping a symlink in between (tests/lib/chmod_race_shim.c
+    plays it) made the change land on the link's target; now it is refused, and the target
+    keeps its mode."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    # On a name that does not exist: ENOENT where the call is known, ENOSYS where it is not.
+    libc.syscall(452, -100, b"/nonexistent/ftpsd-probe", 0o600, 0x100)
+    if ctypes.get_errno() == errno.ENOSYS:
+        pytest.skip("no fchmodat2 before Linux 6.6: the name is changed with fchmodat")
+    home = env.home("alice")
+    d = os.path.join(home, "chmodrace")
+    os.makedirs(d, exist_ok=True)
+    uid = USERS["alice"][0]
+    for name, mode in (("locked", 0o000), ("target.txt", 0o644), ("plain", 0o000)):
+        p = os.path.join(d, name)
+        with open(p, "wb") as fh:
+            fh.write(b"x")
+        os.chown(p, uid, uid)
+        os.chmod(p, mode)
+    os.symlink("target.txt", os.path.join(d, "swap"))
+    os.lchown(os.path.join(d, "swap"), uid, uid)
+    os.chown(d, uid, uid)
+    s = make_server(prefix=["env", "LD_PRELOAD=" + env.shim_preload("chmod_race_shim"),
+                            "CHMOD_RACE_NAME=locked", "CHMOD_RACE_SWAP=swap"])
+    r = s.tls_raw("alice", prot=True)
+    try:
+        code, lines = r.cmd("SITE CHMOD 600 chmodrace/locked")
+        assert os.path.islink(os.path.join(d, "locked")), "the shim did not swap the link in"
+        assert os.stat(os.path.join(d, "target.txt")).st_mode & 0o777 == 0o644
+        assert code == 550, lines
+        # A file its owner cannot open, with no link swapped in, is still changed by name.
+        assert r.cmd("SITE CHMOD 640 chmodrace/plain")[0] == 200
+        assert os.stat(os.path.join(d, "plain")).st_mode & 0o777 == 0o640
+    finally:
+        r.close()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_site_chmod_respects_write_enable(make_server):
