@@ -110,7 +110,7 @@ static void decode_real(struct msg *x, unsigned which)
     x->rpos = 0;
     x->bad = false;
     char small[512], path[VPATH_MAX];
-    switch (which % 8) {
+    switch (which % 9) {
     case 0: /* MSG_LOGIN, monitor.c parse_login */
         get_u32(x);
         get_str(x, small, 256);
@@ -157,6 +157,10 @@ static void decode_real(struct msg *x, unsigned which)
     case 6: /* MSG_JOB, worker.c */
         for (int i = 0; i < 4; i++)
             get_u32(x);
+        get_u64(x);
+        break;
+    case 7: /* MSG_WORKER_KILLED, monitor.c */
+        get_u32(x);
         get_u64(x);
         break;
     default: /* MSG_RESULT, xfer.c */
@@ -249,7 +253,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_ASSERT(m->fd == -1);
     }
     check_state(m);
-    for (unsigned which = 0; which < 8; which++)
+    for (unsigned which = 0; which < 9; which++)
         decode_real(m, which);
     size_t sl = n < 16 ? n : 16;
     decode_script(m, p + n - sl, sl);
