@@ -132,7 +132,11 @@ int xfer_handle_async_line(struct front *f, char *line, size_t len, const char *
 {
     char verb[5] = "";
     size_t vlen = strcspn(line, " ");
-    if (vlen <= 4 && len == vlen) {
+    /* "ABOR " is ABOR here as it is between transfers (the argument is empty). */
+    size_t tlen = len;
+    while (tlen > vlen && line[tlen - 1] == ' ')
+        tlen--;
+    if (vlen <= 4 && tlen == vlen) {
         memcpy(verb, line, vlen);
         verb[vlen] = '\0';
     }
@@ -346,7 +350,8 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
      * that point by converting from the start. An upload's cannot be found: a LF in the file
      * may have come as CR LF or as a bare LF. */
     bool ascii = f->type == 'A' && !listing;
-    if (ascii && rest > 0 && kind == XK_STOR) {
+    /* RFC 3659 §5.3: APPE after REST must act as STOR does. */
+    if (ascii && rest > 0 && (kind == XK_STOR || kind == XK_APPE)) {
         dc_reset(&f->dc);
         front_reply(f, 554,
                     "Restarting an upload is not possible in ASCII mode (TYPE A): the "
@@ -381,8 +386,11 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
         front_reply(f, 150, "Opening %s mode data connection for %s (%llu bytes).",
                     f->type == 'A' ? "ASCII" : "BINARY", open.name, (unsigned long long)open.value);
     else if (kind == XK_STOU)
+        /* RFC 1123 §4.1.2.9: the pathname of the file; a name asked for in another directory
+         * gets the full path, as the last component alone would name no file from the cwd. */
         front_reply(f, 150, "FILE: %s",
-                    strrchr(open.name, '/') ? strrchr(open.name, '/') + 1 : open.name);
+                    strchr(arg, '/') || !strrchr(open.name, '/') ? open.name
+                                                                 : strrchr(open.name, '/') + 1);
     else if (upload)
         front_reply(f, 150, "Ok to send data.");
     else
