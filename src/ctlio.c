@@ -220,9 +220,12 @@ bool ctl_take_abor(struct ctlio *c)
         if (raw > 0 && c->buf[start + raw - 1] == '\r')
             raw--;
         char line[16];
-        /* Telnet IAC IP IAC DM in front (lftp) is what unescaping removes. */
-        if (!skip && raw < 16 && telnet_unescape(c->buf + start, raw, line) == 4 &&
-            strncasecmp(line, "ABOR", 4) == 0) {
+        /* Telnet IAC IP IAC DM in front (lftp) is what unescaping removes; trailing spaces
+         * are an empty argument, as in the command loop. */
+        size_t n = skip || raw >= 16 ? 0 : telnet_unescape(c->buf + start, raw, line);
+        while (n > 4 && line[n - 1] == ' ')
+            n--;
+        if (n == 4 && strncasecmp(line, "ABOR", 4) == 0) {
             memmove(c->buf + start, c->buf + end, c->len - end);
             c->len -= end - start;
             return true;

@@ -774,10 +774,12 @@ def test_pipelined_lines_before_the_data_connection(bserver, bdir, line):
     finish(bserver, r)
 
 
-def test_abor_behind_a_full_queue(bserver, bdir):
+@pytest.mark.parametrize("abor", [b"ABOR", b"ABOR ", b"abor  "])
+def test_abor_behind_a_full_queue(bserver, bdir, abor):
     """40 NOOPs, then ABOR, during a download the client does not read: 32 NOOPs fill the queue
     of commands waiting for the transfer's end, and ABOR, behind 8 more, still stops the
-    transfer at once (it waited for the transfer's end); then all 40 NOOPs are answered."""
+    transfer at once (it waited for the transfer's end); then all 40 NOOPs are answered.
+    Trailing spaces are an empty argument, as for any command."""
     name, path = bdir
     with open(os.path.join(path, "slow.bin"), "wb") as fh:
         fh.truncate(256 * 1024 * 1024)
@@ -785,7 +787,7 @@ def test_abor_behind_a_full_queue(bserver, bdir):
     d = r.data_connect(lines)
     assert r.reply()[0] == 150
     d.recv(65536)
-    r.send(b"NOOP\r\n" * 40 + b"ABOR\r\n")
+    r.send(b"NOOP\r\n" * 40 + abor + b"\r\n")
     bad(41)
     t0 = time.time()
     first = r.reply()

@@ -1,15 +1,26 @@
 """RFC audit of less-trodden replies (RFC 959, 1123, 2228, 2389, 2428, 3659, 4217, 7151).
 Each test names the requirement it checks."""
 import os
+import shutil
 import time
 
 import pytest
 
+from ftpsd_fixture import USERS
 
-@pytest.fixture(scope="session", autouse=True)
-def syslog():
-    """These tests read no log lines: no rsyslogd on /dev/log."""
-    yield None
+
+@pytest.fixture(scope="module", autouse=True)
+def cleanup(env):
+    """The files made here are in alice's home, which later modules list: removed after."""
+    yield
+    home = env.home("alice")
+    for n in ("audit.txt", "audit.bin", "slow.bin", b"n\xffm".decode("utf-8", "surrogateescape"),
+              "x.bin"):
+        try:
+            os.unlink(os.path.join(home, n))
+        except FileNotFoundError:
+            pass
+    shutil.rmtree(os.path.join(home, "auditdir"), ignore_errors=True)
 
 
 def _files(env):
@@ -20,7 +31,7 @@ def _files(env):
         fh.write(b"0123456789")
     d = os.path.join(home, "auditdir")
     os.makedirs(d, exist_ok=True)
-    os.chown(d, 60001, 60001)
+    os.chown(d, USERS["alice"][0], USERS["alice"][0])
     return home
 
 
@@ -146,7 +157,7 @@ def test_appe_rest_ascii_like_stor(server, env):
     home = _files(env)
     with open(os.path.join(home, "auditdir", "appe.txt"), "wb") as fh:
         fh.write(b"123")
-    os.chown(os.path.join(home, "auditdir", "appe.txt"), 60001, 60001)
+    os.chown(os.path.join(home, "auditdir", "appe.txt"), USERS["alice"][0], USERS["alice"][0])
     r = server.tls_raw("alice", prot=True)
     assert r.cmd("TYPE A")[0] == 200
     stor = _upload(r, "STOR auditdir/appe.txt", b"x", pre=["REST 2"])[0]
