@@ -17,11 +17,13 @@ enum msg_type {
     MSG_LOGIN = 1, /* u32 vhost, str user, u32 has_password, str password, u32 ncerts,
                       blob cert... (the client's chain, DER, when certificate login is on) */
     /* monitor -> front */
-    MSG_LOGIN_RESULT,  /* u32 ok, u32 code, u32 close, str lines; fd on success */
+    MSG_LOGIN_RESULT,  /* u32 ok, u32 code, u32 close, str lines, u64 PAM fsize limit, str
+                          account; fd on success */
     MSG_LOGOUT,        /* front -> monitor, REIN: no fields */
     MSG_LOGOUT_DONE,   /* monitor -> front: the PAM session is closed */
     MSG_CLEANUP,       /* front -> monitor: str path of an upload's temporary file, left by a
-                          user process that died before finishing it */
+                          user process that died before finishing it, str the name STOU
+                          reserved (or empty) */
     MSG_PEER,          /* front -> monitor: u32 family, blob address (4 or 16 bytes), u32
                           port: the client named by a PROXY header from a trusted balancer */
     MSG_XFERLOG,       /* front -> monitor: u64 bytes, u32 msecs, u32 direction ('o'/'i'),
@@ -31,17 +33,17 @@ enum msg_type {
                           the kernel log) */
 
     /* front -> user process: one request per FTP command, answered by MSG_REPLY */
-    MSG_REQ = 20, /* u32 op, u32 type, u32 facts, u64 offset, str arg, str arg2 */
+    MSG_REQ = 20, /* u32 op, u32 flags (UF_ASCII, ...), u32 facts, u64 offset, str arg, str arg2 */
     MSG_REPLY,    /* u32 code, str text (CRLF-free lines separated by LF),
                      u64 value, str name; optional fd */
 
     /* front <-> data worker */
-    MSG_JOB = 40, /* u32 dir, u32 type, u32 prot, u32 test hook; fd = file */
-    MSG_RESULT,   /* u32 status, u64 bytes, str text */
+    MSG_JOB = 40, /* u32 dir, u32 type, u32 prot, u32 test hook, u64 TYPE A skip; fd = file */
+    MSG_RESULT,   /* u32 status, u64 bytes, str text, str TLS version/cipher */
 
     /* certificate checker -> monitor (certcheck.c) */
-    MSG_CERT_CHECKED = 60, /* u32 ok, str why, str subject, str issuer, u32 n, str email...,
-                              u32 n, str upn... */
+    MSG_CERT_CHECKED = 60, /* u32 ok, str why, str subject, str issuer, u32 issuer_trusted,
+                              u32 n, str email..., u32 n, str upn... */
 };
 
 struct msg {
