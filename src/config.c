@@ -430,12 +430,15 @@ int config_parse_text(struct config *c, const char *name, const char *text,
 int config_override(struct config *c, const char *assignment, void (*errfn)(const char *msg))
 {
     char buf[4096], msg[4300];
-    snprintf(buf, sizeof buf, "%s", assignment);
+    /* Cut short, a value could pass as another one ("a...a/x" loses its '/'). */
+    bool too_long = snprintf(buf, sizeof buf, "%s", assignment) >= (int)sizeof buf;
     char *eq = strchr(buf, '=');
     const char *err = NULL;
     char why[128];
     int idx = -1;
-    if (!eq) {
+    if (too_long) {
+        err = "longer than 4095 bytes";
+    } else if (!eq) {
         err = "expected key=value";
     } else {
         *eq = '\0';
@@ -447,7 +450,8 @@ int config_override(struct config *c, const char *assignment, void (*errfn)(cons
             err = set_value(c, &keys[idx], val, why, sizeof why);
     }
     if (err) {
-        snprintf(msg, sizeof msg, "-o %s: %s", assignment, err);
+        snprintf(msg, sizeof msg, "-o %.*s%s: %s", too_long ? 40 : (int)sizeof buf, assignment,
+                 too_long ? "..." : "", err);
         if (errfn)
             errfn(msg);
         return -1;

@@ -184,7 +184,8 @@ static void c_feat(struct front *f, const char *name, char *arg)
     struct sbuf t;
     sbuf_init(&t);
     sbuf_adds(&t, "Features:\n AUTH TLS\n PBSZ\n PROT\n");
-    if (f->cfg->allow_ccc)
+    /* As c_ccc answers: implicit TLS never clears the control connection. */
+    if (f->cfg->allow_ccc && !f->cfg->implicit_tls)
         sbuf_adds(&t, " CCC\n");
     if (f->cfg->port_enable)
         sbuf_adds(&t, " EPRT\n");
