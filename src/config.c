@@ -206,7 +206,8 @@ static const char *set_value(void *base, const struct key *k, const char *v, cha
     case K_U64: {
         uint64_t u;
         if (!parse_u64(v, UINT64_MAX, &u))
-            return "must be a whole number of bytes (0: no limit)";
+            return "must be a whole number of bytes, or of bytes per second for a rate (0: no "
+                   "limit)";
         *(uint64_t *)field = u;
         return NULL;
     }

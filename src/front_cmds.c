@@ -1054,7 +1054,9 @@ static void c_help(struct front *f, const char *name, char *arg)
     (void)name;
     if (arg[0]) {
         const struct fcmd *c = find_cmd(arg);
-        if (c)
+        if (c && c->fn == c_not_impl)
+            front_reply(f, 214, "%s is recognized but not implemented.", c->name);
+        else if (c)
             front_reply(f, 214, "Syntax: %s", c->syntax);
         else
             front_reply(f, 502, "Unknown command %s.", arg);

@@ -14,9 +14,19 @@ enum sandbox_role { SB_FRONT, SB_USER, SB_WORKER };
 
 #include <sys/syscall.h>
 #ifndef SYS_fchmodat2
-/* Linux 6.6; glibc 2.36's headers predate it. The number is the same on every architecture
- * Debian releases for (the unified table). */
+/* Linux 6.6; glibc 2.36's headers predate it. 452 in the unified table, offset where an
+ * architecture's table is (MIPS: by ABI). */
+#if defined(__mips__) && _MIPS_SIM == _MIPS_SIM_ABI64
+#define SYS_fchmodat2 5452
+#elif defined(__mips__) && _MIPS_SIM == _MIPS_SIM_NABI32
+#define SYS_fchmodat2 6452
+#elif defined(__mips__)
+#define SYS_fchmodat2 4452
+#elif defined(__alpha__)
+#define SYS_fchmodat2 562
+#else
 #define SYS_fchmodat2 452
+#endif
 #endif
 
 /* config key "seccomp" */

@@ -294,6 +294,15 @@ def test_check_reports_kernel_tls(env, tmp_path):
 # --- -o over the file --------------------------------------------------------------------------
 
 
+def test_override_longer_than_its_buffer_is_refused(env, tmp_path):
+    """An -o assignment over 4095 bytes was cut short and checked as that (a path losing its
+    tail could pass as another); now it is refused, naming -o."""
+    conf = conf_from(tmp_path, good_settings(env))
+    r = run(["-t", "-f", conf, "-o", "pam_service=" + "a" * 4100 + "/x"], env=wrapper_env(env))
+    assert r.returncode != 0, r
+    assert "-o pam_service=aaaa" in r.stderr and "longer than 4095 bytes" in r.stderr, r
+
+
 def test_override_settles_cross_key_error_in_file(env, tmp_path):
     """ftpsd(8): -o values are set over the file before the checks across keys, so an -o can
     supply what a key in the file needs (proxy_protocol needs proxy_trusted)."""

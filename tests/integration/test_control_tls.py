@@ -211,6 +211,26 @@ def test_implicit_tls(make_server):
     t.close()
 
 
+def test_implicit_tls_feat_has_no_ccc(make_server):
+    """Implicit TLS refuses CCC whatever allow_ccc says (the port is TLS only), so FEAT does
+    not offer it; it did."""
+    s = make_server(implicit_tls="yes", allow_ccc="yes")
+    sock = socket.create_connection((s.host, s.port), timeout=10)
+    ctx = ssl.create_default_context(cafile=s.env.cert)
+    ctx.check_hostname = False
+    t = ctx.wrap_socket(sock, server_hostname="localhost")
+    f = t.makefile("rb")
+    assert f.readline().startswith(b"220 ")
+    t.sendall(b"FEAT\r\n")
+    lines = [f.readline()]
+    while not lines[-1].startswith(b"211 "):
+        lines.append(f.readline())
+    assert b" PROT\r\n" in lines and b" CCC\r\n" not in lines, lines
+    t.sendall(b"CCC\r\n")
+    assert f.readline().startswith(b"534 ")
+    t.close()
+
+
 def test_implicit_tls_plaintext_client(make_server):
     """I-02: no plaintext greeting on the implicit port."""
     s = make_server(implicit_tls="yes")

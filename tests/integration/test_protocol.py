@@ -179,6 +179,7 @@ def test_misc_command_codes(server):
     assert r.cmd("ALLO 1000 R 100")[0] == 202
     assert r.cmd("ACCT x")[0] == 202                          # L-12
     assert r.cmd("SMNT /x")[0] == 502                         # B-05
+    assert r.cmd("HELP SMNT") == (214, ["214 SMNT is recognized but not implemented."])
     assert r.cmd("STRU R")[0] == 504 and r.cmd("STRU P")[0] == 504
     assert r.cmd("MODE B")[0] == 504 and r.cmd("MODE C")[0] == 504
     assert r.cmd("SITE EXEC /bin/sh")[0] in (500, 502, 504)   # K-08
