@@ -41,6 +41,7 @@ struct front {
     SSL_CTX **vctx;      /* [host] sections with their own certificate: vctx[i-1], else NULL */
     unsigned vhost;      /* chosen by HOST or SNI: 0 the main configuration, i section i */
     bool host_given;     /* HOST chose vhost (the certificate follows it) */
+    bool clnt_logged;    /* CLNT's name is logged once per session */
     unsigned cert_vhost; /* whose certificate the control connection uses */
     char sni[256];       /* server name the client sent, "" if none */
     int landlock_abi;

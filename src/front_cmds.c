@@ -177,6 +177,18 @@ static void c_syst(struct front *f, const char *name, char *arg)
     front_reply(f, 215, "UNIX Type: L8");
 }
 
+/* CLNT (FileZilla, WinSCP, lftp: sent when FEAT lists it) names the client software; it changes
+ * nothing, and is logged once per session, so that repeating it cannot fill the log. */
+static void c_clnt(struct front *f, const char *name, char *arg)
+{
+    (void)name;
+    if (!f->clnt_logged) {
+        f->clnt_logged = true;
+        log_msg(LOG_INFO, "client software: %.100s", arg);
+    }
+    front_reply(f, 200, "Noted.");
+}
+
 static void c_feat(struct front *f, const char *name, char *arg)
 {
     (void)name;
@@ -187,6 +199,7 @@ static void c_feat(struct front *f, const char *name, char *arg)
     /* As c_ccc answers: implicit TLS never clears the control connection. */
     if (f->cfg->allow_ccc && !f->cfg->implicit_tls)
         sbuf_adds(&t, " CCC\n");
+    sbuf_adds(&t, " CLNT\n");
     if (f->cfg->port_enable)
         sbuf_adds(&t, " EPRT\n");
     sbuf_adds(&t, " EPSV\n HOST\n LANG EN*\n MDTM\n");
@@ -987,6 +1000,7 @@ static const struct fcmd cmds[] = {
     {"AUTH", c_auth, F_PRE | F_ARG, 0, "AUTH TLS"},
     {"CCC", c_ccc, F_PRE | F_NOARG, 0, "CCC"},
     {"CDUP", USEROP, F_NOARG, UOP_CDUP, "CDUP"},
+    {"CLNT", c_clnt, F_PRE | F_ARG, 0, "CLNT <client software>"},
     {"CONF", c_sec_data, F_PRE, 0, "CONF <base64>"},
     {"CWD", USEROP, F_ARG, UOP_CWD, "CWD <directory>"},
     {"DELE", USEROP, F_ARG, UOP_DELE, "DELE <file>"},

@@ -335,3 +335,20 @@ def test_aborted_and_killed_transfers_are_recorded_as_failed(server, env, log):
         assert code == 451 and bytes_ >= received - (2 << 20), (bytes_, received)
     finally:
         os.unlink(path)
+
+
+def test_clnt_is_logged_once(server, log):
+    """CLNT (FileZilla, WinSCP, lftp send it when FEAT lists it) names the client software in
+    the log, once per session: repeating it cannot fill the log."""
+    r = server.tls_raw()
+    code, lines = r.cmd("FEAT")
+    assert code == 211 and " CLNT" in lines, lines
+    marker = f"client-{uuid.uuid4().hex[:10]}"
+    assert r.cmd(f"CLNT {marker} 1.0") == (200, ["200 Noted."])
+    assert r.cmd("CLNT other 2.0")[0] == 200
+    assert r.cmd("CLNT")[0] == 501
+    assert r.cmd("QUIT")[0] == 221
+    r.close()
+    sid, mine = session_lines(log, marker, "disconnect")
+    find(mine, rf"^client software: {marker} 1\.0$")
+    assert not [e for e in mine if "other 2.0" in e["msg"]], [e["line"] for e in mine]
