@@ -15,7 +15,9 @@ static void name_rfc2253(X509_NAME *n, char *out, size_t cap)
     BIO *b = BIO_new(BIO_s_mem());
     if (!b)
         return;
-    if (X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253) >= 0) {
+    /* A DN that does not fit is left out whole: a cut one could match a rule meant for
+     * another name, and never equals what openssl prints. */
+    if (X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253) >= 0 && BIO_pending(b) < (int)cap) {
         int len = BIO_read(b, out, (int)cap - 1);
         out[len > 0 ? len : 0] = '\0';
     }
@@ -67,7 +69,7 @@ void certid_free(struct certid *id)
 
 void certid_view(const struct certid *id, struct cert_ids *view)
 {
-    view->subject = id->subject;
+    view->subject = id->subject[0] ? id->subject : NULL; /* too long (or empty): no rule */
     view->issuer = id->issuer_trusted ? id->issuer : NULL;
     view->emails = (const char *const *)id->emails;
     view->nemails = id->nemails;

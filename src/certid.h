@@ -10,11 +10,12 @@
 #include "config.h"
 
 #define CERTID_MAX_NAMES 16
-#define CERTID_MAX_CHAIN 8
+/* The client's certificate, tls_verify_depth's most (16) intermediates and the trust anchor. */
+#define CERTID_MAX_CHAIN 18
 
 struct certid {
-    char subject[1024]; /* RFC 2253 */
-    char issuer[1024];
+    char subject[4096]; /* RFC 2253; "" when longer (never a truncated DN) */
+    char issuer[4096];
     /* The certificate that signed it is one of the configured CA certificates, compared
      * whole: only then may a map rule's issuer name match. */
     bool issuer_trusted;

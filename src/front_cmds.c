@@ -45,7 +45,13 @@ static void put_cert_chain(struct front *f, struct msg *m)
         msg_put_u32(m, 0);
         return;
     }
-    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(f->ctl.ssl);
+    /* The chain the handshake verified (leaf to trust anchor), not what the client sent: a
+     * client may send unrelated certificates too (RFC 8446 §4.4.2), and the first few of those
+     * would crowd out the intermediates the monitor needs. A resumed session has no verified
+     * chain; what was sent is all there is. */
+    STACK_OF(X509) *chain = SSL_get0_verified_chain(f->ctl.ssl);
+    if (!chain)
+        chain = SSL_get_peer_cert_chain(f->ctl.ssl);
     int n = chain ? sk_X509_num(chain) : 0;
     X509 *certs[CERTID_MAX_CHAIN];
     size_t count = 0;

@@ -482,7 +482,7 @@ static void handle_login(struct monitor *m, struct msg *req)
 
     /* The certificate, checked here again rather than taken on the front's word. */
     enum cert_login_mode mode = config_cert_login(cfg);
-    char mapped[256] = "", why[512] = "", dnenv[1100] = "", issenv[1100] = "";
+    char mapped[256] = "", why[512] = "", dnenv[4200] = "", issenv[4200] = "";
     const char *method = l->has_password ? "password" : "certificate";
     if (mode != CERT_LOGIN_NO && l->ncerts > 0) {
         struct certid id;
