@@ -70,7 +70,7 @@ void certid_free(struct certid *id)
 void certid_view(const struct certid *id, struct cert_ids *view)
 {
     view->subject = id->subject[0] ? id->subject : NULL; /* too long (or empty): no rule */
-    view->issuer = id->issuer_trusted ? id->issuer : NULL;
+    view->issuer = id->issuer_trusted && id->issuer[0] ? id->issuer : NULL;
     view->emails = (const char *const *)id->emails;
     view->nemails = id->nemails;
     view->upns = (const char *const *)id->upns;

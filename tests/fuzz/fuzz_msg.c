@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "certid.h"
 #include "path.h"
 #include "privsep.h"
 #include "util.h"
@@ -116,7 +117,7 @@ static void decode_real(struct msg *x, unsigned which)
         get_str(x, small, 256);
         get_u32(x);
         get_str(x, strbuf, 1024);
-        for (uint32_t i = 0, n = get_u32(x); i < n && i < 8; i++)
+        for (uint32_t i = 0, n = get_u32(x); i < n && i < CERTID_MAX_CHAIN; i++)
             get_blob(x, 64 * 1024);
         break;
     case 1: /* MSG_LOGIN_RESULT, front_cmds.c login_request */

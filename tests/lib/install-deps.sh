@@ -3,7 +3,7 @@
 # Run as root (CI is root); otherwise only reports what is missing.
 # With arguments, only those packages (make deb passes its build dependencies).
 PKGS="gcc make libc6-dev libssl-dev libpam0g-dev libcap-ng-dev libseccomp-dev openssl
-      libpam-wrapper libnss-wrapper libpam-modules python3 python3-pytest curl lftp
+      libpam-wrapper libnss-wrapper libpam-modules python3 python3-pytest python3-cryptography curl lftp
       rsyslog systemd procps passwd xinetd fail2ban sslscan testssl.sh clang-format cppcheck haproxy
       dpkg-dev debhelper lintian valgrind strace"
 [ $# -gt 0 ] && PKGS="$*"
