@@ -137,7 +137,8 @@ bool parse_u64(const char *s, uint64_t max, uint64_t *out)
         if (*s < '0' || *s > '9')
             return false;
         unsigned d = (unsigned)(*s - '0');
-        if (v > (max - d) / 10)
+        /* d > max first: max - d would wrap, and then any digits would pass */
+        if (d > max || v > (max - d) / 10)
             return false;
         v = v * 10 + d;
     }

@@ -201,5 +201,9 @@ int main(void)
     CHECK(parse_u64("18446744073709551615", UINT64_MAX, &v) && v == UINT64_MAX);
     CHECK(!parse_u64("18446744073709551616", UINT64_MAX, &v));
     CHECK(!parse_u64("-1", UINT64_MAX, &v) && !parse_u64("", 10, &v) && !parse_u64("1 ", 10, &v));
+    /* A max below 9: "5" and "15" are over 3 (max - d used to wrap and let them through). */
+    unsigned u;
+    CHECK(!parse_u64("5", 3, &v) && !parse_u64("15", 3, &v) && !parse_uint("9", 0, &u));
+    CHECK(parse_u64("3", 3, &v) && v == 3 && parse_uint("0", 0, &u) && u == 0);
     return unit_done("text");
 }
