@@ -414,12 +414,15 @@ int config_parse_text(struct config *c, const char *name, const char *text,
                     report_at(errfn, name, lineno, "'%s' is already set on line %u", key,
                               seen[idx]);
                     errors++;
-                } else if ((err = set_value(c, &keys[idx], val, why, sizeof why))) {
-                    report_at(errfn, name, lineno, "%s: '%s' %s", key, val, err);
-                    errors++;
                 } else {
+                    /* Set or not, the line is the key's: a second one is a duplicate too. */
                     seen[idx] = lineno;
-                    c->line_of[idx] = lineno;
+                    if ((err = set_value(c, &keys[idx], val, why, sizeof why))) {
+                        report_at(errfn, name, lineno, "%s: '%s' %s", key, val, err);
+                        errors++;
+                    } else {
+                        c->line_of[idx] = lineno;
+                    }
                 }
             }
         }

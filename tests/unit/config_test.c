@@ -74,6 +74,11 @@ int main(void)
     CHECK(parse(&c, "umask = 022\numask = 027\n") < 0);
     CHECK_STR(last_err, "t.conf:2: 'umask' is already set on line 1");
     config_free(&c);
+    /* A line whose value is refused still sets the key: its repetition is reported at once,
+     * not after the first is fixed. */
+    CHECK(parse(&c, "umask = 0999\numask = 027\n") < 0);
+    CHECK_STR(last_err, "t.conf:2: 'umask' is already set on line 1");
+    config_free(&c);
     CHECK(parse(&c, "pasv_min_port = 6000\npasv_max_port = 5000\n") < 0);
     CHECK(strstr(last_err, "t.conf:2: pasv_max_port") != NULL);
     config_free(&c);
