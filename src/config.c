@@ -159,6 +159,15 @@ static const struct key host_keys[] = {
 };
 _Static_assert(ARRAY_LEN(host_keys) <= ARRAY_LEN(((struct vhost *)0)->line_of),
                "vhost line_of too small");
+
+#define A(f) offsetof(struct acctsect, f)
+/* In enum acct_key's order. */
+static const struct key acct_keys[] = {
+    {"root_dir", K_OPTPATH, A(root_dir), 0, 0, NULL},
+    {"write_enable", K_BOOL, A(write_enable), 0, 0, NULL},
+    {"max_rate", K_U64, A(max_rate), 0, 0, NULL},
+};
+_Static_assert(ARRAY_LEN(acct_keys) == ACCT_NKEYS, "acct_keys and enum acct_key differ");
 unsigned config_host_line(const struct config *c, unsigned v, const char *key)
 {
     for (size_t i = 0; v > 0 && v <= c->nvhosts && i < ARRAY_LEN(host_keys); i++)
@@ -300,8 +309,51 @@ static bool valid_host_name(const char *h)
     return strstr(h, "..") == NULL;
 }
 
-/* "[host NAME]": 0 and a new section, or -1 with a message. */
-static int start_section(struct config *c, char *s, unsigned lineno, char *why, size_t whylen)
+/* A user or group name as a section names it: what NSS could return, nothing that would make
+ * the header ambiguous. */
+static bool valid_account_name(const char *n)
+{
+    if (!*n || strlen(n) > 255)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)n; *p; p++)
+        if (*p <= ' ' || *p == 0x7f || *p == ':' || *p == '/' || *p == '[' || *p == ']')
+            return false;
+    return true;
+}
+
+static int start_account_section(struct config *c, bool group, const char *name, unsigned lineno,
+                                 char *why, size_t whylen)
+{
+    const char *kind = group ? "group" : "user";
+    if (!valid_account_name(name)) {
+        snprintf(why, whylen, "'%s' is not a valid %s name", name, kind);
+        return -1;
+    }
+    for (unsigned i = 0; i < c->naccts; i++)
+        if (c->accts[i].group == group && strcmp(c->accts[i].name, name) == 0) {
+            snprintf(why, whylen, "[%s %s] is already defined on line %u", kind, name,
+                     c->accts[i].line);
+            return -1;
+        }
+    if (c->naccts >= MAX_ACCTSECTS) {
+        snprintf(why, whylen, "at most %d [user] and [group] sections", MAX_ACCTSECTS);
+        return -1;
+    }
+    c->accts = xrealloc(c->accts, (c->naccts + 1) * sizeof *c->accts);
+    struct acctsect *a = &c->accts[c->naccts++];
+    memset(a, 0, sizeof *a);
+    a->name = xstrdup(name);
+    a->group = group;
+    a->line = lineno;
+    return 0;
+}
+
+enum section_kind { SECTION_HOST, SECTION_ACCOUNT };
+
+/* "[host NAME]", "[user NAME]" or "[group NAME]": 0 and a new section of *kind, or -1 with a
+ * message. */
+static int start_section(struct config *c, char *s, unsigned lineno, enum section_kind *kind,
+                         char *why, size_t whylen)
 {
     size_t n = strlen(s);
     if (s[n - 1] != ']') {
@@ -310,11 +362,21 @@ static int start_section(struct config *c, char *s, unsigned lineno, char *why, 
     }
     s[n - 1] = '\0';
     char *in = trim(s + 1);
-    if (strncmp(in, "host", 4) != 0 || (in[4] != ' ' && in[4] != '\t')) {
-        snprintf(why, whylen, "unknown section '[%s]' (only [host NAME] exists)", in);
+    size_t word = strcspn(in, " \t");
+    if (in[word] == '\0' || (strncmp(in, "host", word) != 0 && strncmp(in, "user", word) != 0 &&
+                             strncmp(in, "group", word) != 0)) {
+        snprintf(why, whylen,
+                 "unknown section '[%s]' (sections are [host NAME], [user NAME] and "
+                 "[group NAME])",
+                 in);
         return -1;
     }
-    char *name = trim(in + 4);
+    char *name = trim(in + word);
+    if (in[0] != 'h') {
+        *kind = SECTION_ACCOUNT;
+        return start_account_section(c, in[0] == 'g', name, lineno, why, whylen);
+    }
+    *kind = SECTION_HOST;
     for (char *p = name; *p; p++)
         *p = (char)tolower((unsigned char)*p);
     if (!valid_host_name(name)) {
@@ -337,6 +399,34 @@ static int start_section(struct config *c, char *s, unsigned lineno, char *why, 
     v->name = xstrdup(name);
     v->line = lineno;
     return 0;
+}
+
+static int set_account_key(struct acctsect *a, const char *key, const char *val, unsigned lineno,
+                           char *why, size_t whylen)
+{
+    const char *kind = a->group ? "group" : "user";
+    for (size_t i = 0; i < ARRAY_LEN(acct_keys); i++) {
+        if (strcmp(acct_keys[i].name, key) != 0)
+            continue;
+        if (a->line_of[i]) {
+            snprintf(why, whylen, "'%s' is already set in [%s %s] on line %u", key, kind, a->name,
+                     a->line_of[i]);
+            return -1;
+        }
+        char w[128];
+        const char *err = set_value(a, &acct_keys[i], val, w, sizeof w);
+        if (err) {
+            snprintf(why, whylen, "%s: '%s' %s", key, val, err);
+            return -1;
+        }
+        a->line_of[i] = lineno;
+        return 0;
+    }
+    snprintf(why, whylen,
+             "'%s' cannot be set in a [%s] section (root_dir, write_enable and "
+             "max_rate can)",
+             key, kind);
+    return -1;
 }
 
 static int set_host_key(struct vhost *v, const char *key, const char *val, unsigned lineno,
@@ -370,6 +460,7 @@ int config_parse_text(struct config *c, const char *name, const char *text,
     c->path = name;
     unsigned seen[ARRAY_LEN(keys)] = {0};
     struct vhost *section = NULL;
+    struct acctsect *asect = NULL;
     const char *p = text;
     while (*p) {
         const char *nl = strchr(p, '\n');
@@ -385,12 +476,16 @@ int config_parse_text(struct config *c, const char *name, const char *text,
         if (*s == '\0' || *s == '#') {
             /* blank or comment */
         } else if (*s == '[') {
-            if (start_section(c, s, lineno, why, sizeof why) < 0) {
+            enum section_kind kind;
+            section = NULL;
+            asect = NULL;
+            if (start_section(c, s, lineno, &kind, why, sizeof why) < 0) {
                 report_at(errfn, name, lineno, "%s", why);
                 errors++;
-                section = NULL;
-            } else {
+            } else if (kind == SECTION_HOST) {
                 section = &c->vhosts[c->nvhosts - 1];
+            } else {
+                asect = &c->accts[c->naccts - 1];
             }
         } else {
             char *eq = strchr(s, '=');
@@ -402,8 +497,9 @@ int config_parse_text(struct config *c, const char *name, const char *text,
                 char *key = trim(s), *val = trim(eq + 1);
                 int idx = config_key_index(key);
                 const char *err;
-                if (section) {
-                    if (set_host_key(section, key, val, lineno, why, sizeof why) < 0) {
+                if (section || asect) {
+                    if ((section ? set_host_key(section, key, val, lineno, why, sizeof why)
+                                 : set_account_key(asect, key, val, lineno, why, sizeof why)) < 0) {
                         report_at(errfn, name, lineno, "%s", why);
                         errors++;
                     }
@@ -722,6 +818,13 @@ void config_free(struct config *c)
     free(c->vhosts);
     c->vhosts = NULL;
     c->nvhosts = 0;
+    for (unsigned i = 0; i < c->naccts; i++) {
+        free(c->accts[i].name);
+        free(c->accts[i].root_dir);
+    }
+    free(c->accts);
+    c->accts = NULL;
+    c->naccts = 0;
     for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
         enum ktype t = keys[i].type;
         if (t == K_STR || t == K_PATH || t == K_OPTPATH) {

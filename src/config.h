@@ -25,10 +25,27 @@ struct vhost {
 
 #define MAX_VHOSTS 64
 
+/* A [user NAME] or [group NAME] section: settings for the accounts it names (acctconf.h says
+ * which section wins). A key counts only where line_of has its line. */
+enum acct_key { ACCT_ROOT_DIR, ACCT_WRITE_ENABLE, ACCT_MAX_RATE, ACCT_NKEYS };
+struct acctsect {
+    char *name; /* as written: user and group names are case-sensitive */
+    bool group;
+    char *root_dir;
+    bool write_enable;
+    uint64_t max_rate;
+    unsigned line;                /* of the section's header */
+    unsigned line_of[ACCT_NKEYS]; /* of each key set, 0 if not */
+};
+
+#define MAX_ACCTSECTS 256
+
 struct config {
     const char *path; /* the file read, for messages */
     struct vhost *vhosts;
     unsigned nvhosts;
+    struct acctsect *accts;
+    unsigned naccts;
 
     char *tls_cert_file;
     char *tls_key_file;

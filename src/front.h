@@ -42,6 +42,8 @@ struct front {
     unsigned vhost;      /* chosen by HOST or SNI: 0 the main configuration, i section i */
     bool host_given;     /* HOST chose vhost (the certificate follows it) */
     bool clnt_logged;    /* CLNT's name is logged once per session */
+    bool write_ok;       /* the login's write_enable, as the monitor settled it */
+    uint64_t max_rate;   /* and its max_rate (anon_max_rate for anonymous FTP) */
     unsigned cert_vhost; /* whose certificate the control connection uses */
     char sni[256];       /* server name the client sent, "" if none */
     int landlock_abi;

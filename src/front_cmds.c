@@ -92,6 +92,8 @@ static void login_request(struct front *f, bool has_password, const char *passwo
     uint64_t fsize = msg_get_u64(m);
     char account[sizeof f->user];
     msg_get_str(m, account, sizeof account);
+    uint32_t write_ok = msg_get_u32(m);
+    uint64_t rate = msg_get_u64(m);
     int fd = m->fd;
     m->fd = -1;
     if (!msg_ok_end(m) || (ok && (fd < 0 || !account[0]))) {
@@ -102,6 +104,8 @@ static void login_request(struct front *f, bool has_password, const char *passwo
         f->logged_in = true;
         f->user_fd = fd;
         front_user_fsize(f, fsize);
+        f->write_ok = write_ok != 0;
+        f->max_rate = rate;
         snprintf(f->user, sizeof f->user, "%s", account);
         log_set_user(f->user);
         malloc_trim(0);
@@ -209,7 +213,8 @@ static void c_feat(struct front *f, const char *name, char *arg)
     if (f->cfg->port_enable)
         sbuf_adds(&t, " EPRT\n");
     sbuf_adds(&t, " EPSV\n HOST\n LANG EN*\n MDTM\n");
-    if (f->cfg->write_enable)
+    /* The account's own setting once logged in ([user]/[group] sections, anonymous FTP). */
+    if (f->logged_in ? f->write_ok : f->cfg->write_enable)
         sbuf_adds(&t, " MFMT\n");
     sbuf_adds(&t, " MLST ");
     mlst_feat_line(&t, f->mlst_facts);

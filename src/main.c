@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -206,9 +207,22 @@ static int check_tls(const struct config *cfg)
     return bad;
 }
 
+/* A section for a user or group NSS does not know is most likely a typo; a directory service
+ * that is down looks the same, so it is only a warning. */
+static void check_account_sections(const struct config *cfg)
+{
+    for (unsigned i = 0; i < cfg->naccts; i++) {
+        const struct acctsect *a = &cfg->accts[i];
+        if (a->group ? getgrnam(a->name) == NULL : getpwnam(a->name) == NULL)
+            report(cfg, a->line, "warning: [%s %s]: no such %s on this system",
+                   a->group ? "group" : "user", a->name, a->group ? "group" : "user");
+    }
+}
+
 static int check_config(struct config *cfg)
 {
     int bad = check_tls(cfg);
+    check_account_sections(cfg);
     if (cfg->cert_map_file[0]) {
         struct certmap *map = certmap_load(cfg->cert_map_file, print_err);
         if (!map)

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "acctconf.h"
 #include "audit_lookup.h"
 #include "certcheck.h"
 #include "certid.h"
@@ -67,6 +68,8 @@ struct monitor {
     int xferlog_fd;
     int64_t login_at;
     unsigned kill_reports; /* MSG_WORKER_KILLED taken */
+    bool grant_write;      /* the login's write_enable and max_rate, for the front */
+    uint64_t grant_rate;
 };
 
 /* The monitor's own SIGKILLs, logged where they are sent; reap() logs any other. */
@@ -224,6 +227,9 @@ static void send_login_result(struct monitor *m, bool ok, int code, bool close_a
     /* The account logged in, which the front's log lines then name: PAM may have mapped the
      * name typed to another, and anonymous logins are the anon_user account. */
     msg_put_str(r, ok ? m->user : "");
+    /* What the front enforces itself: FEAT's MFMT, and the workers' pacing. */
+    msg_put_u32(r, ok && m->grant_write);
+    msg_put_u64(r, ok ? m->grant_rate : 0);
     r->fd = fd;
     if (msg_send(m->front_fd, r) < 0) {
         /* The front waits for this answer: ending it is the only way not to leave the client
@@ -282,13 +288,8 @@ static pid_t start_user_process(struct monitor *m, const struct passwd *pw,
                  strerror(errno));
         return -1;
     }
-    int ng = 64;
-    gid_t *groups = xmalloc(sizeof(gid_t) * (size_t)ng);
-    if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &ng) < 0) {
-        groups = xrealloc(groups, sizeof(gid_t) * (size_t)ng);
-        if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &ng) < 0)
-            ng = 0;
-    }
+    int ng = 0;
+    gid_t *groups = acct_groups(pw, &ng);
     struct idmap ids;
     build_idmap(&ids, pw, groups, ng);
     int sv[2];
@@ -449,6 +450,8 @@ static void login_anonymous(struct monitor *m, const struct login_req *l, struct
     }
     struct user_spec u = {
         .root_dir = cfg->anon_root, .write_enable = cfg->anon_write_enable, .force_chroot = true};
+    m->grant_write = cfg->anon_write_enable;
+    m->grant_rate = cfg->anon_max_rate;
     if ((m->user_pid = start_user_process(m, pw, &u, &front_end, why, sizeof why)) < 0) {
         login_failed(m, l, "anonymous", PAMAUTH_ERROR, why, lines);
         return;
@@ -548,10 +551,14 @@ static void handle_login(struct monitor *m, struct msg *req)
     if (out == PAMAUTH_OK) {
         /* Looked up again: the session stage may have made the account (pam_mkhomedir's
          * home, an LDAP cache). */
-        struct user_spec u = {.root_dir = config_root_dir(cfg, l->vhost),
-                              .write_enable = cfg->write_enable,
-                              .force_chroot = false};
         bool refused = user_refused(cfg, m->pam.user, &pw, why, sizeof why);
+        struct acct_settings as = {0};
+        if (!refused && pw)
+            acct_settings(cfg, l->vhost, pw, &as);
+        struct user_spec u = {
+            .root_dir = as.root_dir, .write_enable = as.write_enable, .force_chroot = false};
+        m->grant_write = as.write_enable;
+        m->grant_rate = as.max_rate;
         if (refused || !pw) {
             if (!refused)
                 snprintf(why, sizeof why, "user has no passwd entry");

@@ -18,7 +18,7 @@ enum msg_type {
                       blob cert... (the client's chain, DER, when certificate login is on) */
     /* monitor -> front */
     MSG_LOGIN_RESULT,  /* u32 ok, u32 code, u32 close, str lines, u64 PAM fsize limit, str
-                          account; fd on success */
+                          account, u32 write_enable, u64 max_rate; fd on success */
     MSG_LOGOUT,        /* front -> monitor, REIN: no fields */
     MSG_LOGOUT_DONE,   /* monitor -> front: the PAM session is closed */
     MSG_CLEANUP,       /* front -> monitor: str path of an upload's temporary file, left by a

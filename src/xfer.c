@@ -87,7 +87,7 @@ static void spawn_worker(struct front *f, int fd)
             .timeout_ms = (int)f->cfg->data_timeout * 1000,
             .close_ms = (int)f->cfg->data_close_timeout * 1000,
             .drain_ms = (int)f->cfg->upload_drain_timeout * 1000,
-            .max_rate = f->anon ? f->cfg->anon_max_rate : f->cfg->max_rate,
+            .max_rate = f->max_rate,
             .progress = f->progress,
         };
         worker_main(&a);

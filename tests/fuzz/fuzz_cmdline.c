@@ -83,6 +83,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     msg_put_str(mon_reply, "Login incorrect.");
     msg_put_u64(mon_reply, UINT64_MAX); /* the user's file size limit: none */
     msg_put_str(mon_reply, "");         /* no account: the login failed */
+    msg_put_u32(mon_reply, 0);          /* write_enable */
+    msg_put_u64(mon_reply, 0);          /* max_rate */
     return 0;
 }
 

@@ -127,6 +127,8 @@ static void decode_real(struct msg *x, unsigned which)
         get_str(x, strbuf, MSG_MAX);
         get_u64(x);
         get_str(x, strbuf, 256);
+        get_u32(x);
+        get_u64(x);
         break;
     case 2: /* MSG_PEER */
         get_u32(x);

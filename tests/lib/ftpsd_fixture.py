@@ -185,11 +185,12 @@ class Server:
     """ftpsd behind systemd-socket-activate --inetd on 127.0.0.1:<port>."""
 
     def __init__(self, env, name="srv", wrappers=True, listen="127.0.0.1", binary=None,
-                 prefix=(), system_pam=False, **conf):
+                 prefix=(), system_pam=False, sections="", **conf):
         """system_pam: the real libpam loads pam_matrix from a temporary /etc/pam.d service
         (users still come from nss_wrapper). pam_wrapper keeps one directory per process in
         /tmp/pam.X, of which only 62 can exist and whose choice races between processes that
-        start at the same moment: tests with many concurrent sessions use this instead."""
+        start at the same moment: tests with many concurrent sessions use this instead.
+        sections: text written after the keys ([host], [user] and [group] sections)."""
         self.env = env
         self.port = free_port()
         self.system_pam_file = None
@@ -225,6 +226,7 @@ class Server:
             fh.write("# written by the test suite\n")
             for k, v in settings.items():
                 fh.write(f"{k} = {v}\n")
+            fh.write(sections)
         cmd = ["systemd-socket-activate", "--accept", "--inetd", "-l", f"{listen}:{self.port}"]
         if wrappers and system_pam:
             for var in (f"LD_PRELOAD={LIBDIR}/libnss_wrapper.so",

@@ -1,0 +1,30 @@
+/* What [user NAME] and [group NAME] sections of ftpsd.conf give a logged-in account. */
+#ifndef FTPSD_ACCTCONF_H
+#define FTPSD_ACCTCONF_H
+
+#include <pwd.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+
+struct acct_settings {
+    const char *root_dir; /* root_dir setting ("" = home), %u not yet expanded */
+    bool write_enable;
+    uint64_t max_rate; /* bytes per second per transfer, 0: no limit */
+};
+
+/*
+ * Each setting from the account's [user] section if it sets it; else from the first [group]
+ * section, in the file's order, that names one of the account's groups (its primary group or a
+ * supplementary one, as NSS lists them now) and sets it; else the [host] section's (root_dir)
+ * or the main one. Anonymous FTP has its own keys and takes none of these.
+ */
+/* The account's groups, primary first, as NSS lists them now; *n of them (0 when NSS fails:
+ * then no [group] section applies). Freed by the caller. */
+gid_t *acct_groups(const struct passwd *pw, int *n);
+void acct_settings(const struct config *c, unsigned vhost, const struct passwd *pw,
+                   struct acct_settings *out);
+
+#endif

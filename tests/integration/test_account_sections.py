@@ -1,0 +1,162 @@
+"""[user NAME] and [group NAME] sections (ftpsd.conf(5) ACCOUNT SECTIONS): root_dir,
+write_enable and max_rate for the accounts they name; a [user] section before any [group], the
+first [group] section of the account's groups before later ones, both before the main keys."""
+import ftplib
+import io
+import os
+import subprocess
+import time
+
+import pytest
+
+from ftpsd_fixture import BINARY, USERS, wrapper_env
+
+
+def login(s, user):
+    f = s.ftps_reuse(user)
+    return f
+
+
+def can_write(f, name):
+    try:
+        f.storbinary(f"STOR {name}", io.BytesIO(b"w"))
+        return True
+    except ftplib.error_perm as e:
+        assert str(e).startswith("550"), e
+        return False
+
+
+def feat(f):
+    return f.sendcmd("FEAT").splitlines()
+
+
+def test_user_and_group_sections_set_write_enable(make_server, env):
+    """[group shared] (alice and bob) takes writing away, [user alice] gives it back to her:
+    bob's uploads and MFMT get 550 and his FEAT has no MFMT; alice, and carol (in no section:
+    the main write_enable), write."""
+    s = make_server(write_enable="yes", sections=(
+        "[group shared]\nwrite_enable = no\n"
+        "[user alice]\nwrite_enable = yes\n"))
+    for user, writes in (("alice", True), ("bob", False), ("carol", True)):
+        f = login(s, user)
+        name = f"sect-{user}.txt"
+        assert can_write(f, name) == writes, user
+        assert (" MFMT" in feat(f)) == writes, user
+        if not writes:
+            with pytest.raises(ftplib.error_perm, match=r"^550"):
+                f.sendcmd("MKD sect-dir")
+            with pytest.raises(ftplib.error_perm, match=r"^550"):
+                f.sendcmd("SITE CHMOD 600 x")
+        f.quit()
+        path = os.path.join(env.home(user), name)
+        assert os.path.exists(path) == writes, user
+        if writes:
+            os.unlink(path)
+
+
+def test_main_write_enable_no_and_a_user_section_yes(make_server, env):
+    """The other way round: write_enable = no, and [user bob] may write."""
+    s = make_server(write_enable="no", sections="[user bob]\nwrite_enable = yes\n")
+    f = login(s, "bob")
+    assert can_write(f, "sect-bob2.txt")
+    f.quit()
+    os.unlink(os.path.join(env.home("bob"), "sect-bob2.txt"))
+    f = login(s, "alice")
+    assert not can_write(f, "sect-alice2.txt")
+    f.quit()
+
+
+def test_first_group_section_wins(make_server, env):
+    """Two [group] sections that both name one of bob's groups: the first in the file
+    decides; a later one still gives what the first does not set."""
+    root = env.path("sect-root-bob")
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, "marker-root.txt"), "w") as fh:
+        fh.write("r")
+    s = make_server(write_enable="yes", sections=(
+        "[group bob]\nwrite_enable = no\n"
+        "[group shared]\nwrite_enable = yes\nroot_dir = " + root + "\n"))
+    f = login(s, "bob")
+    assert not can_write(f, "x.txt")
+    assert "marker-root.txt" in f.nlst()
+    f.quit()
+
+
+def test_user_root_dir(make_server, env):
+    """root_dir in [user alice] (with %u): her session starts there; bob's at his home."""
+    base = env.path("sect-roots")
+    os.makedirs(os.path.join(base, "alice"), exist_ok=True)
+    os.chown(os.path.join(base, "alice"), USERS["alice"][0], USERS["alice"][0])
+    with open(os.path.join(base, "alice", "in-alice-root.txt"), "w") as fh:
+        fh.write("a")
+    s = make_server(sections=f"[user alice]\nroot_dir = {base}/%u\n")
+    f = login(s, "alice")
+    assert f.nlst() == ["in-alice-root.txt"]
+    assert f.pwd() == "/"
+    f.quit()
+    f = login(s, "bob")
+    assert "in-alice-root.txt" not in f.nlst()
+    f.quit()
+
+
+def test_group_max_rate(make_server, env):
+    """max_rate in [group bob]: bob's downloads are paced, alice's (no section) are not."""
+    rate, size = 400_000, 1_200_000
+    data = os.urandom(size)
+    for user in ("alice", "bob"):
+        p = os.path.join(env.home(user), "sect-rate.bin")
+        with open(p, "wb") as fh:
+            fh.write(data)
+        os.chown(p, USERS[user][0], USERS[user][0])
+    s = make_server(sections=f"[group bob]\nmax_rate = {rate}\n")
+    took = {}
+    for user in ("alice", "bob"):
+        f = login(s, user)
+        got = io.BytesIO()
+        t0 = time.monotonic()
+        f.retrbinary("RETR sect-rate.bin", got.write)
+        took[user] = time.monotonic() - t0
+        assert got.getvalue() == data
+        f.quit()
+        os.unlink(os.path.join(env.home(user), "sect-rate.bin"))
+    assert 2.7 <= took["bob"] < 8, took
+    assert took["alice"] < 2, took
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[user alice]\nbanner = hi\n",
+     "'banner' cannot be set in a [user] section (root_dir, write_enable and max_rate can)"),
+    ("[group staff]\nwrite_enable = maybe\n", "write_enable: 'maybe' must be yes or no"),
+    ("[user alice]\nmax_rate = 1\nmax_rate = 2\n",
+     "'max_rate' is already set in [user alice] on line"),
+    ("[user alice]\n[user alice]\n", "[user alice] is already defined on line"),
+    ("[user al:ice]\n", "'al:ice' is not a valid user name"),
+    ("[group ]\n", "unknown section"),
+    ("[user alice]\nroot_dir = relative\n", "root_dir: 'relative' must be an absolute path"),
+    ("[team x]\n", "unknown section '[team x]'"),
+])
+def test_section_errors_are_reported_with_their_line(env, tmp_path, text, message):
+    conf = tmp_path / "s.conf"
+    conf.write_text(f"tls_cert_file = {env.cert}\ntls_key_file = {env.key}\n"
+                    f"nopriv_user = ftpsdtest\nempty_dir = {env.empty}\n" + text)
+    r = subprocess.run([BINARY, "-t", "-f", str(conf)], capture_output=True, text=True,
+                       env=wrapper_env(env))
+    assert r.returncode != 0, r
+    assert f"{conf}:" in r.stderr and message in r.stderr, r.stderr
+
+
+def test_check_warns_of_an_unknown_account(env, tmp_path):
+    """ftpsd -t: a section naming a user or group NSS does not know is a warning (a typo, or a
+    directory service that is down); the configuration is still OK."""
+    conf = tmp_path / "w.conf"
+    conf.write_text(f"tls_cert_file = {env.cert}\ntls_key_file = {env.key}\n"
+                    f"nopriv_user = ftpsdtest\nempty_dir = {env.empty}\n"
+                    "[user alice]\nwrite_enable = no\n[user alcie]\nwrite_enable = no\n"
+                    "[group shared]\nmax_rate = 1000\n[group staf]\nmax_rate = 1000\n")
+    r = subprocess.run([BINARY, "-t", "-f", str(conf)], capture_output=True, text=True,
+                       env=wrapper_env(env))
+    assert r.returncode == 0, r
+    assert "configuration OK" in r.stdout, r
+    warnings = [l for l in r.stderr.splitlines() if "warning:" in l]
+    assert warnings == [f"{conf}:7: warning: [user alcie]: no such user on this system",
+                        f"{conf}:11: warning: [group staf]: no such group on this system"], r.stderr
