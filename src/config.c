@@ -363,8 +363,11 @@ static int start_section(struct config *c, char *s, unsigned lineno, enum sectio
     s[n - 1] = '\0';
     char *in = trim(s + 1);
     size_t word = strcspn(in, " \t");
-    if (in[word] == '\0' || (strncmp(in, "host", word) != 0 && strncmp(in, "user", word) != 0 &&
-                             strncmp(in, "group", word) != 0)) {
+    /* The whole word: strncmp(in, "host", word) alone let "[h NAME]" or "[us NAME]" in. */
+    bool is_host = word == 4 && strncmp(in, "host", 4) == 0;
+    bool is_user = word == 4 && strncmp(in, "user", 4) == 0;
+    bool is_group = word == 5 && strncmp(in, "group", 5) == 0;
+    if (in[word] == '\0' || !(is_host || is_user || is_group)) {
         snprintf(why, whylen,
                  "unknown section '[%s]' (sections are [host NAME], [user NAME] and "
                  "[group NAME])",
@@ -372,9 +375,9 @@ static int start_section(struct config *c, char *s, unsigned lineno, enum sectio
         return -1;
     }
     char *name = trim(in + word);
-    if (in[0] != 'h') {
+    if (!is_host) {
         *kind = SECTION_ACCOUNT;
-        return start_account_section(c, in[0] == 'g', name, lineno, why, whylen);
+        return start_account_section(c, is_group, name, lineno, why, whylen);
     }
     *kind = SECTION_HOST;
     for (char *p = name; *p; p++)
@@ -716,6 +719,15 @@ int config_validate(struct config *c, void (*errfn)(const char *msg))
         if (v->root_dir && (why = root_dir_problem(v->root_dir))) {
             report_at(errfn, c->path, config_host_line(c, i + 1, "root_dir"),
                       "[host %s]: root_dir %s", v->name, why);
+            errors++;
+        }
+    }
+    /* [user]/[group] root_dir is expanded as the main one is (monitor.c user_root). */
+    for (unsigned i = 0; i < c->naccts; i++) {
+        const struct acctsect *a = &c->accts[i];
+        if (a->line_of[ACCT_ROOT_DIR] && (why = root_dir_problem(a->root_dir))) {
+            report_at(errfn, c->path, a->line_of[ACCT_ROOT_DIR], "[%s %s]: root_dir %s",
+                      a->group ? "group" : "user", a->name, why);
             errors++;
         }
     }

@@ -79,6 +79,28 @@ int main(void)
     CHECK(parse(&c, "umask = 0999\numask = 027\n") < 0);
     CHECK_STR(last_err, "t.conf:2: 'umask' is already set on line 1");
     config_free(&c);
+    /* Section keywords are whole words; an account section's root_dir is checked as the
+     * main one is. */
+    CHECK(parse(&c, "[h example.com]\n") < 0);
+    CHECK(strstr(last_err, "unknown section '[h example.com]'") != NULL);
+    config_free(&c);
+    CHECK(parse(&c, "[us alice]\nwrite_enable = yes\n") < 0);
+    CHECK(strstr(last_err, "unknown section") != NULL);
+    config_free(&c);
+    CHECK(parse(&c, "[gr staff]\n") < 0);
+    config_free(&c);
+    CHECK(parse(&c, "[groups staff]\n") < 0);
+    config_free(&c);
+    CHECK(parse(&c, "[user alice]\nwrite_enable = yes\n[group staff]\nmax_rate = 5\n") == 0);
+    CHECK(c.naccts == 2 && !c.accts[0].group && c.accts[1].group);
+    config_free(&c);
+    CHECK(parse(&c, "[user alice]\nroot_dir = /srv/../etc\n") < 0);
+    CHECK_STR(last_err, "t.conf:2: [user alice]: root_dir must not contain '..'");
+    config_free(&c);
+    CHECK(parse(&c, "[group staff]\n\nroot_dir = /srv/%g\n") < 0);
+    CHECK_STR(last_err,
+              "t.conf:3: [group staff]: root_dir may have only %u (user name) and %% after a %");
+    config_free(&c);
     CHECK(parse(&c, "pasv_min_port = 6000\npasv_max_port = 5000\n") < 0);
     CHECK(strstr(last_err, "t.conf:2: pasv_max_port") != NULL);
     config_free(&c);
