@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include "certid.h"
 #include "ctlio.h"
 #include "datachan.h"
 #include "path.h"
@@ -25,6 +26,13 @@
 #include "util.h"
 
 #define FRONT_QUEUE_MAX 32
+
+/* DER certificates, the client's first (certificate login). */
+struct certchain {
+    unsigned char *der[CERTID_MAX_CHAIN];
+    size_t len[CERTID_MAX_CHAIN];
+    size_t n;
+};
 
 struct front {
     const struct session_info *si; /* points at si_own */
@@ -37,15 +45,16 @@ struct front {
     struct proxy_policy proxy;
     const struct config *cfg;
     struct ctlio ctl;
-    SSL_CTX *ctx;        /* NULL when the certificate could not be loaded: AUTH answers 431 */
-    SSL_CTX **vctx;      /* [host] sections with their own certificate: vctx[i-1], else NULL */
-    unsigned vhost;      /* chosen by HOST or SNI: 0 the main configuration, i section i */
-    bool host_given;     /* HOST chose vhost (the certificate follows it) */
-    bool clnt_logged;    /* CLNT's name is logged once per session */
-    bool write_ok;       /* the login's write_enable, as the monitor settled it */
-    uint64_t max_rate;   /* and its max_rate (anon_max_rate for anonymous FTP) */
-    unsigned cert_vhost; /* whose certificate the control connection uses */
-    char sni[256];       /* server name the client sent, "" if none */
+    SSL_CTX *ctx;     /* NULL when the certificate could not be loaded: AUTH answers 431 */
+    SSL_CTX **vctx;   /* [host] sections with their own certificate: vctx[i-1], else NULL */
+    unsigned vhost;   /* chosen by HOST or SNI: 0 the main configuration, i section i */
+    bool host_given;  /* HOST chose vhost (the certificate follows it) */
+    bool clnt_logged; /* CLNT's name is logged once per session */
+    struct certchain cert_chain; /* the last verified client chain, for a resumed session */
+    bool write_ok;               /* the login's write_enable, as the monitor settled it */
+    uint64_t max_rate;           /* and its max_rate (anon_max_rate for anonymous FTP) */
+    unsigned cert_vhost;         /* whose certificate the control connection uses */
+    char sni[256];               /* server name the client sent, "" if none */
     int landlock_abi;
     char pending_temp[VPATH_MAX];     /* an upload's temporary file, until COMMIT/ABORT */
     char pending_reserved[VPATH_MAX]; /* and the empty file STOU made to hold its name */

@@ -37,6 +37,56 @@ static bool needs_tls(const struct front *f)
     return f->anon ? f->cfg->anon_require_tls : f->cfg->require_tls_login;
 }
 
+/* Room for certificates in MSG_LOGIN: what the other fields may take (user, password, counts)
+ * stays free. A chain larger than that is cut, and the monitor's check of it then fails (530)
+ * instead of every login, password ones too, failing to reach the monitor (421). */
+#define CHAIN_BUDGET (MSG_MAX - 8 * 1024)
+
+static void chain_clear(struct certchain *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        OPENSSL_free(c->der[i]);
+    c->n = 0;
+}
+
+static void chain_add(struct certchain *c, X509 *x, size_t *total)
+{
+    unsigned char *der = NULL;
+    int len = i2d_X509(x, &der);
+    if (len <= 0 || c->n >= CERTID_MAX_CHAIN || *total + (size_t)len + 4 > CHAIN_BUDGET) {
+        OPENSSL_free(der);
+        return;
+    }
+    *total += (size_t)len + 4;
+    c->der[c->n] = der;
+    c->len[c->n++] = (size_t)len;
+}
+
+/* The leaf, then sk's other certificates; drop_last: without sk's last one (the trust anchor
+ * of a verified chain, which the monitor's own store holds). */
+static void chain_fill(struct certchain *c, X509 *leaf, STACK_OF(X509) * sk, bool drop_last)
+{
+    chain_clear(c);
+    size_t total = 0;
+    chain_add(c, leaf, &total);
+    int n = sk ? sk_X509_num(sk) : 0;
+    if (drop_last && n > 1)
+        n--;
+    for (int i = 0; i < n; i++)
+        if (X509_cmp(sk_X509_value(sk, i), leaf) != 0)
+            chain_add(c, sk_X509_value(sk, i), &total);
+}
+
+static bool chain_has_leaf(const struct certchain *c, X509 *leaf)
+{
+    unsigned char *der = NULL;
+    int len = i2d_X509(leaf, &der);
+    bool same =
+        c->n > 0 && len > 0 && c->len[0] == (size_t)len && memcmp(c->der[0], der, (size_t)len) == 0;
+    OPENSSL_free(der);
+    return same;
+}
+
 /* The client's certificate chain, for the monitor to check and map (certificate login). */
 static void put_cert_chain(struct front *f, struct msg *m)
 {
@@ -47,25 +97,23 @@ static void put_cert_chain(struct front *f, struct msg *m)
     }
     /* The chain the handshake verified (leaf to trust anchor), not what the client sent: a
      * client may send unrelated certificates too (RFC 8446 §4.4.2), and the first few of those
-     * would crowd out the intermediates the monitor needs. A resumed session has no verified
-     * chain; what was sent is all there is. */
-    STACK_OF(X509) *chain = SSL_get0_verified_chain(f->ctl.ssl);
-    if (!chain)
-        chain = SSL_get_peer_cert_chain(f->ctl.ssl);
-    int n = chain ? sk_X509_num(chain) : 0;
-    X509 *certs[CERTID_MAX_CHAIN];
-    size_t count = 0;
-    certs[count++] = leaf;
-    for (int i = 0; i < n && count < CERTID_MAX_CHAIN; i++)
-        if (X509_cmp(sk_X509_value(chain, i), leaf) != 0)
-            certs[count++] = sk_X509_value(chain, i);
-    msg_put_u32(m, (uint32_t)count);
-    for (size_t i = 0; i < count; i++) {
-        unsigned char *der = NULL;
-        int len = i2d_X509(certs[i], &der);
-        msg_put_blob(m, der, len > 0 ? (size_t)len : 0);
-        OPENSSL_free(der);
+     * would crowd out the intermediates the monitor needs. It is kept: a session resumed
+     * later (AUTH TLS after REIN) has no verified chain, and from a ticket not even what was
+     * sent, only the leaf, which alone would fail the monitor's check whenever an
+     * intermediate signed it. */
+    struct certchain other = {.n = 0};
+    struct certchain *send = &f->cert_chain;
+    STACK_OF(X509) *verified = SSL_get0_verified_chain(f->ctl.ssl);
+    if (verified) {
+        chain_fill(&f->cert_chain, leaf, verified, true);
+    } else if (!chain_has_leaf(&f->cert_chain, leaf)) {
+        chain_fill(&other, leaf, SSL_get_peer_cert_chain(f->ctl.ssl), false);
+        send = &other;
     }
+    msg_put_u32(m, (uint32_t)send->n);
+    for (size_t i = 0; i < send->n; i++)
+        msg_put_blob(m, send->der[i], send->len[i]);
+    chain_clear(&other);
 }
 
 /* Asks the monitor to log in (with the password, or by certificate only) and relays its

@@ -258,6 +258,33 @@ def test_intermediate_chain_root_only_in_ca_file(make_server, pki, pam):
     assert handshake_fails(s, bare)
 
 
+@pytest.mark.parametrize("maxver", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_certificate_login_again_on_a_resumed_session(make_server, pki, pam, maxver):
+    """REIN, then AUTH TLS resuming the control session: the resumed handshake has no verified
+    chain and, from a ticket, carries only the leaf, which alone fails the monitor's check when
+    an intermediate signed it (530). The front sends the chain the full handshake verified."""
+    p, root = pki["p"], pki["root"]
+    inter = p.ca("Audit Rein CA", parent=root)
+    leaf = p.leaf(inter, staff("alice"))
+    cmap = write_map(pki, 'subject "CN=alice,OU=Staff,O=Audit,C=US" alice\n')
+    s = srv(make_server, pki, pam, cmap, allow_rein="yes")
+    f = connect(s, leaf, maxver)
+    try:
+        assert f.sendcmd("USER alice").startswith("232")
+        session = f.sock.session
+        assert f.sendcmd("REIN").startswith("220")
+        f.sock = f.sock.unwrap()
+        f.file = f.sock.makefile("r", encoding="utf-8")
+        f.voidcmd("AUTH TLS")
+        f.sock = f.context.wrap_socket(f.sock, server_hostname="localhost", session=session)
+        f.file = f.sock.makefile("r", encoding="utf-8")
+        assert f.sock.session_reused, "the control session was not resumed"
+        assert f.sendcmd("USER alice").startswith("232")
+        assert f.sendcmd("PWD").startswith("257")
+    finally:
+        f.close()
+
+
 def test_verify_depth(make_server, pki, pam):
     p, root = pki["p"], pki["root"]
     c = root
