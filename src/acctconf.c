@@ -1,6 +1,8 @@
 #include "acctconf.h"
 
+#include <errno.h>
 #include <grp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -14,21 +16,25 @@ gid_t *acct_groups(const struct passwd *pw, int *n)
     if (getgrouplist(pw->pw_name, pw->pw_gid, g, &ng) < 0) {
         g = xrealloc(g, sizeof(gid_t) * (size_t)ng);
         if (getgrouplist(pw->pw_name, pw->pw_gid, g, &ng) < 0)
-            ng = 0;
+            ng = -1;
     }
     *n = ng;
     return g;
 }
 
-static bool in_group(const char *name, const gid_t *g, int n)
+/* 1 if the account is in group name, 0 if not (or no such group), -1 if NSS failed to say. */
+static int in_group(const char *name, const gid_t *g, int n)
 {
-    struct group *gr = getgrnam(name);
-    if (!gr)
-        return false;
+    struct group gr, *res = NULL;
+    char buf[16384];
+    int e = getgrnam_r(name, &gr, buf, sizeof buf, &res);
+    if (!res)
+        /* getgrnam_r(3): these mean "no such group" on some systems; others are failures. */
+        return e == 0 || e == ENOENT || e == ESRCH || e == EBADF || e == EPERM ? 0 : -1;
     for (int i = 0; i < n; i++)
-        if (g[i] == gr->gr_gid)
-            return true;
-    return false;
+        if (g[i] == gr.gr_gid)
+            return 1;
+    return 0;
 }
 
 static void take(const struct acctsect *a, bool *done, struct acct_settings *out)
@@ -46,27 +52,40 @@ static void take(const struct acctsect *a, bool *done, struct acct_settings *out
     }
 }
 
-void acct_settings(const struct config *c, unsigned vhost, const struct passwd *pw,
-                   struct acct_settings *out)
+int acct_settings(const struct config *c, unsigned vhost, const struct passwd *pw,
+                  struct acct_settings *out, char *why, size_t whylen)
 {
     out->root_dir = config_root_dir(c, vhost);
     out->write_enable = c->write_enable;
     out->max_rate = c->max_rate;
     if (c->naccts == 0)
-        return;
+        return 0;
     bool done[ACCT_NKEYS] = {false};
     for (unsigned i = 0; i < c->naccts; i++)
         if (!c->accts[i].group && strcmp(c->accts[i].name, pw->pw_name) == 0)
             take(&c->accts[i], done, out);
-    int n = 0;
+    int n = -1, rc = 0;
     gid_t *g = NULL;
-    for (unsigned i = 0; i < c->naccts; i++) {
-        if (!c->accts[i].group)
+    for (unsigned i = 0; i < c->naccts && rc == 0; i++) {
+        const struct acctsect *a = &c->accts[i];
+        bool matters = false;
+        for (int k = 0; k < ACCT_NKEYS; k++)
+            matters |= a->line_of[k] && !done[k];
+        if (!a->group || !matters)
             continue;
         if (!g)
             g = acct_groups(pw, &n);
-        if (in_group(c->accts[i].name, g, n))
-            take(&c->accts[i], done, out);
+        int in = n < 0 ? -1 : in_group(a->name, g, n);
+        if (in < 0) {
+            /* A section may take rights away: without an answer the login does not go on
+             * with the main settings (a directory service that is down). */
+            snprintf(why, whylen, "cannot tell whether %s is in group %s (NSS failed)", pw->pw_name,
+                     a->name);
+            rc = -1;
+        } else if (in) {
+            take(a, done, out);
+        }
     }
     free(g);
+    return rc;
 }

@@ -3,6 +3,7 @@
 #define FTPSD_ACCTCONF_H
 
 #include <pwd.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -15,16 +16,19 @@ struct acct_settings {
     uint64_t max_rate; /* bytes per second per transfer, 0: no limit */
 };
 
+/* The account's groups, primary first, as NSS lists them now; *n of them, -1 when NSS fails.
+ * Freed by the caller. */
+gid_t *acct_groups(const struct passwd *pw, int *n);
+
 /*
  * Each setting from the account's [user] section if it sets it; else from the first [group]
  * section, in the file's order, that names one of the account's groups (its primary group or a
  * supplementary one, as NSS lists them now) and sets it; else the [host] section's (root_dir)
- * or the main one. Anonymous FTP has its own keys and takes none of these.
+ * or the main one. Anonymous FTP has its own keys and takes none of these. -1 with why when
+ * NSS fails to say whether the account is in a [group] section's group that would decide a
+ * setting: the login must not go on with what may be wider rights.
  */
-/* The account's groups, primary first, as NSS lists them now; *n of them (0 when NSS fails:
- * then no [group] section applies). Freed by the caller. */
-gid_t *acct_groups(const struct passwd *pw, int *n);
-void acct_settings(const struct config *c, unsigned vhost, const struct passwd *pw,
-                   struct acct_settings *out);
+int acct_settings(const struct config *c, unsigned vhost, const struct passwd *pw,
+                  struct acct_settings *out, char *why, size_t whylen);
 
 #endif

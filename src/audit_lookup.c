@@ -15,9 +15,7 @@
  * stepped; a pid comes round again only after pid_max other processes, far more than a second. */
 #define CLOCK_SLACK_MS 1000
 
-/* The record's own time, "audit(1795822310.584:1932)": seconds and milliseconds of the wall
- * clock; -1 when it has none. */
-static int64_t record_ms(const char *rec)
+int64_t audit_record_ms(const char *rec)
 {
     const char *a = strstr(rec, " audit(");
     long long sec;
@@ -51,7 +49,7 @@ int audit_seccomp_syscall(pid_t pid, uid_t uid, int64_t not_before)
             rec[n] = '\0';
             const char *p = strstr(rec, "type=1326");
             if (!p || !strstr(p, want) || (want_uid[0] && !strstr(p, want_uid)) ||
-                record_ms(p) + CLOCK_SLACK_MS < not_before)
+                audit_record_ms(p) + CLOCK_SLACK_MS < not_before)
                 continue;
             const char *s = strstr(p, " syscall=");
             if (s)

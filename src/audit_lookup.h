@@ -14,6 +14,9 @@
  * earlier process that had the same pid name the call.
  */
 int audit_seccomp_syscall(pid_t pid, uid_t uid, int64_t not_before);
+/* A kernel audit record's own time, "audit(1795822310.584:1932)": milliseconds of the wall
+ * clock; -1 when it has none. */
+int64_t audit_record_ms(const char *rec);
 /* Logs "<what> (pid N) killed by seccomp: system call NR (name)", looked up as above. */
 void audit_log_seccomp_kill(const char *what, pid_t pid, uid_t uid, int64_t not_before);
 

@@ -219,10 +219,10 @@ bool ctl_take_abor(struct ctlio *c)
         size_t raw = end - 1 - start;
         if (raw > 0 && c->buf[start + raw - 1] == '\r')
             raw--;
-        char line[16];
+        char line[64];
         /* Telnet IAC IP IAC DM in front (lftp) is what unescaping removes; trailing spaces
          * are an empty argument, as in the command loop. */
-        size_t n = skip || raw >= 16 ? 0 : telnet_unescape(c->buf + start, raw, line);
+        size_t n = skip || raw >= sizeof line ? 0 : telnet_unescape(c->buf + start, raw, line);
         while (n > 4 && line[n - 1] == ' ')
             n--;
         if (n == 4 && strncasecmp(line, "ABOR", 4) == 0) {

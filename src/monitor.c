@@ -290,6 +290,8 @@ static pid_t start_user_process(struct monitor *m, const struct passwd *pw,
     }
     int ng = 0;
     gid_t *groups = acct_groups(pw, &ng);
+    if (ng < 0)
+        ng = 0; /* LIST then names only the user's own group */
     struct idmap ids;
     build_idmap(&ids, pw, groups, ng);
     int sv[2];
@@ -553,8 +555,8 @@ static void handle_login(struct monitor *m, struct msg *req)
          * home, an LDAP cache). */
         bool refused = user_refused(cfg, m->pam.user, &pw, why, sizeof why);
         struct acct_settings as = {0};
-        if (!refused && pw)
-            acct_settings(cfg, l->vhost, pw, &as);
+        bool settled =
+            !refused && pw && acct_settings(cfg, l->vhost, pw, &as, why, sizeof why) == 0;
         struct user_spec u = {
             .root_dir = as.root_dir, .write_enable = as.write_enable, .force_chroot = false};
         m->grant_write = as.write_enable;
@@ -564,6 +566,9 @@ static void handle_login(struct monitor *m, struct msg *req)
                 snprintf(why, sizeof why, "user has no passwd entry");
             pamauth_close(&m->pam);
             out = PAMAUTH_BAD_LOGIN;
+        } else if (!settled) {
+            pamauth_close(&m->pam);
+            out = PAMAUTH_ERROR;
         } else if ((m->user_pid = start_user_process(m, pw, &u, &front_end, why, sizeof why)) < 0) {
             pamauth_close(&m->pam);
             out = PAMAUTH_ERROR;

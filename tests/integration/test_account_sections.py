@@ -160,3 +160,29 @@ def test_check_warns_of_an_unknown_account(env, tmp_path):
     warnings = [l for l in r.stderr.splitlines() if "warning:" in l]
     assert warnings == [f"{conf}:7: warning: [user alcie]: no such user on this system",
                         f"{conf}:11: warning: [group staf]: no such group on this system"], r.stderr
+
+
+def test_group_nss_cannot_answer_refuses_the_login(make_server, env, syslog):
+    """NSS fails to say whether the account is in a [group] section's group (a directory
+    service that is down; tests/lib/nss_fail_shim.c): the section might take rights away, so
+    the login is refused (530) and logged, where it went on with the main settings. A group
+    NSS answers "no such group" for is no failure."""
+    s = make_server(write_enable="yes", sections=(
+        "[group nosuchgroup]\nwrite_enable = no\n[group ldapgroup]\nwrite_enable = no\n"),
+        prefix=["env", "LD_PRELOAD=" + env.shim_preload("nss_fail_shim"),
+                "NSS_FAIL_GROUP=ldapgroup"])
+    f = s.ftps_reuse()
+    with pytest.raises(ftplib.error_perm, match=r"(?s)^530.*530 Login failed \(server "
+                                                 r"authentication error\)\.$"):
+        f.login("alice", USERS["alice"][1])
+    f.close()
+    s2 = make_server(write_enable="yes", sections="[group nosuchgroup]\nwrite_enable = no\n",
+                     prefix=["env", "LD_PRELOAD=" + env.shim_preload("nss_fail_shim"),
+                             "NSS_FAIL_GROUP=ldapgroup"])
+    f = s2.ftps_reuse("alice")
+    assert can_write(f, "sect-nss.txt")
+    f.quit()
+    os.unlink(os.path.join(env.home("alice"), "sect-nss.txt"))
+    if syslog is not None and syslog.available:
+        want = "cannot tell whether alice is in group ldapgroup (NSS failed)"
+        assert want in syslog.text(wait_for=want)

@@ -774,7 +774,7 @@ def test_pipelined_lines_before_the_data_connection(bserver, bdir, line):
     finish(bserver, r)
 
 
-@pytest.mark.parametrize("abor", [b"ABOR", b"ABOR ", b"abor  "])
+@pytest.mark.parametrize("abor", [b"ABOR", b"ABOR ", b"abor  ", b"ABOR" + b" " * 40])
 def test_abor_behind_a_full_queue(bserver, bdir, abor):
     """40 NOOPs, then ABOR, during a download the client does not read: 32 NOOPs fill the queue
     of commands waiting for the transfer's end, and ABOR, behind 8 more, still stops the

@@ -113,6 +113,11 @@ static int term_child(void)
 
 int main(void)
 {
+    /* The record's time as /dev/kmsg shows it (a line from this machine). */
+    CHECK(audit_record_ms("5,2507,70231108513,-;audit: type=1326 audit(1795816054.148:1624): "
+                          "auid=4294967295 uid=60100 pid=4256 syscall=41") == 1795816054148LL);
+    CHECK(audit_record_ms("audit: type=1326 uid=60100 pid=4256 syscall=41") == -1);
+    CHECK(audit_record_ms("audit: type=1326 audit(x.1:2): pid=1") == -1);
     if (geteuid() != 0) {
         printf("sandbox: skipped (needs root, to run its probes as an unused uid)\n");
         return 0;
