@@ -416,13 +416,15 @@ static int set_account_key(struct acctsect *a, const char *key, const char *val,
                      a->line_of[i]);
             return -1;
         }
+        /* Set or not, the line is the key's, as in the main part: a second one is a
+         * duplicate too (a failed file is never used). */
+        a->line_of[i] = lineno;
         char w[128];
         const char *err = set_value(a, &acct_keys[i], val, w, sizeof w);
         if (err) {
             snprintf(why, whylen, "%s: '%s' %s", key, val, err);
             return -1;
         }
-        a->line_of[i] = lineno;
         return 0;
     }
     snprintf(why, whylen,
@@ -725,7 +727,7 @@ int config_validate(struct config *c, void (*errfn)(const char *msg))
     /* [user]/[group] root_dir is expanded as the main one is (monitor.c user_root). */
     for (unsigned i = 0; i < c->naccts; i++) {
         const struct acctsect *a = &c->accts[i];
-        if (a->line_of[ACCT_ROOT_DIR] && (why = root_dir_problem(a->root_dir))) {
+        if (a->line_of[ACCT_ROOT_DIR] && a->root_dir && (why = root_dir_problem(a->root_dir))) {
             report_at(errfn, c->path, a->line_of[ACCT_ROOT_DIR], "[%s %s]: root_dir %s",
                       a->group ? "group" : "user", a->name, why);
             errors++;

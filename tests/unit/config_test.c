@@ -79,6 +79,9 @@ int main(void)
     CHECK(parse(&c, "umask = 0999\numask = 027\n") < 0);
     CHECK_STR(last_err, "t.conf:2: 'umask' is already set on line 1");
     config_free(&c);
+    CHECK(parse(&c, "[user alice]\nmax_rate = fast\nmax_rate = 5\n") < 0);
+    CHECK_STR(last_err, "t.conf:3: 'max_rate' is already set in [user alice] on line 2");
+    config_free(&c);
     /* Section keywords are whole words; an account section's root_dir is checked as the
      * main one is. */
     CHECK(parse(&c, "[h example.com]\n") < 0);
