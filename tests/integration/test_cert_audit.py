@@ -301,12 +301,15 @@ def test_verify_depth_16_as_promised(make_server, pki, pam):
     the monitor's second check must accept what the handshake accepted."""
     p, root = pki["p"], pki["root"]
     c = root
-    for i in range(9):
+    for i in range(16):
         c = p.ca(f"Deep {i}", parent=c)
-    leaf = p.leaf(c, staff("alice"))          # leaf + 9 intermediates
+    leaf = p.leaf(c, staff("alice"))          # leaf + 16 intermediates: the most allowed
     cmap = write_map(pki, 'subject "CN=alice,OU=Staff,O=Audit,C=US" alice\n')
     s = srv(make_server, pki, pam, cmap, tls_verify_depth=16)
     assert user_code(s, leaf, "alice") == [232]
+    # One more is refused by the handshake itself.
+    deeper = p.leaf(p.ca("Deep 16", parent=c), staff("alice"))
+    assert handshake_fails(s, deeper)
 
 
 def test_extra_certificates_sent_by_the_client(make_server, pki, pam):
