@@ -195,14 +195,20 @@ def test_tls13_and_tls12_control(server):
         r.close()
 
 
-def test_implicit_tls(make_server):
-    s = make_server(implicit_tls="yes")
+def implicit_session(s):
+    """A TLS connection to an implicit_tls server, its greeting read: (socket, reader)."""
     sock = socket.create_connection((s.host, s.port), timeout=10)
     ctx = ssl.create_default_context(cafile=s.env.cert)
     ctx.check_hostname = False
     t = ctx.wrap_socket(sock, server_hostname="localhost")
     f = t.makefile("rb")
     assert f.readline().startswith(b"220 ")
+    return t, f
+
+
+def test_implicit_tls(make_server):
+    s = make_server(implicit_tls="yes")
+    t, f = implicit_session(s)
     t.sendall(b"AUTH TLS\r\n")
     assert f.readline().startswith(b"503 ")           # I-03
     t.sendall(b"PBSZ 0\r\nPROT P\r\n")
@@ -215,12 +221,7 @@ def test_implicit_tls_feat_has_no_ccc(make_server):
     """Implicit TLS refuses CCC whatever allow_ccc says (the port is TLS only), so FEAT does
     not offer it; it did."""
     s = make_server(implicit_tls="yes", allow_ccc="yes")
-    sock = socket.create_connection((s.host, s.port), timeout=10)
-    ctx = ssl.create_default_context(cafile=s.env.cert)
-    ctx.check_hostname = False
-    t = ctx.wrap_socket(sock, server_hostname="localhost")
-    f = t.makefile("rb")
-    assert f.readline().startswith(b"220 ")
+    t, f = implicit_session(s)
     t.sendall(b"FEAT\r\n")
     lines = [f.readline()]
     while not lines[-1].startswith(b"211 "):
