@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from ftpsd_fixture import USERS, ReusingFTP_TLS, Server, free_port
+from ftpsd_fixture import USERS, ReusingFTP_TLS, Server
 
 SESSIONS = 50
 
@@ -24,7 +24,9 @@ SESSIONS = 50
 class Haproxy:
     def __init__(self, env, vip_port, backends):
         self.cfg = env.path(f"haproxy-{vip_port}.cfg")
-        lines = ["global", "    maxconn 1000", "defaults", "    mode tcp",
+        # noreuseport: two of its own frontends on one port would share its connections
+        # silently; a clash must fail the start instead.
+        lines = ["global", "    maxconn 1000", "    noreuseport", "defaults", "    mode tcp",
                  "    timeout connect 5s", "    timeout client 60s", "    timeout server 60s",
                  "frontend ftp", f"    bind 127.0.0.1:{vip_port}", "    default_backend ftpsd",
                  "backend ftpsd", "    balance roundrobin"]
@@ -63,6 +65,8 @@ def free_range(count=100):
         try:
             for p in range(lo, lo + count):
                 s = socket.socket()
+                # As haproxy binds: a port whose last connection is in TIME_WAIT is free.
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 s.bind(("127.0.0.1", p))
                 socks.append(s)
             return lo
@@ -78,7 +82,10 @@ def free_range(count=100):
 def cluster(env):
     if not shutil.which("haproxy"):
         pytest.skip("haproxy is not installed")
-    lo = free_range()
+    # The balancer's port comes from the same free block: an ephemeral port from free_port()
+    # could fall inside a passive range, and then some sessions reached a passive frontend.
+    lo = free_range(101)
+    vip = lo + 100
     ranges = {"a": (lo, lo + 49), "b": (lo + 50, lo + 99)}
     servers = {}
     for name, addr in (("a", "127.0.0.2"), ("b", "127.0.0.3")):
@@ -87,7 +94,6 @@ def cluster(env):
                                proxy_protocol="v2",
                                proxy_trusted="127.0.0.1", pasv_min_port=lo, pasv_max_port=hi,
                                pasv_address="127.0.0.1")
-    vip = free_port()
     lb = Haproxy(env, vip, [(n, s.host, s.port, ranges[n]) for n, s in servers.items()])
     yield vip, servers
     lb.stop()
