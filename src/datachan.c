@@ -186,6 +186,15 @@ int dc_listen(struct datachan *dc, const struct sockaddr_storage *local, unsigne
         snprintf(why, whylen, "socket: %s", strerror(errno));
         return -1;
     }
+    /* The server closes a download's connection first, so its end waits in TIME_WAIT for a
+     * minute: without this, a busy range of N ports serves N transfers a minute. Linux still
+     * refuses a second listener on the port. */
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) {
+        snprintf(why, whylen, "SO_REUSEADDR: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
     struct sockaddr_storage a = *local;
     socklen_t alen =
         a.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);

@@ -946,6 +946,24 @@ def test_pasv_twice_only_last_valid(server, wd):
     f.quit()
 
 
+def test_pasv_port_reused_while_in_time_wait(make_server, wd):
+    """A range of one port serves download after download: the server closes each data
+    connection first, so the port waits in TIME_WAIT, and the next PASV must bind it anyway."""
+    name, path = wd
+    s = make_server(pasv_min_port=45990, pasv_max_port=45990)
+    data = os.urandom(5000)
+    put_file(os.path.join(path, "f.bin"), data)
+    f = client(s, cwd=name)
+    for _ in range(4):
+        got, resp = retr(f, "RETR f.bin")
+        assert got == data and resp.startswith("226"), resp
+    f.quit()
+    # /proc/net/tcp: local address, then state 06 (TIME_WAIT)
+    tw = [l.split() for l in open("/proc/net/tcp").readlines()[1:]]
+    assert any(t[1].endswith(":%04X" % 45990) and t[3] == "06" for t in tw), \
+        "no TIME_WAIT on the data port: the test no longer tests reuse"
+
+
 def test_pasv_address_announced(make_server, wd):
     """N-01, N-03: pasv_address is announced; the listener still accepts on the control
     connection's address, so a client that ignores the 227 address still transfers."""
