@@ -53,7 +53,8 @@ static void take(const struct acctsect *a, bool *done, struct acct_settings *out
 }
 
 int acct_settings(const struct config *c, unsigned vhost, const struct passwd *pw,
-                  struct acct_settings *out, char *why, size_t whylen)
+                  const gid_t *groups, int ngroups, struct acct_settings *out, char *why,
+                  size_t whylen)
 {
     out->root_dir = config_root_dir(c, vhost);
     out->write_enable = c->write_enable;
@@ -64,8 +65,7 @@ int acct_settings(const struct config *c, unsigned vhost, const struct passwd *p
     for (unsigned i = 0; i < c->naccts; i++)
         if (!c->accts[i].group && strcmp(c->accts[i].name, pw->pw_name) == 0)
             take(&c->accts[i], done, out);
-    int n = -1, rc = 0;
-    gid_t *g = NULL;
+    int rc = 0;
     for (unsigned i = 0; i < c->naccts && rc == 0; i++) {
         const struct acctsect *a = &c->accts[i];
         bool matters = false;
@@ -73,9 +73,7 @@ int acct_settings(const struct config *c, unsigned vhost, const struct passwd *p
             matters |= a->line_of[k] && !done[k];
         if (!a->group || !matters)
             continue;
-        if (!g)
-            g = acct_groups(pw, &n);
-        int in = n < 0 ? -1 : in_group(a->name, g, n);
+        int in = ngroups < 0 ? -1 : in_group(a->name, groups, ngroups);
         if (in < 0) {
             /* A section may take rights away: without an answer the login does not go on
              * with the main settings (a directory service that is down). */
@@ -86,6 +84,5 @@ int acct_settings(const struct config *c, unsigned vhost, const struct passwd *p
             take(a, done, out);
         }
     }
-    free(g);
     return rc;
 }

@@ -22,13 +22,14 @@ gid_t *acct_groups(const struct passwd *pw, int *n);
 
 /*
  * Each setting from the account's [user] section if it sets it; else from the first [group]
- * section, in the file's order, that names one of the account's groups (its primary group or a
- * supplementary one, as NSS lists them now) and sets it; else the [host] section's (root_dir)
- * or the main one. Anonymous FTP has its own keys and takes none of these. -1 with why when
- * NSS fails to say whether the account is in a [group] section's group that would decide a
- * setting: the login must not go on with what may be wider rights.
+ * section, in the file's order, that names one of the account's groups (groups: ngroups of them
+ * from acct_groups, -1 when NSS failed) and sets it; else the [host] section's (root_dir) or the
+ * main one. Anonymous FTP has its own keys and takes none of these. -1 with why when NSS fails
+ * to say whether the account is in a [group] section's group that would decide a setting: the
+ * login must not go on with what may be wider rights.
  */
 int acct_settings(const struct config *c, unsigned vhost, const struct passwd *pw,
-                  struct acct_settings *out, char *why, size_t whylen);
+                  const gid_t *groups, int ngroups, struct acct_settings *out, char *why,
+                  size_t whylen);
 
 #endif

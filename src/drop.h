@@ -8,7 +8,7 @@
 struct identity {
     uid_t uid;
     gid_t gid;
-    gid_t *groups; /* supplementary groups, gathered before chroot (no NSS afterwards) */
+    const gid_t *groups; /* supplementary groups, gathered before chroot (no NSS afterwards) */
     int ngroups;
 };
 

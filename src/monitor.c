@@ -278,8 +278,10 @@ struct user_spec {
     bool force_chroot; /* anonymous sessions are always chrooted */
 };
 
-static pid_t start_user_process(struct monitor *m, const struct passwd *pw,
-                                const struct user_spec *u, int *front_end, char *why, size_t whylen)
+/* groups: the account's, ngroups of them from acct_groups (-1: NSS failed); the caller's. */
+static pid_t start_user_process(struct monitor *m, const struct passwd *pw, const gid_t *groups,
+                                int ngroups, const struct user_spec *u, int *front_end, char *why,
+                                size_t whylen)
 {
     const struct config *cfg = m->si.cfg;
     char root[PATH_MAX], start[PATH_MAX];
@@ -288,16 +290,12 @@ static pid_t start_user_process(struct monitor *m, const struct passwd *pw,
                  strerror(errno));
         return -1;
     }
-    int ng = 0;
-    gid_t *groups = acct_groups(pw, &ng);
-    if (ng < 0)
-        ng = 0; /* LIST then names only the user's own group */
+    int ng = ngroups < 0 ? 0 : ngroups; /* NSS failed: LIST names only the user's own group */
     struct idmap ids;
     build_idmap(&ids, pw, groups, ng);
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
         snprintf(why, whylen, "socketpair: %s", strerror(errno));
-        free(groups);
         free(ids.users);
         free(ids.groups);
         return -1;
@@ -312,7 +310,6 @@ static pid_t start_user_process(struct monitor *m, const struct passwd *pw,
         snprintf(why, whylen, "fork: %s", strerror(errno));
         close(sv[0]);
         close(sv[1]);
-        free(groups);
         free(ids.users);
         free(ids.groups);
         return -1;
@@ -338,7 +335,6 @@ static pid_t start_user_process(struct monitor *m, const struct passwd *pw,
         session_main(&a);
     }
     close(sv[1]);
-    free(groups);
     free(ids.users);
     free(ids.groups);
     *front_end = sv[0];
@@ -454,7 +450,11 @@ static void login_anonymous(struct monitor *m, const struct login_req *l, struct
         .root_dir = cfg->anon_root, .write_enable = cfg->anon_write_enable, .force_chroot = true};
     m->grant_write = cfg->anon_write_enable;
     m->grant_rate = cfg->anon_max_rate;
-    if ((m->user_pid = start_user_process(m, pw, &u, &front_end, why, sizeof why)) < 0) {
+    int ng;
+    gid_t *groups = acct_groups(pw, &ng);
+    m->user_pid = start_user_process(m, pw, groups, ng, &u, &front_end, why, sizeof why);
+    free(groups);
+    if (m->user_pid < 0) {
         login_failed(m, l, "anonymous", PAMAUTH_ERROR, why, lines);
         return;
     }
@@ -547,6 +547,7 @@ static void handle_login(struct monitor *m, struct msg *req)
      * more (measured in bench/results.md, table 5b). */
     explicit_bzero(req->data, req->len);
     int front_end = -1;
+    gid_t *groups = NULL;
     /* What pam_limits set in this process, before the monitor's own limits come back. */
     struct rlimit fs = {RLIM_INFINITY, RLIM_INFINITY};
     getrlimit(RLIMIT_FSIZE, &fs);
@@ -554,9 +555,12 @@ static void handle_login(struct monitor *m, struct msg *req)
         /* Looked up again: the session stage may have made the account (pam_mkhomedir's
          * home, an LDAP cache). */
         bool refused = user_refused(cfg, m->pam.user, &pw, why, sizeof why);
+        /* Asked of NSS once (a directory service's query) for the sections and the process. */
+        int ng = -1;
+        groups = !refused && pw ? acct_groups(pw, &ng) : NULL;
         struct acct_settings as = {0};
-        bool settled =
-            !refused && pw && acct_settings(cfg, l->vhost, pw, &as, why, sizeof why) == 0;
+        bool settled = !refused && pw &&
+                       acct_settings(cfg, l->vhost, pw, groups, ng, &as, why, sizeof why) == 0;
         struct user_spec u = {
             .root_dir = as.root_dir, .write_enable = as.write_enable, .force_chroot = false};
         m->grant_write = as.write_enable;
@@ -569,7 +573,8 @@ static void handle_login(struct monitor *m, struct msg *req)
         } else if (!settled) {
             pamauth_close(&m->pam);
             out = PAMAUTH_ERROR;
-        } else if ((m->user_pid = start_user_process(m, pw, &u, &front_end, why, sizeof why)) < 0) {
+        } else if ((m->user_pid = start_user_process(m, pw, groups, ng, &u, &front_end, why,
+                                                     sizeof why)) < 0) {
             pamauth_close(&m->pam);
             out = PAMAUTH_ERROR;
         }
@@ -581,6 +586,7 @@ static void handle_login(struct monitor *m, struct msg *req)
                         fs.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)fs.rlim_cur);
     else
         login_failed(m, l, method, out, why, &lines);
+    free(groups);
 out:
     explicit_bzero(l->pass, sizeof l->pass);
     free(l);

@@ -186,3 +186,24 @@ def test_group_nss_cannot_answer_refuses_the_login(make_server, env, syslog):
     if syslog is not None and syslog.available:
         want = "cannot tell whether alice is in group ldapgroup (NSS failed)"
         assert want in syslog.text(wait_for=want)
+
+
+def test_groups_asked_of_nss_once_per_login(make_server, env):
+    """A login with [group] sections asks NSS for the account's groups once, for the sections
+    and the user process both (with LDAP, each ask is a query); it asked twice. The shim
+    (tests/lib/nss_fail_shim.c with NSS_TRACE) writes each getgrouplist call to stderr."""
+    s = make_server(write_enable="yes", sections="[group nosuchgroup]\nwrite_enable = no\n",
+                    prefix=["env", "LD_PRELOAD=" + env.shim_preload("nss_fail_shim"),
+                            "NSS_TRACE=1"])
+    f = s.ftps_reuse("alice")
+    assert can_write(f, "sect-once.txt")
+    f.quit()
+    os.unlink(os.path.join(env.home("alice"), "sect-once.txt"))
+    deadline = time.time() + 10
+    while True:
+        with open(s.stderr.name) as fh:
+            calls = [l for l in fh.read().splitlines() if l.startswith("nss-trace: getgrouplist")]
+        if calls or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    assert calls == ["nss-trace: getgrouplist alice"], calls
