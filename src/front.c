@@ -302,6 +302,9 @@ void front_check_term(struct front *f)
     bool orphan = getppid() != f->mon_pid;
     log_msg(orphan ? LOG_WARNING : LOG_INFO, "%s; ending the session",
             orphan ? "the monitor process is gone" : "shutting down");
+    /* Recorded first: the reply may find the client gone, which ends the front. */
+    xfer_interrupted(f, 421,
+                     orphan ? "the monitor process is gone" : "the server is shutting down");
     /* RFC 959 §4.2: 421 is the reply for a service that knows it must shut down. */
     front_reply(f, 421, "Service not available: the server is shutting down.");
     front_exit(f, 1);

@@ -147,6 +147,9 @@ enum xfer_kind { XK_RETR, XK_STOR, XK_APPE, XK_LIST, XK_NLST, XK_MLSD, XK_STOU }
 void xfer_run(struct front *f, enum xfer_kind kind, const char *arg);
 /* Accepts a pending data connection and starts its worker (called from the idle loop). */
 void xfer_accept_ready(struct front *f);
+/* The session must end mid-transfer (code, why): the transfer is recorded as it stands, with
+ * the bytes moved so far (an incomplete xferlog entry). Nothing when none is under way. */
+void xfer_interrupted(struct front *f, int code, const char *why);
 /* Handles one line read while a transfer is running: 1 if it was ABOR. */
 int xfer_handle_async_line(struct front *f, char *line, size_t len, const char *what);
 

@@ -742,6 +742,28 @@ static void handle_logout(struct monitor *m, struct msg *req)
 }
 
 /* started: wall_ms() before pid was forked. */
+/* After a SIGTERM the front still records the transfer it was carrying (its xferlog entry)
+ * before it ends: what it sends until its end is handled, for limit_ms at most. */
+static void drain_front(struct monitor *m, struct msg *req, int limit_ms)
+{
+    int64_t deadline = now_ms() + limit_ms;
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        struct pollfd p = {.fd = m->front_fd, .events = POLLIN};
+        struct timespec ts = {.tv_sec = left / 1000, .tv_nsec = (left % 1000) * 1000000L};
+        if (left <= 0 || ppoll(&p, 1, &ts, NULL) <= 0 || msg_recv(m->front_fd, req) < 0)
+            return;
+        if (req->fd >= 0) {
+            close(req->fd);
+            req->fd = -1;
+        }
+        if (req->type == MSG_XFERLOG)
+            handle_xferlog(m, req);
+        else if (req->type == MSG_CLEANUP)
+            handle_cleanup(m, req);
+    }
+}
+
 static void reap(pid_t pid, const char *what, int grace_ms, int64_t started)
 {
     if (pid <= 0)
@@ -888,11 +910,13 @@ void monitor_run(struct config *cfg)
             break;
         }
     }
-    msg_free(req);
-    if (g_term)
+    if (g_term) {
         log_msg(LOG_NOTICE, "terminated by signal");
+        kill(m.front_pid, SIGTERM);
+        drain_front(&m, req, 3000);
+    }
+    msg_free(req);
     close(m.front_fd);
-    kill(m.front_pid, g_term ? SIGTERM : 0);
     reap(m.front_pid, "front", 5000, m.front_started);
     /* The user process ends by itself when the front's channel closes. */
     reap(m.user_pid, "user", 5000, m.user_started);

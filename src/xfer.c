@@ -281,9 +281,13 @@ struct record {
     int64_t started;
 };
 
+/* The transfer a worker is carrying, until it is recorded. */
+static const struct record *under_way;
+
 static void record(struct front *f, const struct record *rc, uint64_t bytes, const char *tlsinfo,
                    int code, const char *text)
 {
+    under_way = NULL;
     int64_t ms = now_ms() - rc->started;
     if (f->cfg->xferlog_file[0] && !rc->listing) {
         struct msg *m = f->m;
@@ -324,6 +328,12 @@ static int status_code(uint32_t status)
 static uint64_t progress(const struct front *f)
 {
     return f->progress ? __atomic_load_n(f->progress, __ATOMIC_RELAXED) : 0;
+}
+
+void xfer_interrupted(struct front *f, int code, const char *why)
+{
+    if (under_way)
+        record(f, under_way, progress(f), "", code, why);
 }
 
 void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
@@ -441,6 +451,7 @@ void xfer_run(struct front *f, enum xfer_kind kind, const char *arg)
         return;
     }
 
+    under_way = &rc;
     struct msg *m = f->m;
     msg_init(m, MSG_JOB);
     msg_put_u32(m, upload ? JOB_RECV : JOB_SEND);

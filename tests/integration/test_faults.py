@@ -392,6 +392,48 @@ def test_sigterm_to_the_session_sends_421(make_server, recording_pam, syslog):
     assert ["close_session", "alice", str(mon)] in pam_records(log), pam_records(log)
 
 
+@pytest.mark.parametrize("direction", ["o", "i"], ids=["download", "upload"])
+@pytest.mark.parametrize("who", ["monitor", "all"])
+def test_sigterm_mid_transfer_is_in_the_xferlog(make_server, env, wd, direction, who):
+    """A session ended mid-transfer (SIGTERM to its monitor, or to every process as systemctl
+    stop sends it): the transfer is in the xferlog as incomplete ('i'), with the bytes moved
+    so far, and the client gets 421. It was not recorded at all."""
+    name, path = wd
+    log = env.path(f"xferlog-term-{direction}-{who}")
+    s = make_server(xferlog_file=log)
+    size = 64 * 1024 * 1024
+    if direction == "o":
+        put(os.path.join(path, "big.bin"), b"\0" * size)
+    f = client(s, name)
+    mon, front, user = session_tree(s, ALICE)
+    conn = f.transfercmd("RETR big.bin" if direction == "o" else "STOR up.bin")
+    if direction == "o":
+        assert wait_until(lambda: len(conn.recv(65536)) > 0, 5)   # under way; then unread
+    else:
+        conn.sendall(os.urandom(256 * 1024))
+        assert wait_until(lambda: len(parts(path)) == 1, 5), os.listdir(path)
+    procs = descendants(s.proc.pid)
+    try:
+        for pid in ([mon] if who == "monitor" else list(procs)):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        assert expect_reply(f, 421).startswith("421 Service not available")
+        assert wait_until(lambda: not alive(procs), 10), alive(procs)
+    finally:
+        kill_leftovers(procs)
+        conn.close()
+    assert wait_until(lambda: os.path.exists(log) and os.path.getsize(log) > 0, 5)
+    fields = open(log).read().split()
+    # ctime date (5 fields), then: time host size file type action direction access user
+    # service auth-method auth-id status
+    assert len(fields) == 18, fields
+    file = os.path.join(path, "big.bin" if direction == "o" else "up.bin")
+    assert (fields[8], fields[11], fields[17]) == (file, direction, "i"), fields
+    assert 0 < int(fields[7]) < size if direction == "o" else int(fields[7]) > 0, fields
+
+
 @pytest.mark.parametrize("cmd", ["STOR", "STOU"])
 def test_user_process_crash_mid_upload_leaves_no_temp_file(make_server, wd, cmd):
     """kill -SEGV the user process during a STOR: the end of the upload gets 421, the session
