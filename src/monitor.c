@@ -761,6 +761,8 @@ static void drain_front(struct monitor *m, struct msg *req, int limit_ms)
             handle_xferlog(m, req);
         else if (req->type == MSG_CLEANUP)
             handle_cleanup(m, req);
+        else
+            return; /* a request the front would wait for an answer to: it gets the close */
     }
 }
 
