@@ -411,7 +411,9 @@ def test_sigterm_mid_transfer_is_in_the_xferlog(make_server, env, wd, direction,
         assert wait_until(lambda: len(conn.recv(65536)) > 0, 5)   # under way; then unread
     else:
         conn.sendall(os.urandom(256 * 1024))
-        assert wait_until(lambda: len(parts(path)) == 1, 5), os.listdir(path)
+        # under way: some of it written (the bytes recorded are those the worker wrote)
+        assert wait_until(lambda: len(parts(path)) == 1 and os.path.getsize(parts(path)[0]) > 0,
+                          5), os.listdir(path)
     procs = descendants(s.proc.pid)
     try:
         for pid in ([mon] if who == "monitor" else list(procs)):
