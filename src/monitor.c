@@ -741,7 +741,6 @@ static void handle_logout(struct monitor *m, struct msg *req)
     msg_send(m->front_fd, req);
 }
 
-/* started: wall_ms() before pid was forked. */
 /* After a SIGTERM the front still records the transfer it was carrying (its xferlog entry)
  * before it ends: what it sends until its end is handled, for limit_ms at most. */
 static void drain_front(struct monitor *m, struct msg *req, int limit_ms)
@@ -766,6 +765,7 @@ static void drain_front(struct monitor *m, struct msg *req, int limit_ms)
     }
 }
 
+/* started: wall_ms() before pid was forked. */
 static void reap(pid_t pid, const char *what, int grace_ms, int64_t started)
 {
     if (pid <= 0)
