@@ -1001,13 +1001,46 @@ static void c_host(struct front *f, const char *name, char *arg)
 }
 
 #ifdef FTPSD_TEST_HOOKS
+/* XTST MSG <type> [<hex payload>]: the front sends the monitor what a compromised front
+ * could, and answers 200 if the send worked; what the monitor does is the test's to see. */
+static void test_monitor_msg(struct front *f, const char *arg)
+{
+    char *end;
+    unsigned long type = strtoul(arg, &end, 10);
+    const char *hex = *end == ' ' ? end + 1 : end;
+    size_t n = strlen(hex);
+    if (end == arg || (*end && *end != ' ') || type > UINT32_MAX || n % 2 || n / 2 > MSG_MAX) {
+        front_reply(f, 501, "XTST MSG <type> [<hex payload>]");
+        return;
+    }
+    struct msg *m = f->m;
+    msg_init(m, (uint32_t)type);
+    for (size_t i = 0; i < n; i += 2) {
+        char byte[3] = {hex[i], hex[i + 1], '\0'};
+        if (!isxdigit((unsigned char)byte[0]) || !isxdigit((unsigned char)byte[1])) {
+            front_reply(f, 501, "XTST MSG <type> [<hex payload>]");
+            return;
+        }
+        m->data[i / 2] = (unsigned char)strtoul(byte, NULL, 16);
+    }
+    m->len = n / 2;
+    if (msg_send(f->mon_fd, m) < 0)
+        front_reply(f, 451, "Could not send to the monitor.");
+    else
+        front_reply(f, 200, "Sent to the monitor.");
+}
+
 /* Test builds only: XTST WORKER-SYSCALL (the next data worker calls socket(2), which its
- * filter forbids), XTST OPEN <path> (the user process tries a plain open(2)) and XTST KTLS
- * (data workers try kernel TLS even where the kernel does not offer it). */
+ * filter forbids), XTST OPEN <path> (the user process tries a plain open(2)), XTST KTLS
+ * (data workers try kernel TLS even where the kernel does not offer it) and XTST MSG (above). */
 static void c_test_hook(struct front *f, const char *name, char *arg)
 {
     (void)name;
-    if (str_ieq(arg, "WORKER-SYSCALL")) {
+    if (str_has_prefix_ci(arg, "MSG ")) {
+        test_monitor_msg(f, arg + 4);
+    } else if (!f->logged_in) {
+        front_reply(f, 530, "Please login with USER and PASS.");
+    } else if (str_ieq(arg, "WORKER-SYSCALL")) {
         f->test_bad_worker = true;
         front_reply(f, 200, "The next data worker will make a forbidden system call.");
     } else if (str_ieq(arg, "KTLS")) {
@@ -1019,7 +1052,7 @@ static void c_test_hook(struct front *f, const char *name, char *arg)
         front_relay_reply(f, &r);
         ureply_free(&r);
     } else {
-        front_reply(f, 501, "XTST WORKER-SYSCALL | KTLS | OPEN <path>");
+        front_reply(f, 501, "XTST WORKER-SYSCALL | KTLS | OPEN <path> | MSG <type> [<hex>]");
     }
 }
 #endif
@@ -1110,7 +1143,7 @@ static const struct fcmd cmds[] = {
     {"XPWD", USEROP, F_NOARG, UOP_PWD, "XPWD"},
     {"XRMD", USEROP, F_ARG, UOP_RMD, "XRMD <directory>"},
 #ifdef FTPSD_TEST_HOOKS
-    {"XTST", c_test_hook, F_ARG, 0, "XTST WORKER-SYSCALL | OPEN <path>"},
+    {"XTST", c_test_hook, F_PRE | F_ARG, 0, "XTST WORKER-SYSCALL | KTLS | OPEN <path> | MSG"},
 #endif
 };
 

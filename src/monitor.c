@@ -707,8 +707,13 @@ static void handle_xferlog(struct monitor *m, struct msg *req)
     uint32_t msecs = msg_get_u32(req);
     uint32_t dir = msg_get_u32(req), type = msg_get_u32(req), complete = msg_get_u32(req);
     msg_get_str(req, vpath, sizeof vpath);
-    if (!msg_ok_end(req) || m->xferlog_fd < 0 || !m->logged_in || vpath[0] != '/' ||
-        (dir != 'o' && dir != 'i') || (type != 'a' && type != 'b'))
+    char canon[VPATH_MAX];
+    if (!msg_ok_end(req) || !m->logged_in || vpath_join("/", vpath, canon, sizeof canon) < 0 ||
+        strcmp(canon, vpath) != 0 || (dir != 'o' && dir != 'i') || (type != 'a' && type != 'b')) {
+        log_msg(LOG_ERR, "unexpected transfer record from the front; ignored");
+        return;
+    }
+    if (m->xferlog_fd < 0)
         return;
     e.seconds = (msecs + 999) / 1000;
     e.direction = (char)dir;
