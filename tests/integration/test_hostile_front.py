@@ -108,6 +108,27 @@ def test_broken_protocol_ends_the_session(hooks_server, syslog, mtype, payload, 
         assert "user=bob" not in t, t
 
 
+def test_login_attempts_past_the_limit_end_the_session(hooks_server, syslog):
+    """A front that sends login after login without waiting for answers gets no more tries
+    than max_login_failures (the monitor counts them, and delays each failure itself): the
+    one after the last ends the session, and it is never PAM's to judge."""
+    s = hooks_server(max_login_failures=2, fail_delay_ms=0)
+    r = s.raw()
+    assert r.reply()[0] == 220
+    r.starttls(s.env.cert)
+    procs = descendants(s.proc.pid)
+    mark = SyslogMark(syslog)
+    for _ in range(2):
+        send(r, MSG_LOGIN, u32(0) + lstr(b"alice") + u32(1) + lstr(b"wrong") + u32(0))
+    wait_until(lambda: (mark.text() or "").count("login failed user=alice") == 2, 5)
+    right = u32(0) + lstr(b"alice") + u32(1) + lstr(USERS["alice"][1].encode()) + u32(0)
+    r.send(f"XTST MSG {MSG_LOGIN} {right.hex()}\r\n")
+    ends(r, procs)
+    t = logged(mark, "malformed or out-of-order login request from the front; ending")
+    if t is not None:
+        assert "login ok" not in t, t
+
+
 def test_cleanup_request_out_of_place_is_ignored(hooks_server, env, syslog):
     """MSG_CLEANUP names an upload's temporary file for the monitor to remove as the user: one
     before login, one for a name that is no temporary file's, one with '..' in the path, and
