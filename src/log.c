@@ -17,6 +17,7 @@ static int g_facility = LOG_FTP;
 static char g_sid[32] = "-";
 static char g_client[64] = "-";
 static char g_user[64] = "";
+static char g_attempt[64] = ""; /* the name a failed login gave: a journald field only */
 static char g_tls[96] = "";
 static char g_prot = 0;
 static int g_stderr_ok = 1;
@@ -70,6 +71,12 @@ void log_set_user(const char *user)
     snprintf(g_user, sizeof g_user, "%s", user);
 }
 
+void log_set_attempted_user(const char *user)
+{
+    snprintf(g_attempt, sizeof g_attempt, "%s", user);
+    text_sanitize(g_attempt, '?');
+}
+
 void log_set_tls(const char *tls, char prot)
 {
     snprintf(g_tls, sizeof g_tls, "%s", tls ? tls : "");
@@ -97,7 +104,7 @@ static int journal_send(int prio, const char *line, const char *msg)
     field(&b, "SYSLOG_PID", num);
     field(&b, "FTPSD_SESSION", g_sid);
     field(&b, "FTPSD_CLIENT", g_client);
-    field(&b, "FTPSD_USER", g_user);
+    field(&b, "FTPSD_USER", g_user[0] ? g_user : g_attempt);
     field(&b, "FTPSD_TLS", g_tls);
     char prot[2] = {g_prot, 0};
     field(&b, "FTPSD_PROT", prot);

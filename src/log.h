@@ -16,6 +16,9 @@ int log_journal_fd(void);
 void log_reconnect(void);
 void log_set_session(const char *sid, const char *client);
 void log_set_user(const char *user);
+/* The name a login attempt gave, for journald's FTPSD_USER until a login succeeds or this is
+ * set to "" (not in the text: a client's name must not change how its line parses). */
+void log_set_attempted_user(const char *user);
 /* TLS version/cipher and PROT level, sent as structured fields to journald. */
 void log_set_tls(const char *tls, char prot);
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -401,8 +401,16 @@ static void login_failed(struct monitor *m, const struct login_req *l, const cha
 {
     const struct config *cfg = m->si.cfg;
     m->failures++;
-    log_msg(LOG_WARNING, "login failed user=%s method=%s: %s (failure %u of %u)", l->user, method,
-            why, m->failures, cfg->max_login_failures);
+    log_set_attempted_user(l->user);
+    if (out == PAMAUTH_ERROR)
+        /* The server's fault, not the client's: worded so that fail2ban's filter (which
+         * matches "login failed") does not ban a client for it. It still counts towards
+         * max_login_failures, which bounds how often a session can make the server try. */
+        log_msg(LOG_ERR, "login error (server side) user=%s method=%s: %s (attempt %u of %u)",
+                l->user, method, why, m->failures, cfg->max_login_failures);
+    else
+        log_msg(LOG_WARNING, "login failed user=%s method=%s: %s (failure %u of %u)", l->user,
+                method, why, m->failures, cfg->max_login_failures);
     /* The delay is the monitor's, so a misbehaving front cannot skip it. */
     sleep_ms(cfg->fail_delay_ms);
     if (lines->len)
@@ -420,6 +428,7 @@ static void login_failed(struct monitor *m, const struct login_req *l, const cha
         sbuf_adds(lines, "\nToo many failed logins; closing the connection.");
         log_msg(LOG_WARNING, "too many login failures; closing");
     }
+    log_set_attempted_user("");
     send_login_result(m, false, last ? 421 : 530, last, lines, -1, UINT64_MAX);
 }
 

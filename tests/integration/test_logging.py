@@ -77,6 +77,69 @@ def test_journald_structured_fields(make_server, fake_journal):
     assert xfer[0]["FTPSD_USER"] == "alice"
 
 
+def test_failed_login_names_the_user_in_the_journal(make_server, fake_journal):
+    """A failed login's record carries FTPSD_USER (the name given), so `journalctl
+    FTPSD_USER=alice` shows alice's failed attempts too; the text's prefix does not change
+    (fail2ban parses it), and the next record of the session has no user."""
+    s = make_server()
+    marker = f"wrong-{time.time_ns()}"
+    r = s.raw()
+    r.reply()
+    r.starttls(s.env.cert)
+    r.cmd("USER alice")
+    assert r.cmd("PASS " + marker)[0] == 530
+    r.cmd("QUIT")
+    r.close()
+
+    def done(recs):
+        return any("login failed user=alice" in x.get("MESSAGE", "") for x in recs) and \
+            any("disconnect" in x.get("MESSAGE", "") for x in recs)
+
+    recs = records(fake_journal, done)
+    failed = [x for x in recs if "login failed user=alice" in x.get("MESSAGE", "")]
+    assert failed and failed[0]["FTPSD_USER"] == "alice", failed
+    assert re.match(r"^\[[0-9a-f]+\] 127\.0\.0\.1: login failed", failed[0]["MESSAGE"]), failed
+    sid = failed[0]["FTPSD_SESSION"]
+    later = [x for x in recs if x.get("FTPSD_SESSION") == sid and "disconnect" in x["MESSAGE"]]
+    assert later and "FTPSD_USER" not in later[0], later
+
+
+def test_server_side_login_error_is_no_failed_login(make_server, env, syslog, tmp_path):
+    """A login the server cannot complete (here: anonymous FTP whose anon_root is missing)
+    is logged as a server-side error, which the shipped fail2ban filter does not count: the
+    client did nothing wrong. A wrong password in the same log still matches."""
+    if not shutil.which("fail2ban-regex"):
+        pytest.skip("fail2ban is not installed")
+    if not (syslog and syslog.available):
+        pytest.skip(syslog.reason if syslog else "no syslog")
+    s = make_server(anonymous="yes", anon_root=env.path("no-such-anon-root"))
+    r = s.raw()
+    r.reply()
+    r.starttls(s.env.cert)
+    r.cmd("USER anonymous")
+    code, lines = r.cmd("PASS guest@")
+    assert code == 530 and "server authentication error" in lines[-1], lines
+    r.cmd("USER alice")
+    assert r.cmd("PASS wrong")[0] == 530
+    r.close()
+    want = "login error (server side) user=anonymous method=anonymous: root directory for"
+    syslog.text(wait_for="login failed user=alice")
+    text = syslog.text(wait_for=want)
+    assert want in text, text[-3000:]
+    mine = [l for l in text.splitlines() if "ftpsd[" in l and
+            ("user=anonymous" in l or "user=alice method=password" in l)]
+    log = tmp_path / "ftpsd.log"
+    log.write_text("\n".join(mine) + "\n")
+    filt = tmp_path / "filter.d"
+    filt.mkdir()
+    shutil.copy(os.path.join(ROOT, "contrib", "fail2ban", "filter.d", "ftpsd.conf"), filt)
+    shutil.copy("/etc/fail2ban/filter.d/common.conf", filt)
+    out = subprocess.run(["fail2ban-regex", "-v", str(log), str(filt / "ftpsd.conf")],
+                         capture_output=True, text=True, timeout=60).stdout
+    m = re.search(r"Failregex: (\d+) total", out)
+    assert m and int(m.group(1)) == 1, out
+
+
 def test_xferlog(make_server, env):
     path = env.path("xferlog")
     s = make_server(xferlog_file=path)
