@@ -247,9 +247,33 @@ static int on_object(struct usess *s, const char *vp, int (*by_fd)(int, const vo
     return rc;
 }
 
+/* What SITE CHMOD asked for, and whether the object's type made it refuse. */
+struct chmod_req {
+    mode_t mode;
+    bool special_refused;
+};
+
+/*
+ * setuid never: a program uploaded and made setuid would run as this account for any local
+ * user who starts it (vsftpd masks the bit away). setgid and sticky only on directories, where
+ * they mean a shared group's directory and restricted deletion; on a file setgid would run a
+ * program with the group's rights.
+ */
+static bool special_bits_ok(struct chmod_req *c, mode_t type)
+{
+    c->special_refused = (c->mode & S_ISUID) || (!S_ISDIR(type) && (c->mode & (S_ISGID | S_ISVTX)));
+    if (c->special_refused)
+        errno = EPERM;
+    return !c->special_refused;
+}
+
 static int chmod_fd(int fd, const void *arg)
 {
-    return fchmod(fd, *(const mode_t *)arg);
+    struct chmod_req *c = (struct chmod_req *)arg;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !special_bits_ok(c, st.st_mode))
+        return -1;
+    return fchmod(fd, c->mode);
 }
 
 /* on_object() checked that name is no symlink, but another session that may rename in the
@@ -257,7 +281,12 @@ static int chmod_fd(int fd, const void *arg)
  * Older kernels have only fchmodat, which follows. */
 static int chmod_name(int dfd, const char *name, const void *arg)
 {
-    mode_t mode = *(const mode_t *)arg;
+    struct chmod_req *c = (struct chmod_req *)arg;
+    mode_t mode = c->mode;
+    /* By name the type checked could be swapped before the change (a file for a directory):
+     * special bits only through a descriptor, whose object cannot change. */
+    if (!special_bits_ok(c, S_IFREG))
+        return -1;
     if (syscall(SYS_fchmodat2, dfd, name, mode, AT_SYMLINK_NOFOLLOW) == 0)
         return 0;
     if (errno == EOPNOTSUPP)
@@ -272,8 +301,14 @@ void cmd_chmod(struct usess *s, const struct ureq *q, struct uresp *r)
     char vp[VPATH_MAX];
     if (!may_write(s, r) || sess_vpath(s, q->arg, vp, r) < 0)
         return;
-    mode_t mode = (mode_t)q->offset & 07777;
-    if (on_object(s, vp, chmod_fd, chmod_name, &mode) < 0)
+    struct chmod_req c = {.mode = (mode_t)q->offset & 07777};
+    int rc = on_object(s, vp, chmod_fd, chmod_name, &c);
+    if (rc < 0 && c.special_refused)
+        uresp_set(r, 550,
+                  "%s: the setuid bit cannot be set, nor setgid or sticky on anything but a "
+                  "directory its owner can read.",
+                  q->arg);
+    else if (rc < 0)
         uresp_errno(r, errno, q->arg);
     else
         uresp_set(r, 200, "SITE CHMOD command ok.");

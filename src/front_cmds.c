@@ -886,6 +886,9 @@ static void c_site(struct front *f, const char *name, char *arg)
         front_reply_multi(f, 214,
                           "The following SITE commands are recognized.\n"
                           " CHMOD <mode> <path>\n UMASK [<mask>]\n HELP\nHelp OK.");
+    } else if (f->anon && (str_ieq(arg, "CHMOD") || str_ieq(arg, "UMASK"))) {
+        /* Anonymous uploads keep the modes the server gives them (as vsftpd's). */
+        front_reply(f, 550, "SITE %s is not available to anonymous users.", arg);
     } else if (str_ieq(arg, "CHMOD")) {
         char *path = strchr(rest, ' ');
         char *end = NULL;

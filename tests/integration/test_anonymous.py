@@ -96,6 +96,12 @@ def test_anonymous_uploads_when_allowed(make_server, anon_root):
     assert st.st_uid == ANON_UID
     with pytest.raises(ftplib.error_perm, match="^550"):     # root itself is not theirs
         f.storbinary("STOR toplevel.txt", io.BytesIO(b"x"))
+    # The modes the server gave stay: no SITE CHMOD or UMASK for anonymous users.
+    for cmd in ("SITE CHMOD 777 incoming/upload.txt", "SITE UMASK 000"):
+        with pytest.raises(ftplib.error_perm,
+                           match=r"^550 SITE (CHMOD|UMASK) is not available to anonymous"):
+            f.sendcmd(cmd)
+    assert os.stat(os.path.join(anon_root, "incoming", "upload.txt")).st_mode & 0o777 == 0o644
     f.quit()
 
 

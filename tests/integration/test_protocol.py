@@ -209,6 +209,35 @@ def test_site_chmod_umask(server):
     r.close()
 
 
+def test_site_chmod_special_bits(server):
+    """SITE CHMOD never sets setuid (a program uploaded and made setuid would run as its owner
+    for any local user); setgid and sticky only on a directory (a shared group's directory,
+    restricted deletion), never on a file. The mode is left as it was."""
+    home = server.env.home("alice")
+    put(server, "prog", b"#!/bin/sh\n")
+    os.makedirs(os.path.join(home, "shared"), exist_ok=True)
+    os.chown(os.path.join(home, "shared"), USERS["alice"][0], USERS["alice"][0])
+    os.chmod(os.path.join(home, "shared"), 0o755)
+    r = server.tls_raw("alice", prot=True)
+    try:
+        for mode, target in (("4755", "prog"), ("2755", "prog"), ("1755", "prog"),
+                             ("6755", "prog"), ("4755", "shared"), ("04777", "shared")):
+            code, lines = r.cmd(f"SITE CHMOD {mode} {target}")
+            assert code == 550 and "setuid bit cannot be set" in lines[0], (mode, target, lines)
+        assert os.stat(os.path.join(home, "prog")).st_mode & 0o7777 == 0o644
+        assert os.stat(os.path.join(home, "shared")).st_mode & 0o7777 == 0o755
+        assert r.cmd("SITE CHMOD 2775 shared")[0] == 200
+        assert os.stat(os.path.join(home, "shared")).st_mode & 0o7777 == 0o2775
+        assert r.cmd("SITE CHMOD 1777 shared")[0] == 200
+        assert os.stat(os.path.join(home, "shared")).st_mode & 0o7777 == 0o1777
+        assert r.cmd("SITE CHMOD 755 prog")[0] == 200
+        assert os.stat(os.path.join(home, "prog")).st_mode & 0o7777 == 0o755
+    finally:
+        r.close()
+        os.unlink(os.path.join(home, "prog"))
+        os.rmdir(os.path.join(home, "shared"))
+
+
 def test_site_chmod_does_not_follow_a_symlink_swapped_in(make_server, env):
     """A file its owner cannot open (mode 000) is changed by name, after a check that the name
     is no symlink. Another session swapping a symlink in between (tests/lib/chmod_race_shim.c
