@@ -77,7 +77,7 @@ bool sess_may_write(struct usess *s, struct uresp *r)
 {
     if (s->write_enable)
         return true;
-    uresp_set(r, 550, "Permission denied (this server is read-only).");
+    uresp_set(r, 550, "Permission denied: uploads and changes are not enabled for this account.");
     return false;
 }
 

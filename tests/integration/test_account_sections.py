@@ -22,7 +22,8 @@ def can_write(f, name):
         f.storbinary(f"STOR {name}", io.BytesIO(b"w"))
         return True
     except ftplib.error_perm as e:
-        assert str(e).startswith("550"), e
+        assert str(e).startswith("550 Permission denied: uploads and changes are not enabled "
+                                 "for this account."), e
         return False
 
 
