@@ -62,6 +62,7 @@ static int writable_parent(struct usess *s, const struct ureq *q, char *vp, cons
 {
     if (!may_write(s, r) || sess_vpath(s, q->arg, vp, r) < 0)
         return -1;
+    snprintf(r->name, sizeof r->name, "%s", vp); /* for the front's record of the change */
     int dfd = path_open_parent(s->rootfd, vp, base);
     if (dfd < 0)
         uresp_errno(r, errno, q->arg);
@@ -138,6 +139,7 @@ void cmd_rnto(struct usess *s, const struct ureq *q, struct uresp *r)
     const char *from_base, *to_base;
     if (!may_write(s, r) || sess_new_vpath(s, q->arg, to, r) < 0)
         return;
+    snprintf(r->name, sizeof r->name, "%s", to);
     int fdir = path_open_parent(s->rootfd, q->arg2, &from_base);
     if (fdir < 0) {
         uresp_errno(r, errno, q->arg2);
@@ -301,6 +303,7 @@ void cmd_chmod(struct usess *s, const struct ureq *q, struct uresp *r)
     char vp[VPATH_MAX];
     if (!may_write(s, r) || sess_vpath(s, q->arg, vp, r) < 0)
         return;
+    snprintf(r->name, sizeof r->name, "%s", vp);
     struct chmod_req c = {.mode = (mode_t)q->offset & 07777};
     int rc = on_object(s, vp, chmod_fd, chmod_name, &c);
     if (rc < 0 && c.special_refused)
@@ -366,6 +369,7 @@ void cmd_settime(struct usess *s, const struct ureq *q, struct uresp *r)
     char vp[VPATH_MAX];
     if (!may_write(s, r) || sess_vpath(s, q->arg, vp, r) < 0)
         return;
+    snprintf(r->name, sizeof r->name, "%s", vp);
     struct settime st = {.ts = {{.tv_nsec = UTIME_OMIT}, {.tv_sec = (time_t)q->offset}}};
     if (on_object(s, vp, settime_fd, settime_name, &st) < 0) {
         uresp_errno(r, errno, q->arg);

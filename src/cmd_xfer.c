@@ -192,7 +192,8 @@ void cmd_open_write(struct usess *s, const struct ureq *q, struct uresp *r)
     struct stat st;
     upload_discard(s);
     if (!s->write_enable) {
-        uresp_set(r, 550, "Permission denied: uploads and changes are not enabled for this account.");
+        uresp_set(r, 550,
+                  "Permission denied: uploads and changes are not enabled for this account.");
         return;
     }
     bool unique = q->flags & UW_UNIQUE;

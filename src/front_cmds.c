@@ -768,6 +768,20 @@ static void c_stat(struct front *f, const char *name, char *arg)
     sbuf_free(&t);
 }
 
+/*
+ * A command that changes the file tree leaves a record, as a transfer does: what it named (the
+ * canonical path when the user process resolved one, else the argument as given), what it did
+ * (detail: a mode, a time) and its reply, refusals included: who deleted or renamed what is
+ * what an admin asks of the log.
+ */
+static void log_change(const char *verb, const char *detail, const struct ureply *r,
+                       const char *arg)
+{
+    char q[LOG_QUOTED_MAX + 16];
+    log_quote(q, sizeof q, r->name[0] ? r->name : arg);
+    log_msg(LOG_INFO, "%s%s%s %s reply=%d", verb, detail[0] ? " " : "", detail, q, r->code);
+}
+
 static void c_user_op(struct front *f, const struct fcmd *c, char *arg)
 {
     struct ureply r;
@@ -776,6 +790,14 @@ static void c_user_op(struct front *f, const struct fcmd *c, char *arg)
         f->rnfr_ok = true;
         snprintf(f->rnfr, sizeof f->rnfr, "%s", r.name);
     }
+    /* XMKD and XRMD are logged as MKD and RMD; a RNFR that worked, with its RNTO. */
+    if (c->op == UOP_DELE || c->op == UOP_MKD || c->op == UOP_RMD ||
+        (c->op == UOP_RNFR && r.code != 350))
+        log_change(c->op == UOP_DELE  ? "DELE"
+                   : c->op == UOP_MKD ? "MKD"
+                   : c->op == UOP_RMD ? "RMD"
+                                      : "RNFR",
+                   "", &r, arg);
     front_relay_reply(f, &r);
     ureply_free(&r);
 }
@@ -786,6 +808,10 @@ static void c_rnto(struct front *f, const char *name, char *arg)
     /* rnfr_ok was armed by the command right before this one (see front_dispatch). */
     struct ureply r;
     front_user_request(f, UOP_RNTO, 0, 0, arg, f->rnfr, &r);
+    char from[LOG_QUOTED_MAX + 16], detail[LOG_QUOTED_MAX + 24];
+    log_quote(from, sizeof from, f->rnfr);
+    snprintf(detail, sizeof detail, "%s ->", from);
+    log_change("RENAME", detail, &r, arg);
     front_relay_reply(f, &r);
     ureply_free(&r);
 }
@@ -839,6 +865,11 @@ static void set_time(struct front *f, const char *path, time_t t)
 {
     struct ureply r;
     front_user_request(f, UOP_SETTIME, 0, (uint64_t)t, path, NULL, &r);
+    char when[32];
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || strftime(when, sizeof when, "%Y%m%d%H%M%S", &tm) == 0)
+        snprintf(when, sizeof when, "%lld", (long long)t);
+    log_change("MFMT", when, &r, path);
     front_relay_reply(f, &r);
     ureply_free(&r);
 }
@@ -902,6 +933,9 @@ static void c_site(struct front *f, const char *name, char *arg)
             return;
         }
         front_user_request(f, UOP_CHMOD, 0, mode, path, NULL, &r);
+        char octal[16];
+        snprintf(octal, sizeof octal, "%04lo", mode);
+        log_change("SITE CHMOD", octal, &r, path);
         front_relay_reply(f, &r);
         ureply_free(&r);
     } else if (str_ieq(arg, "UMASK")) {

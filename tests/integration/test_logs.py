@@ -200,6 +200,50 @@ def test_a_path_cannot_forge_a_transfers_outcome(server, env, log):
     assert m.group(1).endswith("..."), line
 
 
+def test_file_changes_are_logged(server, env, log):
+    """Every command that changes the file tree leaves a line with the canonical path and the
+    reply, refusals too: MKD, DELE, RMD, a rename (old -> new), SITE CHMOD with the mode, MFMT
+    with the time; XMKD as MKD. A name's quote is escaped, as in transfer lines."""
+    d = f"chg-{uuid.uuid4().hex[:10]}"
+    f = server.ftps_reuse("alice")
+    try:
+        f.mkd(d)
+        f.cwd(d)
+        f.storbinary('STOR a"b.txt', io.BytesIO(b"x"))
+        f.rename('a"b.txt', "../" + d + "/c.txt")
+        f.sendcmd("SITE CHMOD 640 c.txt")
+        f.sendcmd("MFMT 20200102030405 c.txt")
+        with pytest.raises(Exception):
+            f.delete("missing.txt")
+        with pytest.raises(Exception):
+            f.sendcmd("RNFR missing.txt")
+        f.delete("c.txt")
+        f.sendcmd("XMKD sub")
+        f.rmd("sub")
+        f.cwd("/")
+        f.rmd(d)
+        f.quit()
+    finally:
+        f.close()
+        if os.path.isdir(os.path.join(env.home("alice"), d)):
+            import shutil
+            shutil.rmtree(os.path.join(env.home("alice"), d))
+    sid, mine = session_lines(log, f'MKD "/{d}"', "disconnect")
+    want = [f'MKD "/{d}" reply=257',
+            f'RENAME "/{d}/a\\"b.txt" -> "/{d}/c.txt" reply=250',
+            f'SITE CHMOD 0640 "/{d}/c.txt" reply=200',
+            f'MFMT 20200102030405 "/{d}/c.txt" reply=213',
+            f'DELE "/{d}/missing.txt" reply=550',
+            f'RNFR "/{d}/missing.txt" reply=550',
+            f'DELE "/{d}/c.txt" reply=250',
+            f'MKD "/{d}/sub" reply=257',
+            f'RMD "/{d}/sub" reply=250',
+            f'RMD "/{d}" reply=250']
+    got = [e["msg"] for e in mine if re.match(r"^(MKD|RENAME|SITE|MFMT|DELE|RNFR|RMD) ", e["msg"])]
+    assert got == want, "\n".join(e["line"] for e in mine)
+    assert all(e["user"] == "alice" for e in mine if e["msg"] in want)
+
+
 # --- the xferlog_file transfer log -------------------------------------------------------------
 
 
