@@ -1,8 +1,10 @@
 /* ftpsd: command line, configuration check (-t), and the hand-over to the monitor. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +25,7 @@
 #include "log.h"
 #include "monitor.h"
 #include "tls.h"
+#include "util.h"
 
 #ifndef FTPSD_VERSION
 #define FTPSD_VERSION "0.1.0"
@@ -219,10 +222,141 @@ static void check_account_sections(const struct config *cfg)
     }
 }
 
+static bool is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static bool is_regular_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Where Linux-PAM finds a service's file: /etc/pam.d, then /usr/lib/pam.d, and /etc/pam.conf
+ * only when neither directory exists. Under cwrap's pam_wrapper (PAM_WRAPPER=1 with
+ * PAM_WRAPPER_SERVICE_DIR, as the tests run sessions) only its service directory counts.
+ * Returns whether the file exists; *where names the places looked in. */
+static bool pam_service_file_exists(const char *service, char *where, size_t wherelen)
+{
+    char name[256], path[PATH_MAX];
+    size_t i = 0;
+    /* pam_start lowercases the service name before it looks for the file. */
+    for (; i < sizeof name - 1 && service[i]; i++)
+        name[i] = (char)tolower((unsigned char)service[i]);
+    name[i] = '\0';
+    const char *wrap = getenv("PAM_WRAPPER"), *wrapdir = getenv("PAM_WRAPPER_SERVICE_DIR");
+    if (wrap && wrap[0] == '1' && wrapdir && wrapdir[0]) {
+        snprintf(where, wherelen, "PAM_WRAPPER_SERVICE_DIR %s", wrapdir);
+        snprintf(path, sizeof path, "%s/%s", wrapdir, name);
+        return is_regular_file(path);
+    }
+    static const char *const dirs[] = {"/etc/pam.d", "/usr/lib/pam.d"};
+    if (!is_dir(dirs[0]) && !is_dir(dirs[1])) {
+        snprintf(where, wherelen, "/etc/pam.conf (there is no /etc/pam.d)");
+        return access("/etc/pam.conf", F_OK) == 0;
+    }
+    snprintf(where, wherelen, "/etc/pam.d or /usr/lib/pam.d");
+    for (size_t d = 0; d < ARRAY_LEN(dirs); d++) {
+        snprintf(path, sizeof path, "%s/%s", dirs[d], name);
+        if (is_regular_file(path))
+            return true;
+    }
+    return false;
+}
+
+/* Every login but an anonymous one goes through PAM (a certificate login too, for its account
+ * and session stages), so the service is checked whatever else is set. Without its file
+ * Linux-PAM quietly uses "other", and the checks of the shipped pam.d/ftpsd (ftpusers, valid
+ * shell) no longer apply: a warning, since packaging may install the file later. */
+static void check_pam_service(const struct config *cfg, unsigned v)
+{
+    const char *service = config_pam_service(cfg, v);
+    if (v > 0 && !cfg->vhosts[v - 1].pam_service)
+        return; /* the main one, reported once */
+    char where[PATH_MAX + 64];
+    if (pam_service_file_exists(service, where, sizeof where))
+        return;
+    char host[300] = "";
+    if (v > 0)
+        snprintf(host, sizeof host, "[host %s]: ", cfg->vhosts[v - 1].name);
+    report(cfg, config_host_line(cfg, v, "pam_service"),
+           "warning: %spam_service '%s': no such service in %s; Linux-PAM would use the "
+           "\"other\" service for every login",
+           host, service, where);
+}
+
+/* A directory the session needs at every login, or xferlog_file's; "" when it is usable as
+ * far as a stat can tell, else why not. */
+static const char *dir_problem(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) < 0)
+        return strerror(errno);
+    return S_ISDIR(st.st_mode) ? "" : "not a directory";
+}
+
+/* root_dir with a %-escape names a directory per user, which -t cannot know; an empty one is
+ * the home directory. */
+static void check_root_dir(const struct config *cfg, unsigned line, const char *section,
+                           const char *dir)
+{
+    if (!dir || !dir[0] || strchr(dir, '%'))
+        return;
+    const char *why = dir_problem(dir);
+    if (why[0])
+        report(cfg, line, "warning: %sroot_dir %s: %s: every login it applies to would fail",
+               section, dir, why);
+}
+
+/* Paths that pass the syntax checks but fail at every session: warnings, not errors, since
+ * they may be created after the check (by packaging, or before the service is enabled). */
+static void check_paths(const struct config *cfg)
+{
+    char section[300];
+    check_root_dir(cfg, config_line(cfg, "root_dir"), "", cfg->root_dir);
+    for (unsigned v = 1; v <= cfg->nvhosts; v++) {
+        snprintf(section, sizeof section, "[host %s]: ", cfg->vhosts[v - 1].name);
+        check_root_dir(cfg, config_host_line(cfg, v, "root_dir"), section,
+                       cfg->vhosts[v - 1].root_dir);
+    }
+    for (unsigned i = 0; i < cfg->naccts; i++) {
+        const struct acctsect *a = &cfg->accts[i];
+        snprintf(section, sizeof section, "[%s %s]: ", a->group ? "group" : "user", a->name);
+        if (a->line_of[ACCT_ROOT_DIR])
+            check_root_dir(cfg, a->line_of[ACCT_ROOT_DIR], section, a->root_dir);
+    }
+    const char *why;
+    if (cfg->anonymous && (why = dir_problem(cfg->anon_root))[0])
+        report(cfg, config_line(cfg, "anon_root"),
+               "warning: anon_root %s: %s: every anonymous login would fail", cfg->anon_root, why);
+    if (cfg->xferlog_file[0]) {
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s", cfg->xferlog_file);
+        char *slash = strrchr(dir, '/'); /* there is one: the path is absolute */
+        if (slash == dir)
+            slash++; /* "/x" is in "/" */
+        *slash = '\0';
+        if ((why = dir_problem(dir))[0])
+            report(cfg, config_line(cfg, "xferlog_file"),
+                   "warning: xferlog_file %s: directory %s: %s: no transfer would be logged",
+                   cfg->xferlog_file, dir, why);
+    }
+}
+
+static void check_warnings(const struct config *cfg)
+{
+    check_account_sections(cfg);
+    for (unsigned v = 0; v <= cfg->nvhosts; v++)
+        check_pam_service(cfg, v);
+    check_paths(cfg);
+}
+
 static int check_config(struct config *cfg)
 {
     int bad = check_tls(cfg);
-    check_account_sections(cfg);
+    check_warnings(cfg);
     if (cfg->cert_map_file[0]) {
         struct certmap *map = certmap_load(cfg->cert_map_file, print_err);
         if (!map)

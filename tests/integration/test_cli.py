@@ -204,6 +204,80 @@ def test_private_key_gives_no_warning(env, tmp_path):
     assert "warning" not in r.stderr.lower(), r.stderr
 
 
+def warnings_of(r):
+    return [l for l in r.stderr.splitlines() if "warning:" in l]
+
+
+def test_check_warns_of_a_pam_service_without_a_file(env, tmp_path):
+    """Without a file for pam_service Linux-PAM quietly uses "other" and the shipped
+    pam.d/ftpsd's checks stop applying: -t warns (the file may come later, with a package),
+    for the main part and a [host] section. Under pam_wrapper (PAM_WRAPPER=1, as the
+    tests run sessions) its service directory is where the file must be; PAM looks for the
+    name in lower case."""
+    s = good_settings(env)
+    s["pam_service"] = "no-such-service"
+    conf = write_conf(tmp_path, ["# test"] + [f"{k} = {v}" for k, v in s.items()]
+                      + ["[host a.example]", "pam_service = Missing2",
+                         "[host b.example]", "pam_service = FTPSD"])
+    r = run(["-t", "-f", conf], env=wrapper_env(env))
+    assert r.returncode == 0 and "configuration OK" in r.stdout, r
+    where = f"PAM_WRAPPER_SERVICE_DIR {env.pamdir}"
+    assert warnings_of(r) == [
+        f"{conf}:7: warning: pam_service 'no-such-service': no such service in {where}; "
+        'Linux-PAM would use the "other" service for every login',
+        f"{conf}:9: warning: [host a.example]: pam_service 'Missing2': no such service in "
+        f'{where}; Linux-PAM would use the "other" service for every login'], r.stderr
+    # The same names in the system's directories, without pam_wrapper.
+    plain = wrapper_env(env)
+    del plain["PAM_WRAPPER"], plain["PAM_WRAPPER_SERVICE_DIR"]
+    r = run(["-t", "-f", conf], env=plain)
+    assert r.returncode == 0, r
+    assert f"{conf}:7: warning: pam_service 'no-such-service': no such service in " \
+        "/etc/pam.d or /usr/lib/pam.d;" in r.stderr, r.stderr
+    if os.path.exists("/etc/pam.d/other"):
+        s["pam_service"] = "other"
+        r = run(["-t", "-f", conf_from(tmp_path, s, "system.conf")], env=plain)
+        assert r.returncode == 0 and warnings_of(r) == [], r.stderr
+
+
+def test_check_warns_of_missing_directories(env, tmp_path):
+    """A root_dir (main part, [host], [user] and [group] sections) or anon_root that does not
+    exist or is not a directory fails every login it applies to, and an xferlog_file whose
+    directory does not exist logs no transfer: -t warns, and creates nothing. A root_dir
+    with a %-escape names a directory per user, which -t does not guess."""
+    missing = str(tmp_path / "missing")
+    a_file = str(tmp_path / "a-file")
+    open(a_file, "w").close()
+    s = good_settings(env)
+    s.update(root_dir=missing, anonymous="yes", anon_root=a_file,
+             xferlog_file=f"{missing}/xferlog")
+    conf = write_conf(tmp_path, ["# test"] + [f"{k} = {v}" for k, v in s.items()]
+                      + ["[host a.example]", f"root_dir = {a_file}",
+                         "[user alice]", f"root_dir = {missing}/alice",
+                         "[group shared]", f"root_dir = {missing}/%u",
+                         "[user bob]", f"root_dir = {tmp_path}"])
+    r = run(["-t", "-f", conf], env=wrapper_env(env))
+    assert r.returncode == 0 and "configuration OK" in r.stdout, r
+    assert warnings_of(r) == [
+        f"{conf}:7: warning: root_dir {missing}: No such file or directory: every login it "
+        "applies to would fail",
+        f"{conf}:12: warning: [host a.example]: root_dir {a_file}: not a directory: every "
+        "login it applies to would fail",
+        f"{conf}:14: warning: [user alice]: root_dir {missing}/alice: No such file or "
+        "directory: every login it applies to would fail",
+        f"{conf}:9: warning: anon_root {a_file}: not a directory: every anonymous login would "
+        "fail",
+        f"{conf}:10: warning: xferlog_file {missing}/xferlog: directory {missing}: No such "
+        "file or directory: no transfer would be logged"], r.stderr
+    assert not os.path.exists(missing)
+    # Existing directories, and anon_root without anonymous FTP: nothing to say.
+    s.update(root_dir=str(tmp_path), anonymous="no", anon_root=missing,
+             xferlog_file=str(tmp_path / "xferlog"))
+    r = run(["-t", "-f", conf_from(tmp_path, s, "good.conf")], env=wrapper_env(env))
+    assert r.returncode == 0 and warnings_of(r) == [], r.stderr
+    assert not os.path.exists(tmp_path / "xferlog")
+
+
 def test_nopriv_user_checks(env, tmp_path):
     s = good_settings(env)
     s["nopriv_user"] = "no-such-user-ftpsd"

@@ -38,9 +38,14 @@ def sanitized(path):
 
 def wrapper_env(env, **extra):
     """This environment with the nss_wrapper variables the fixture's Server uses, so that a
-    directly run ftpsd (ftpsd -t) finds nopriv_user=ftpsdtest and the test users."""
-    return dict(os.environ, LD_PRELOAD=f"{LIBDIR}/libnss_wrapper.so",
-                NSS_WRAPPER_PASSWD=env.passwd, NSS_WRAPPER_GROUP=env.group, **extra)
+    directly run ftpsd (ftpsd -t) finds nopriv_user=ftpsdtest and the test users, and with its
+    pam_wrapper variables, so that -t looks for pam_service where the sessions' PAM does (the
+    fixture's service directory, which has "ftpsd"). pam_wrapper itself is not preloaded: -t
+    starts no PAM transaction, and each preloading process takes one of pam_wrapper's few
+    /tmp/pam.X directories."""
+    return {**os.environ, "LD_PRELOAD": f"{LIBDIR}/libnss_wrapper.so",
+            "NSS_WRAPPER_PASSWD": env.passwd, "NSS_WRAPPER_GROUP": env.group,
+            "PAM_WRAPPER": "1", "PAM_WRAPPER_SERVICE_DIR": env.pamdir, **extra}
 
 
 def bio_handshake(ctx, raw, session):
