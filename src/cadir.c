@@ -1,7 +1,6 @@
 #include "cadir.h"
 
 #include <dirent.h>
-#include <errno.h>
 #include <openssl/err.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -46,9 +45,5 @@ int cadir_load(X509_STORE *st, const char *dir, int *crls)
         ERR_clear_error();
     }
     closedir(d);
-    if (loaded == 0) {
-        errno = ENOENT;
-        return -1;
-    }
-    return 0;
+    return loaded ? 0 : CADIR_EMPTY;
 }

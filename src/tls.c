@@ -65,21 +65,32 @@ static void set_err(struct tls_err *err, const char *key, const char *fmt, ...)
     err->key = key;
 }
 
-/* OpenSSL's last error, after what failed and on what. */
+/* OpenSSL's last error, after what failed and on what. A file that cannot be opened or read
+ * ends the queue with a bare "system lib"; the errno OpenSSL queued before it (an ERR_LIB_SYS
+ * entry, whose reason is the errno) says why: missing, unreadable, a directory. */
 static void last_error(struct tls_err *err, const char *key, const char *what, const char *file)
 {
-    unsigned long e = ERR_peek_last_error();
+    unsigned long e, last = 0;
+    int sys_errno = 0;
+    while ((e = ERR_get_error()) != 0) {
+        if (ERR_GET_LIB(e) == ERR_LIB_SYS && !sys_errno)
+            sys_errno = ERR_GET_REASON(e);
+        last = e;
+    }
     char buf[256] = "unknown error";
-    if (e)
-        ERR_error_string_n(e, buf, sizeof buf);
+    if (sys_errno)
+        snprintf(buf, sizeof buf, "%s", strerror(sys_errno));
+    else if (last)
+        ERR_error_string_n(last, buf, sizeof buf);
     set_err(err, key, "%s %s: %s", what, file, buf);
-    ERR_clear_error();
 }
 
 int tls_client_trust(X509_STORE *st, const struct config *cfg, struct tls_err *err)
 {
     const char *file = cfg->tls_ca_file[0] ? cfg->tls_ca_file : NULL;
     const char *path = cfg->tls_ca_path[0] ? cfg->tls_ca_path : NULL;
+    /* Only this call's errors, so that last_error finds its system error and no older one. */
+    ERR_clear_error();
     if (file && X509_STORE_load_file(st, file) != 1) {
         last_error(err, "tls_ca_file", "cannot load client CA from", file);
         return -1;
@@ -87,9 +98,10 @@ int tls_client_trust(X509_STORE *st, const struct config *cfg, struct tls_err *e
     /* Read now: the front verifies in its chroot, and the certificate checker in a sandbox,
      * where the directory is out of reach. */
     int dir_crls = 0;
-    if (path && cadir_load(st, path, &dir_crls) < 0) {
+    int rc = path ? cadir_load(st, path, &dir_crls) : 0;
+    if (rc < 0) {
         set_err(err, "tls_ca_path", "cannot load client CAs from %s: %s", path,
-                errno == ENOENT ? "no hashed certificate (run openssl rehash)" : strerror(errno));
+                rc == CADIR_EMPTY ? "no hashed certificate (run openssl rehash)" : strerror(errno));
         return -1;
     }
     /* OpenSSL consults CRLs only when asked to: a CRL put in the directory must not sit there
@@ -142,6 +154,7 @@ static int ocsp_status_cb(SSL *s, void *arg)
 
 int tls_staple_ocsp(SSL_CTX *ctx, const char *file, struct tls_err *err)
 {
+    ERR_clear_error(); /* as in tls_client_trust */
     BIO *in = BIO_new_file(file, "rb");
     BUF_MEM *resp = BUF_MEM_new();
     char chunk[4096];
@@ -209,6 +222,7 @@ SSL_CTX *tls_server_ctx(const struct config *cfg, const char *cert, const char *
                         struct tls_err *err)
 {
     OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, NULL);
+    ERR_clear_error(); /* as in tls_client_trust */
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
         last_error(err, NULL, "cannot create", "TLS context");

@@ -185,6 +185,79 @@ def test_missing_key(env, tmp_path):
     assert s["tls_key_file"] in r.stderr, r.stderr
 
 
+# What each file key's message starts with; tls_ca_path is a directory.
+FILE_KEYS = {
+    "tls_cert_file": "tls_cert_file: cannot load certificate",
+    "tls_key_file": "tls_key_file: cannot load key",
+    "tls_ca_file": "tls_ca_file: cannot load client CA from",
+    "tls_ca_path": "tls_ca_path: cannot load client CAs from",
+    "tls_crl_file": "tls_crl_file: cannot load CRL",
+    "tls_ocsp_file": "tls_ocsp_file: cannot read OCSP response",
+}
+
+
+def file_key_settings(env, key, value):
+    """good_settings with key = value, and what makes ftpsd read it (client certificates for the
+    CA and CRL keys, with the server certificate as the CA)."""
+    s = good_settings(env)
+    if key in ("tls_ca_file", "tls_ca_path", "tls_crl_file"):
+        s["tls_client_cert"] = "optional"
+        if key != "tls_ca_file":
+            s["tls_ca_file"] = env.cert
+    s[key] = value
+    return s
+
+
+@pytest.mark.parametrize("key", sorted(FILE_KEYS))
+def test_missing_file_names_the_system_error(env, tmp_path, key):
+    """OpenSSL's own text for a file it cannot open is "system lib", which hides the cause: -t
+    says what the system said."""
+    missing = str(tmp_path / "missing.pem")
+    s = file_key_settings(env, key, missing)
+    conf = conf_from(tmp_path, s)
+    line = list(s).index(key) + 2
+    r = run(["-t", "-f", conf], env=wrapper_env(env))
+    assert r.returncode == 1, r
+    assert f"{conf}:{line}: {FILE_KEYS[key]} {missing}: No such file or directory\n" in r.stderr, \
+        r.stderr
+    assert "system lib" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("key", ["tls_cert_file", "tls_key_file", "tls_crl_file"])
+def test_corrupt_pem_keeps_openssl_text(env, tmp_path, key):
+    """A file that opens but does not parse keeps OpenSSL's reason."""
+    bad = str(tmp_path / "garbage.pem")
+    with open(bad, "w") as fh:
+        fh.write("-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n")
+    os.chmod(bad, 0o600)
+    r = run(["-t", "-f", conf_from(tmp_path, file_key_settings(env, key, bad))],
+            env=wrapper_env(env))
+    assert r.returncode == 1, r
+    assert re.search(rf"{FILE_KEYS[key]} {re.escape(bad)}: error:[0-9A-F]+:", r.stderr), r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
+@pytest.mark.parametrize("key", ["tls_cert_file", "tls_key_file"])
+def test_unreadable_file_says_permission_denied(env, key):
+    """Run by a user who may not read the file (rootless mode), -t says so."""
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv (util-linux) is not installed")
+    d = env.path(f"unreadable-{key}")
+    files = dict(zip(("tls_cert_file", "tls_key_file"), env.cert_copy(d, 60001)))
+    os.chown(files[key], 0, 0)
+    os.chmod(files[key], 0o600)
+    conf = os.path.join(d, "ftpsd.conf")
+    with open(conf, "w") as fh:
+        fh.write("".join(f"{k} = {v}\n" for k, v in files.items()))
+    os.chmod(conf, 0o644)
+    os.chmod(d, 0o755)
+    r = subprocess.run(["setpriv", "--reuid=60001", "--regid=60001", "--clear-groups", "--",
+                        BINARY, "-t", "-f", conf], capture_output=True, text=True,
+                       env=wrapper_env(env), timeout=20)
+    assert r.returncode == 1, r
+    assert f"{FILE_KEYS[key]} {files[key]}: Permission denied" in r.stderr, r.stderr
+
+
 def test_world_readable_key_warns(env, tmp_path):
     key = str(tmp_path / "readable.key")
     shutil.copy(env.key, key)
