@@ -659,17 +659,15 @@ int config_validate(struct config *c, void (*errfn)(const char *msg))
         errors++;
     }
     struct pasv_rule rules[PASV_RULES_MAX];
-    char bad[256];
+    char bad[400];
     if (pasv_rules_parse(c->pasv_address, rules, PASV_RULES_MAX, bad, sizeof bad) < 0) {
-        report_key(errfn, c, "pasv_address",
-                   "pasv_address: '%s' is not an address, host name or network=address", bad);
+        report_key(errfn, c, "pasv_address", "pasv_address: %s", bad);
         errors++;
     }
     struct cidr nets[64];
     int nn = cidr_parse_list(c->proxy_trusted, nets, 64, bad, sizeof bad);
     if (nn < 0) {
-        report_key(errfn, c, "proxy_trusted", "proxy_trusted: '%s' is not an address or network",
-                   bad);
+        report_key(errfn, c, "proxy_trusted", "proxy_trusted: %s", bad);
         errors++;
     } else if (c->proxy_protocol != PROXY_OFF && nn == 0) {
         report_key(errfn, c, "proxy_protocol",

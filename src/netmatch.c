@@ -80,13 +80,36 @@ static char *next_token(char **p)
     return t;
 }
 
-int cidr_parse_list(const char *s, struct cidr *out, size_t max, char *bad, size_t badlen)
+/* Mistakes no single entry shows, which would otherwise be reported as a bad entry that is
+ * only a piece of one: a '#' (configuration lines are comments only when they start with one,
+ * so a "# note" after the list is part of the value), and blanks around '=' in a
+ * network=address list (which split the entry in two or three). NULL when there is none. */
+static const char *list_problem(const char *s, bool network_eq_address)
 {
+    if (strchr(s, '#'))
+        return "comments go on their own line ('#' starts a comment only at the start of a "
+               "line)";
+    for (const char *e = s; network_eq_address && (e = strchr(e, '=')); e++)
+        if ((e > s && isspace((unsigned char)e[-1])) || isspace((unsigned char)e[1]))
+            return "no blanks around '=' (network=address, as in 10.0.0.0/8=10.1.1.5)";
+    return NULL;
+}
+
+int cidr_parse_list(const char *s, struct cidr *out, size_t max, char *why, size_t whylen)
+{
+    const char *problem = list_problem(s, false);
+    if (problem) {
+        snprintf(why, whylen, "%s", problem);
+        return -1;
+    }
     char *copy = xstrdup(s), *p = copy, *t;
     int n = 0;
     while ((t = next_token(&p))) {
         if ((size_t)n >= max || cidr_parse(t, &out[n]) < 0) {
-            snprintf(bad, badlen, "%s", (size_t)n >= max ? "too many entries" : t);
+            if ((size_t)n >= max)
+                snprintf(why, whylen, "at most %zu entries", max);
+            else
+                snprintf(why, whylen, "'%s' is not an address or network", t);
             free(copy);
             return -1;
         }
@@ -96,13 +119,18 @@ int cidr_parse_list(const char *s, struct cidr *out, size_t max, char *bad, size
     return n;
 }
 
-int pasv_rules_parse(const char *s, struct pasv_rule *out, size_t max, char *bad, size_t badlen)
+int pasv_rules_parse(const char *s, struct pasv_rule *out, size_t max, char *why, size_t whylen)
 {
+    const char *problem = list_problem(s, true);
+    if (problem) {
+        snprintf(why, whylen, "%s", problem);
+        return -1;
+    }
     char *copy = xstrdup(s), *p = copy, *t;
     int n = 0;
     while ((t = next_token(&p))) {
         if ((size_t)n >= max) {
-            snprintf(bad, badlen, "too many entries");
+            snprintf(why, whylen, "at most %zu entries", max);
             goto fail;
         }
         struct pasv_rule *r = &out[n];
@@ -113,7 +141,7 @@ int pasv_rules_parse(const char *s, struct pasv_rule *out, size_t max, char *bad
             *eq = '\0';
             addr = eq + 1;
             if (cidr_parse(t, &r->net) < 0) {
-                snprintf(bad, badlen, "%s", t);
+                snprintf(why, whylen, "'%s' is not a network (in network=address)", t);
                 goto fail;
             }
         } else {
@@ -128,7 +156,7 @@ int pasv_rules_parse(const char *s, struct pasv_rule *out, size_t max, char *bad
         if (ok && strspn(addr, "0123456789.") == strlen(addr))
             ok = inet_pton(AF_INET, addr, &a4) == 1;
         if (!ok) {
-            snprintf(bad, badlen, "%s", addr);
+            snprintf(why, whylen, "'%s' is not an address, host name or network=address", addr);
             goto fail;
         }
         snprintf(r->address, sizeof r->address, "%s", addr);

@@ -16,8 +16,9 @@ struct cidr {
 int cidr_parse(const char *s, struct cidr *out);
 /* IPv4-mapped IPv6 addresses match IPv4 networks. */
 bool cidr_match(const struct cidr *c, const struct sockaddr_storage *ss);
-/* A comma/blank separated list. Returns the count, or -1 with the bad entry copied to bad. */
-int cidr_parse_list(const char *s, struct cidr *out, size_t max, char *bad, size_t badlen);
+/* A comma/blank separated list. Returns the count, or -1 with what is wrong in why (a
+ * sentence for a configuration message: the bad entry quoted, or what the list breaks). */
+int cidr_parse_list(const char *s, struct cidr *out, size_t max, char *why, size_t whylen);
 
 #define PASV_RULES_MAX 16
 struct pasv_rule {
@@ -28,8 +29,9 @@ struct pasv_rule {
 /*
  * pasv_address: "203.0.113.10", "ftp.example.org", or a list "10.0.0.0/8=10.1.1.5,
  * 203.0.113.10" where the first network containing the client wins and an entry without a
- * network is the default. Returns the count, or -1 with the bad entry in bad.
+ * network is the default. Returns the count, or -1 with what is wrong in why, as
+ * cidr_parse_list.
  */
-int pasv_rules_parse(const char *s, struct pasv_rule *out, size_t max, char *bad, size_t badlen);
+int pasv_rules_parse(const char *s, struct pasv_rule *out, size_t max, char *why, size_t whylen);
 
 #endif

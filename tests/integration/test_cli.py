@@ -145,6 +145,35 @@ def test_pasv_range_inverted(env, tmp_path):
     assert f"{conf}:" in r.stderr and "pasv_max_port" in r.stderr, r.stderr
 
 
+COMMENT_WHY = "comments go on their own line ('#' starts a comment only at the start of a line)"
+
+
+@pytest.mark.parametrize("key,value,why", [
+    ("pasv_address", ",".join(f"10.0.{i}.0/24=10.1.1.{i}" for i in range(17)),
+     "at most 16 entries"),
+    ("pasv_address", "10.0.0.0/8 = 10.1.1.5",
+     "no blanks around '=' (network=address, as in 10.0.0.0/8=10.1.1.5)"),
+    ("pasv_address", "10.0.0.0/8= 10.1.1.5, 203.0.113.10",
+     "no blanks around '=' (network=address, as in 10.0.0.0/8=10.1.1.5)"),
+    ("pasv_address", "203.0.113.10   # the NAT address", COMMENT_WHY),
+    ("pasv_address", "10.0.0.0/33=10.1.1.5", "'10.0.0.0/33' is not a network (in network=address)"),
+    ("pasv_address", "ftp_example", "'ftp_example' is not an address, host name or network=address"),
+    ("proxy_trusted", " ".join(f"10.0.0.{i}" for i in range(65)), "at most 64 entries"),
+    ("proxy_trusted", "10.0.0.1, 10.0.0.2 #balancers", COMMENT_WHY),
+    ("proxy_trusted", "10.0.0.1 lb.example", "'lb.example' is not an address or network"),
+])
+def test_list_value_errors_say_what_is_wrong(env, tmp_path, key, value, why):
+    """A list too long, blanks around '=' or a comment after the list were reported as a bad
+    entry that was only a piece of one ("'too many entries' is not an address",
+    "'10.0.0.0/8' is not an address", "'#' is not an address")."""
+    s = good_settings(env)
+    s[key] = value
+    conf = conf_from(tmp_path, s)
+    r = run(["-t", "-f", conf], env=wrapper_env(env))
+    assert r.returncode == 1, r
+    assert r.stderr == f"{conf}:{len(s) + 1}: {key}: {why}\n", r.stderr
+
+
 def test_missing_config_file(env, tmp_path):
     conf = str(tmp_path / "does-not-exist.conf")
     r = run(["-t", "-f", conf], env=wrapper_env(env))
