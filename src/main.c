@@ -159,6 +159,37 @@ static void report_no_cipher(const struct config *cfg, unsigned v)
                host, cfg->tls_ciphers, config_cert(cfg, v));
 }
 
+/* Who besides the owner may read the key, or NULL when that is as it should be. Debian keeps
+ * keys root:ssl-cert 0640 (the snakeoil pair, README.Debian's step) for the daemons in that
+ * group; root's own group is no wider than root. Any other group, or everyone, is. */
+static const char *key_readers(const struct stat *st, char *buf, size_t len)
+{
+    if (st->st_mode & S_IROTH)
+        return "everyone";
+    if (!(st->st_mode & S_IRGRP) || st->st_gid == 0)
+        return NULL;
+    struct group *gr = getgrgid(st->st_gid);
+    if (gr && strcmp(gr->gr_name, "ssl-cert") == 0)
+        return NULL;
+    if (gr)
+        snprintf(buf, len, "group %s", gr->gr_name);
+    else
+        snprintf(buf, len, "group %u", (unsigned)st->st_gid);
+    return buf;
+}
+
+static void check_key_mode(const struct config *cfg, unsigned v, const char *keyfile)
+{
+    struct stat st;
+    char buf[300];
+    const char *readers = stat(keyfile, &st) == 0 ? key_readers(&st, buf, sizeof buf) : NULL;
+    if (readers)
+        report(cfg, config_host_line(cfg, v, "tls_key_file"),
+               "warning: key %s is readable by %s (mode %04o): only its owner, root's group or "
+               "ssl-cert should read it",
+               keyfile, readers, (unsigned)(st.st_mode & 07777));
+}
+
 /* One TLS context: the main one (v = 0) or a [host] section's. A section fails on the main
  * keys exactly as the main context does, so only what differs is reported again. */
 static int check_tls_context(const struct config *cfg, unsigned v, const char *main_err,
@@ -172,10 +203,7 @@ static int check_tls_context(const struct config *cfg, unsigned v, const char *m
         SSL_CTX_free(ctx);
         ctx = NULL;
     }
-    struct stat st;
-    if (stat(keyfile, &st) == 0 && (st.st_mode & 0077))
-        report(cfg, config_host_line(cfg, v, "tls_key_file"),
-               "warning: key %s is readable by others than its owner", keyfile);
+    check_key_mode(cfg, v, keyfile);
     if (ctx) {
         bool usable = some_cipher_usable(ctx);
         SSL_CTX_free(ctx);

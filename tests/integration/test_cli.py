@@ -300,6 +300,37 @@ def test_world_readable_key_warns(env, tmp_path):
     assert r.returncode == 0 and "configuration OK" in r.stdout, r
 
 
+@pytest.mark.parametrize("group,mode,readers", [
+    ("root", 0o640, None),            # root's own group
+    ("ssl-cert", 0o640, None),        # Debian's arrangement (the snakeoil key)
+    ("ssl-cert", 0o600, None),
+    ("shared", 0o640, "group shared"),
+    (None, 0o640, "group 60999"),     # a gid without a name
+    ("shared", 0o600, None),
+    ("root", 0o604, "everyone"),
+    ("ssl-cert", 0o644, "everyone"),
+])
+def test_key_mode_warning_spares_root_and_ssl_cert(env, tmp_path, group, mode, readers):
+    """README.Debian's key, the snakeoil one, is root:ssl-cert 0640, as Debian keeps keys for the
+    daemons in ssl-cert: that is no warning. Everyone, or another group, reading it is."""
+    groups = tmp_path / "group"
+    groups.write_text(open(env.group).read() + "ssl-cert:x:60777:\n")
+    gid = {"root": 0, "ssl-cert": 60777, "shared": 60500, None: 60999}[group]
+    key = str(tmp_path / "server.key")
+    shutil.copy(env.key, key)
+    os.chown(key, 0, gid)
+    os.chmod(key, mode)
+    s = good_settings(env)
+    s["tls_key_file"] = key
+    conf = conf_from(tmp_path, s)
+    r = run(["-t", "-f", conf], env=wrapper_env(env, NSS_WRAPPER_GROUP=str(groups)))
+    assert r.returncode == 0 and "configuration OK" in r.stdout, r
+    expected = [] if readers is None else [
+        f"{conf}:3: warning: key {key} is readable by {readers} (mode {mode:04o}): only its "
+        "owner, root's group or ssl-cert should read it"]
+    assert warnings_of(r) == expected, r.stderr
+
+
 def test_private_key_gives_no_warning(env, tmp_path):
     conf = conf_from(tmp_path, good_settings(env))
     r = run(["-t", "-f", conf], env=wrapper_env(env))
