@@ -115,3 +115,12 @@ def test_man_pages_lint_clean():
                            capture_output=True, text=True, env={**os.environ, "MANWIDTH": "80"})
         assert r.returncode == 0
         assert r.stderr.strip() == "", r.stderr
+
+
+def test_root_dir_and_write_enable_name_the_unit_restrictions():
+    """PrivateTmp= of the shipped units loses a root under /tmp; RestrictSUIDSGID= refuses a
+    setgid SITE CHMOD. The entries an admin reads for those say so."""
+    entries = man_entries()
+    assert "PrivateTmp=yes" in entries["root_dir"] and "/var/tmp" in entries["root_dir"]
+    assert "RestrictSUIDSGID=yes" in entries["write_enable"]
+    assert "setgid" in entries["write_enable"]

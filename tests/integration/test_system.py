@@ -51,6 +51,53 @@ def test_units_content():
     assert "# Left out on purpose:" in svc and "ProtectHome" in svc
 
 
+
+def unit_sections(text):
+    """{section: [(key, value, the comment lines right above it)]} of a unit file."""
+    sections, section, comment = {}, None, []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            comment.append(line)
+        elif line.startswith("["):
+            section, comment = line.strip("[]"), []
+            sections[section] = []
+        elif "=" in line:
+            k, v = line.split("=", 1)
+            sections[section].append((k, v, "\n".join(comment)))
+            comment = []
+        else:
+            comment = []
+    return sections
+
+
+@pytest.mark.parametrize("unit", ["ftpsd@.service", "ftpsd-implicit@.service"])
+def test_per_connection_units(unit):
+    """The per-connection templates: failed instances are collected (CollectMode= belongs to
+    [Unit]: in [Service] systemd ignores it with a warning), and the two directives with side
+    effects an admin meets say what they are, in the unit and in ftpsd(8)."""
+    sections = unit_sections(open(os.path.join(ROOT, "systemd", unit)).read())
+    unit_keys = {k: v for k, v, _ in sections["Unit"]}
+    assert unit_keys.get("CollectMode") == "inactive-or-failed", sections["Unit"]
+    service = {k: (v, c) for k, v, c in sections["Service"]}
+    assert "CollectMode" not in service
+    value, comment = service["PrivateTmp"]
+    assert value == "yes"
+    for word in ("/tmp", "/var/tmp", "root_dir", "home", "lost"):
+        assert word in comment, (word, comment)
+    value, comment = service["RestrictSUIDSGID"]
+    assert value == "yes"
+    for word in ("SITE CHMOD", "setgid", "2775", "Operation not permitted", "drop-in"):
+        assert word in comment, (word, comment)
+
+
+def test_ftpsd_8_describes_the_units():
+    man = open(os.path.join(ROOT, "man", "ftpsd.8")).read()
+    section = man[man.index(".SH SYSTEMD UNITS"):]
+    section = section[:section.index("\n.SH ", 1)]
+    for needle in (".B PrivateTmp=yes", "/var/tmp", ".B root_dir", ".B RestrictSUIDSGID=yes",
+                   "SITE CHMOD", "setgid", ".B CollectMode=inactive\\-or\\-failed"):
+        assert needle in section, needle
+
 class Xinetd:
     """A real xinetd in the foreground, serving one service built from a shipped file."""
 
