@@ -199,3 +199,60 @@ def test_fail2ban_filter_matches_real_lines(make_server, syslog, tmp_path):
     # Every match is attributed to the real client, never to text the client sent.
     hosts = set(re.findall(r"^\|\s+(\S+)\s+\w{3} \w{3}", out, re.M))
     assert hosts == {"127.0.0.1"}, out
+
+
+def fail2ban_config(tmp_path, jail_text):
+    """A fail2ban configuration directory like the installed one, with ftpsd's filter and the
+    given jail as its only jail (nothing in it is started: fail2ban-client -t and -d only read
+    the configuration)."""
+    conf = tmp_path / "fail2ban"
+    shutil.copytree("/etc/fail2ban", conf, ignore=lambda d, names: names
+                    if os.path.basename(d) == "jail.d" else [])
+    shutil.copy(os.path.join(ROOT, "contrib", "fail2ban", "filter.d", "ftpsd.conf"),
+                conf / "filter.d")
+    (conf / "jail.d" / "ftpsd.conf").write_text(jail_text)
+    return conf
+
+
+def fail2ban_client(conf, *args):
+    return subprocess.run(["fail2ban-client", "-c", str(conf), *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_fail2ban_jail_reads_the_journal(tmp_path):
+    """The shipped jail reads the journal (Debian 12 has no /var/log/syslog unless rsyslog is
+    installed, and fail2ban refuses a jail without its log file); its commented alternative
+    for a syslog file is a working configuration too."""
+    import configparser
+    jail_text = open(os.path.join(ROOT, "contrib", "fail2ban", "jail.d", "ftpsd.conf")).read()
+    cp = configparser.ConfigParser(interpolation=None)
+    cp.read_string(jail_text)
+    assert cp["ftpsd"]["backend"] == "systemd" and cp["ftpsd"]["filter"] == "ftpsd"
+    assert "logpath" not in cp["ftpsd"]
+    filt = open(os.path.join(ROOT, "contrib", "fail2ban", "filter.d", "ftpsd.conf")).read()
+    assert re.search(r"^journalmatch = SYSLOG_IDENTIFIER=ftpsd$", filt, re.M)
+    if not shutil.which("fail2ban-client") or not os.path.isdir("/etc/fail2ban"):
+        pytest.skip("fail2ban is not installed")
+    conf = fail2ban_config(tmp_path, jail_text)
+    r = fail2ban_client(conf, "-t")
+    assert r.returncode == 0, r.stdout + r.stderr
+    dump = fail2ban_client(conf, "-d").stdout
+    assert "['add', 'ftpsd', 'systemd']" in dump, dump
+    assert "['set', 'ftpsd', 'addjournalmatch', 'SYSLOG_IDENTIFIER=ftpsd']" in dump, dump
+    assert "addlogpath" not in dump, dump
+
+    # The alternative: its lines uncommented in place of the backend line, a log file that
+    # exists. With a missing file fail2ban refuses the jail, the failure the journal avoids.
+    log = tmp_path / "syslog"
+    alt = re.findall(r"^#\s+((?:backend|logpath)\s*=.*)$", jail_text, re.M)
+    assert [a.split()[0] for a in alt] == ["backend", "logpath"], alt
+    syslog_jail = re.sub(r"^backend\s*=.*$", "\n".join(alt), jail_text, flags=re.M)
+    conf = fail2ban_config(tmp_path / "missing", syslog_jail.replace(
+        re.search(r"logpath\s*=\s*(\S+)", alt[1]).group(1), str(log)))
+    r = fail2ban_client(conf, "-t")
+    assert r.returncode != 0 and "Have not found any log file for ftpsd" in r.stderr, r.stderr
+    log.write_text("")
+    r = fail2ban_client(conf, "-t")
+    assert r.returncode == 0, r.stdout + r.stderr
+    dump = fail2ban_client(conf, "-d").stdout
+    assert "['add', 'ftpsd', 'auto']" in dump and f"'addlogpath', '{log}'" in dump, dump
