@@ -103,6 +103,24 @@ def test_versions_agree():
         assert r.returncode == 0 and r.stdout.split() == [version], r.stdout + r.stderr
 
 
+
+def test_packages_install_through_make_install():
+    """`make install` installs every unit and xinetd service of the tree (Makefile UNITS and
+    ETC_FILES), so the Debian and RPM builds take them from there and copy none themselves: a
+    second copy loop would hide a file the Makefile forgets (runs without root)."""
+    mk = open(os.path.join(ROOT, "Makefile")).read()
+    units = re.search(r"^UNITS\s*=\s*(.*)$", mk, re.M).group(1).split()
+    etc = re.search(r"^ETC_FILES\s*=\s*(.*)$", mk, re.M).group(1).split()
+    assert sorted(units) == sorted(os.listdir(os.path.join(ROOT, "systemd")))
+    assert {f"xinetd.d/{x}" for x in os.listdir(os.path.join(ROOT, "xinetd.d"))} <= set(etc)
+    rules = open(os.path.join(ROOT, "contrib", "debian", "rules")).read()
+    spec = open(os.path.join(ROOT, "contrib", "ftpsd.spec")).read()
+    install = spec[spec.index("\n%install\n"):spec.index("\n%check\n")]
+    for name, text in (("debian/rules", rules), ("ftpsd.spec %install", install)):
+        # the tree's systemd/ and xinetd.d/, not /lib/systemd/... or %{_sysconfdir}/xinetd.d/...
+        assert not re.search(r"(?<![\w/}])(systemd|xinetd\.d)/", text), name
+        assert "does not (yet)" not in text, name
+
 def field(deb, name):
     return run(["dpkg-deb", "-f", deb.deb, name], check=True).stdout.strip()
 
