@@ -91,6 +91,10 @@ def test_versions_agree():
         assert f"%{{_unitdir}}/{u}" in files, u
     for x in os.listdir(os.path.join(ROOT, "xinetd.d")):
         assert f"%{{_sysconfdir}}/xinetd.d/{x}" in files, x
+    # and every document of docs/
+    doc = re.search(r"^%doc (.*)$", files, re.M).group(1).split()
+    for d in os.listdir(os.path.join(ROOT, "docs")):
+        assert f"docs/{d}" in doc, d
     # /etc/ftpusers: created by %post where missing, owned by no package of ours
     assert "%{_datadir}/%{name}/ftpusers" in files and "/ftpusers" not in files.replace(
         "%{_datadir}/%{name}/ftpusers", "")
@@ -161,6 +165,9 @@ def test_file_list(deb):
     # every unit and xinetd service of the tree (ftpsd.socket, ftpsd@.service, the implicit pair)
     expected |= {f"{unitdir}/{u}" for u in os.listdir(os.path.join(ROOT, "systemd"))}
     expected |= {f"etc/xinetd.d/{x}" for x in os.listdir(os.path.join(ROOT, "xinetd.d"))}
+    # every document of docs/ (dh_compress gzips those over 4 KiB)
+    docs = {f"usr/share/doc/ftpsd/{d}" for d in os.listdir(os.path.join(ROOT, "docs"))}
+    assert all(d in files or d + ".gz" in files for d in docs), sorted(docs)
     assert {"ftpsd.socket", "ftpsd@.service"} <= set(os.listdir(deb.units))
     assert expected <= files, sorted(expected - files)
     assert not [f for f in files if "testhooks" in f], "the test-hooks binary is shipped"
