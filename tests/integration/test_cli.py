@@ -77,6 +77,29 @@ def test_check_good_config_option_order(env, tmp_path):
     assert r.returncode == 0 and "configuration OK" in r.stdout, r
 
 
+
+def test_config_examples_in_docs_check(env, tmp_path):
+    """Every ftpsd.conf example of docs/*.md (a fenced block whose first line names
+    /etc/ftpsd.conf) passes ftpsd -t once the certificate, key, unprivileged user and empty
+    dir point at the test fixtures (a '#' after a value is part of the value)."""
+    docs = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "docs")
+    examples = []
+    for name in sorted(os.listdir(docs)):
+        text = open(os.path.join(docs, name)).read()
+        for block in re.findall(r"^```[^\n]*\n(.*?)^```", text, re.M | re.S):
+            if block.startswith("# /etc/ftpsd.conf"):
+                examples.append((name, block))
+    assert any(n == "SCALE-OUT.md" for n, _ in examples), examples
+    settings = good_settings(env)
+    del settings["write_enable"]
+    for i, (name, block) in enumerate(examples):
+        lines = [l for l in block.splitlines()
+                 if not re.match(rf"\s*({'|'.join(settings)})\s*=", l)]
+        conf = conf_from(tmp_path, settings, name=f"example-{i}.conf", header=lines)
+        r = run(["-t", "-f", conf], env=wrapper_env(env))
+        assert r.returncode == 0 and "configuration OK" in r.stdout, (name, r.stdout + r.stderr)
+
 def test_comments_blank_lines_and_booleans(env, tmp_path):
     """Blank and comment lines are ignored; booleans take yes/no, true/false, on/off, 1/0."""
     lines = ["", "# comment", "   # indented comment", ""]
