@@ -104,6 +104,9 @@ def test_every_option_is_in_ftpsd_8():
     for o in opts:
         if o != "h":
             assert f"[-{o}" in usage and f"  -{o} " in usage, f"-{o} is not in the usage text"
+    synopsis = man[man.index(".SH SYNOPSIS"):man.index(".SH DESCRIPTION")]
+    for o in opts:
+        assert re.search(rf"^\.RB \[ \\-{o}\b", synopsis, re.M), f"-{o} is not in the SYNOPSIS"
     options = man[man.index(".SH OPTIONS"):man.index(".SH PROCESSES")]
     documented = set(re.findall(r"^\.BI? \\-([a-zA-Z])\b", options, re.M))
     assert documented <= set(opts), f"ftpsd(8) documents unknown options {documented - set(opts)}"
