@@ -125,6 +125,74 @@ def test_packages_install_through_make_install():
         assert not re.search(r"(?<![\w/}])(systemd|xinetd\.d)/", text), name
         assert "does not (yet)" not in text, name
 
+
+# DEP-8 (autopkgtest) fields and restrictions, as autopkgtest 5.28 (bookworm) knows them.
+DEP8_FIELDS = {"Tests", "Test-Command", "Restrictions", "Features", "Depends",
+               "Tests-Directory", "Classes", "Architecture"}
+DEP8_RESTRICTIONS = {"allow-stderr", "breaks-testbed", "build-needed", "flaky",
+                     "hint-testsuite-triggers", "isolation-container", "isolation-machine",
+                     "needs-internet", "needs-reboot", "needs-root", "needs-sudo", "rw-build-tree",
+                     "skip-foreign-architecture", "skip-not-installable", "skippable",
+                     "superficial"}
+
+
+def dep8_stanzas(path):
+    stanzas, cur, key = [], {}, None
+    for line in open(path).read().splitlines() + [""]:
+        if line.startswith("#"):
+            continue
+        if not line.strip():
+            if cur:
+                stanzas.append(cur)
+            cur, key = {}, None
+        elif line[0] in " \t":
+            cur[key] += " " + line.strip()
+        else:
+            key, value = line.split(":", 1)
+            assert key not in cur, f"{key} twice in a stanza"
+            cur[key] = value.strip()
+    return stanzas
+
+
+def test_autopkgtest():
+    """contrib/debian/tests: more than ftpsd -V. A test checks the installed configuration
+    with ftpsd -t and one serves a login and transfers; the control fields are DEP-8's, every
+    test is an executable script, and what a script runs comes from its Depends (runs
+    without root; the tests themselves run in a Debian testbed)."""
+    tdir = os.path.join(ROOT, "contrib", "debian", "tests")
+    stanzas = dep8_stanzas(os.path.join(tdir, "control"))
+    scripts = {}
+    for s in stanzas:
+        assert set(s) <= DEP8_FIELDS, s
+        assert ("Tests" in s) != ("Test-Command" in s), s
+        restrictions = set(re.split(r"[\s,]+", s.get("Restrictions", ""))) - {""}
+        assert restrictions <= DEP8_RESTRICTIONS, restrictions - DEP8_RESTRICTIONS
+        depends = {d.split()[0] for d in re.split(r"\s*,\s*", s.get("Depends", "@")) if d}
+        for name in s.get("Tests", "").split():
+            path = os.path.join(tdir, name)
+            assert os.access(path, os.X_OK), f"{name} is not an executable file"
+            text = open(path).read()
+            assert text.startswith("#!/bin/sh\n") and "set -eu" in text, name
+            assert run(["sh", "-n", path]).returncode == 0, name
+            if shutil.which("shellcheck"):
+                r = run(["shellcheck", "-s", "sh", path])
+                assert r.returncode == 0, r.stdout
+            scripts[name] = (text, depends, restrictions)
+    checks = [n for n, (text, _, r) in scripts.items()
+              if re.search(r"/usr/sbin/ftpsd -t -f /etc/ftpsd.conf", text)]
+    assert checks and all("needs-root" in scripts[n][2] and "ssl-cert" in scripts[n][1]
+                          for n in checks), scripts.keys()
+    sessions = [n for n, (text, _, _) in scripts.items() if "--upload-file" in text]
+    assert sessions, scripts.keys()
+    for n in sessions:
+        text, depends, restrictions = scripts[n]
+        assert "needs-root" in restrictions
+        for tool, pkg in (("curl", "curl"), ("systemd-socket-activate", "systemd"),
+                          ("useradd", "passwd"), ("chpasswd", "passwd"),
+                          ("userdel", "passwd")):
+            if re.search(rf"^\s*(.*[|;&(]\s*)?{tool}\b", text, re.M):
+                assert pkg in depends, (n, tool, pkg)
+
 def field(deb, name):
     return run(["dpkg-deb", "-f", deb.deb, name], check=True).stdout.strip()
 
