@@ -57,6 +57,14 @@ void cmd_open_read(struct usess *s, const struct ureq *q, struct uresp *r)
     int fd = open_regular_at(s, vp, q, O_RDONLY, false, &st, &at, r);
     if (fd < 0)
         return;
+    /* The anonymous account can read its own uploads (anon_umask 077 makes them its alone):
+     * publishing is the admin's, who makes a file world-readable, as vsftpd's
+     * anon_world_readable_only. */
+    if (s->anonymous && !(st.st_mode & S_IROTH)) {
+        close(fd);
+        uresp_set(r, 550, "%s: Permission denied (not a public file).", q->arg);
+        return;
+    }
     r->code = 150;
     r->fd = fd;
     r->value = (uint64_t)st.st_size - q->offset;
@@ -210,6 +218,12 @@ void cmd_open_write(struct usess *s, const struct ureq *q, struct uresp *r)
     bool append = q->flags & UW_APPEND;
     bool have_old = fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0;
     int fd = -1;
+    /* A drop box takes new files whole: nothing it holds can be replaced or added to. */
+    if (s->upload_only && (append || q->offset > 0 || (have_old && !unique))) {
+        uresp_set(r, 553, "%s: anonymous users may only upload new files%s.", shown,
+                  have_old && !unique ? " (a file of that name exists)" : ", from their start");
+        goto fail;
+    }
     /* The name is kept for the rename: it must fit whole, or another file would be replaced. */
     if (strlen(base) >= sizeof s->up_base) {
         uresp_errno_new(r, ENAMETOOLONG, shown);
@@ -304,8 +318,13 @@ void cmd_commit(struct usess *s, const struct ureq *q, struct uresp *r)
         upload_discard(s);
         return;
     }
-    if (s->up_temp && renameat(s->up_dirfd, s->up_tmpname, s->up_dirfd, s->up_base) < 0) {
-        uresp_set(r, 451, "Cannot store %s: %s.", s->up_vpath, strerror(errno));
+    /* A drop box never replaces: a file given the name during the upload stays. */
+    unsigned flags = s->upload_only && !s->up_reserved ? RENAME_NOREPLACE : 0;
+    if (s->up_temp && renameat2(s->up_dirfd, s->up_tmpname, s->up_dirfd, s->up_base, flags) < 0) {
+        if (errno == EEXIST)
+            uresp_set(r, 553, "Cannot store %s: a file of that name exists now.", s->up_vpath);
+        else
+            uresp_set(r, 451, "Cannot store %s: %s.", s->up_vpath, strerror(errno));
         upload_discard(s);
         return;
     }

@@ -30,7 +30,8 @@ enum ktype {
     K_LOGLEVEL,
     K_FACILITY,
     K_SECCOMP,
-    K_PROXY
+    K_PROXY,
+    K_ANONWRITE
 };
 
 struct key {
@@ -71,7 +72,8 @@ static const struct key keys[] = {
     {"anon_root", K_PATH, O(anon_root), 0, 0, "/srv/ftp"},
     {"anon_user", K_STR, O(anon_user), 0, 0, "ftp"},
     {"anon_require_tls", K_BOOL, O(anon_require_tls), 0, 0, "no"},
-    {"anon_write_enable", K_BOOL, O(anon_write_enable), 0, 0, "no"},
+    {"anon_write_enable", K_ANONWRITE, O(anon_write_enable), 0, 0, "no"},
+    {"anon_umask", K_OCTAL, O(anon_umask), 0, 0777, "077"},
     {"pam_service", K_STR, O(pam_service), 0, 0, "ftpsd"},
     {"chroot", K_BOOL, O(chroot), 0, 0, "yes"},
     {"root_dir", K_OPTPATH, O(root_dir), 0, 0, ""},
@@ -231,6 +233,17 @@ static const char *set_value(void *base, const struct key *k, const char *v, cha
             *(int *)field = SECCOMP_OFF;
         else
             return "must be on, trap, log or off";
+        return NULL;
+    case K_ANONWRITE:
+        if (str_ieq(v, "upload"))
+            *(int *)field = ANON_WRITE_UPLOAD;
+        else if (str_ieq(v, "yes") || str_ieq(v, "true") || str_ieq(v, "on") || strcmp(v, "1") == 0)
+            *(int *)field = ANON_WRITE_YES;
+        else if (str_ieq(v, "no") || str_ieq(v, "false") || str_ieq(v, "off") ||
+                 strcmp(v, "0") == 0)
+            *(int *)field = ANON_WRITE_NO;
+        else
+            return "must be no, upload or yes";
         return NULL;
     case K_PROXY:
         if (str_ieq(v, "off") || str_ieq(v, "no"))

@@ -74,7 +74,8 @@ struct config {
     char *anon_root;
     char *anon_user;
     bool anon_require_tls;
-    bool anon_write_enable;
+    int anon_write_enable; /* enum anon_write */
+    unsigned anon_umask;
 
     char *pam_service;
     bool chroot;
@@ -125,6 +126,8 @@ struct config {
     unsigned line_of[64];
 };
 
+/* upload: a drop box, new files only (no replace, append, delete, rename, directories). */
+enum anon_write { ANON_WRITE_NO, ANON_WRITE_UPLOAD, ANON_WRITE_YES };
 enum client_cert_mode { CLIENT_CERT_NONE, CLIENT_CERT_OPTIONAL, CLIENT_CERT_REQUIRED };
 enum cert_login_mode { CERT_LOGIN_NO, CERT_LOGIN_CERT, CERT_LOGIN_CERT_PASSWORD };
 enum client_cert_mode config_client_cert(const struct config *c);

@@ -275,7 +275,7 @@ static const char *user_refused(const struct config *cfg, const char *user, stru
 struct user_spec {
     const char *root_dir; /* root_dir setting ("" = home), %u expanded */
     bool write_enable;
-    bool force_chroot; /* anonymous sessions are always chrooted */
+    bool anonymous; /* always chrooted, anon_umask, anon_write_enable's kind of writes */
 };
 
 /* groups: the account's, ngroups of them from acct_groups (-1: NSS failed); the caller's. */
@@ -303,7 +303,7 @@ static pid_t start_user_process(struct monitor *m, const struct passwd *pw, cons
     snprintf(m->root, sizeof m->root, "%s", root);
     m->user_uid = pw->pw_uid;
     m->user_gid = pw->pw_gid;
-    m->user_chroot = (cfg->chroot || u->force_chroot) && !cfg->rootless;
+    m->user_chroot = (cfg->chroot || u->anonymous) && !cfg->rootless;
     m->user_started = wall_ms();
     pid_t pid = fork();
     if (pid < 0) {
@@ -328,7 +328,8 @@ static pid_t start_user_process(struct monitor *m, const struct passwd *pw, cons
             .chan = sv[1],
             .ids = ids,
             .write_enable = u->write_enable,
-            .chroot = cfg->chroot || u->force_chroot,
+            .anonymous = u->anonymous,
+            .chroot = cfg->chroot || u->anonymous,
         };
         snprintf(a.root, sizeof a.root, "%s", root);
         snprintf(a.start, sizeof a.start, "%s", start);
@@ -455,9 +456,11 @@ static void login_anonymous(struct monitor *m, const struct login_req *l, struct
         login_failed(m, l, "anonymous", PAMAUTH_ERROR, why, lines);
         return;
     }
-    struct user_spec u = {
-        .root_dir = cfg->anon_root, .write_enable = cfg->anon_write_enable, .force_chroot = true};
-    m->grant_write = cfg->anon_write_enable;
+    struct user_spec u = {.root_dir = cfg->anon_root,
+                          .write_enable = cfg->anon_write_enable != ANON_WRITE_NO,
+                          .anonymous = true};
+    /* The front offers MFMT only where it may be used. */
+    m->grant_write = cfg->anon_write_enable == ANON_WRITE_YES;
     m->grant_rate = cfg->anon_max_rate;
     int ng;
     gid_t *groups = acct_groups(pw, &ng);
@@ -571,7 +574,7 @@ static void handle_login(struct monitor *m, struct msg *req)
         bool settled = !refused && pw &&
                        acct_settings(cfg, l->vhost, pw, groups, ng, &as, why, sizeof why) == 0;
         struct user_spec u = {
-            .root_dir = as.root_dir, .write_enable = as.write_enable, .force_chroot = false};
+            .root_dir = as.root_dir, .write_enable = as.write_enable, .anonymous = false};
         m->grant_write = as.write_enable;
         m->grant_rate = as.max_rate;
         if (refused || !pw) {

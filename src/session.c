@@ -75,9 +75,13 @@ void uresp_errno_new(struct uresp *r, int err, const char *path)
 
 bool sess_may_write(struct usess *s, struct uresp *r)
 {
-    if (s->write_enable)
+    if (s->write_enable && !s->upload_only)
         return true;
-    uresp_set(r, 550, "Permission denied: uploads and changes are not enabled for this account.");
+    if (s->upload_only)
+        uresp_set(r, 550, "Permission denied: anonymous users may only upload new files.");
+    else
+        uresp_set(r, 550,
+                  "Permission denied: uploads and changes are not enabled for this account.");
     return false;
 }
 
@@ -233,6 +237,8 @@ void session_main(const struct session_args *a)
     memset(&s, 0, sizeof s);
     s.cfg = cfg;
     s.write_enable = a->write_enable;
+    s.anonymous = a->anonymous;
+    s.upload_only = a->anonymous && cfg->anon_write_enable == ANON_WRITE_UPLOAD;
     s.uid = a->id.uid;
     s.chan = a->chan;
     s.ids = a->ids;
@@ -260,7 +266,7 @@ void session_main(const struct session_args *a)
         log_msg(LOG_ERR, "user process: %s", why);
         _exit(1);
     }
-    umask((mode_t)cfg->umask);
+    umask((mode_t)(a->anonymous ? cfg->anon_umask : cfg->umask));
     s.rootfd = open(chroot_ok ? "/" : a->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (s.rootfd < 0) {
         log_msg(LOG_ERR, "user process: cannot open root %s: %s", a->root, strerror(errno));

@@ -25,6 +25,7 @@ struct session_args {
     int chan;
     struct idmap ids;
     bool write_enable; /* write_enable, or anon_write_enable for anonymous sessions */
+    bool anonymous;
     bool chroot;
 };
 
@@ -34,6 +35,8 @@ _Noreturn void session_main(const struct session_args *a);
 struct usess {
     const struct config *cfg;
     bool write_enable;
+    bool anonymous;   /* downloads only of what everyone may read */
+    bool upload_only; /* anon_write_enable = upload: new files, nothing else */
     uid_t uid;
     int chan;
     int rootfd;

@@ -3,6 +3,7 @@ required unless configured."""
 import ftplib
 import io
 import os
+import time
 
 import pytest
 
@@ -101,7 +102,93 @@ def test_anonymous_uploads_when_allowed(make_server, anon_root):
         with pytest.raises(ftplib.error_perm,
                            match=r"^550 SITE (CHMOD|UMASK) is not available to anonymous"):
             f.sendcmd(cmd)
-    assert os.stat(os.path.join(anon_root, "incoming", "upload.txt")).st_mode & 0o777 == 0o644
+    assert os.stat(os.path.join(anon_root, "incoming", "upload.txt")).st_mode & 0o777 == 0o600
+    f.quit()
+
+
+def test_anonymous_drop_box(make_server, anon_root):
+    """anon_write_enable = upload: new files only. A name that exists, APPE and REST+STOR get
+    553; DELE, MKD, RNFR and MFMT 550; the upload is the anonymous account's alone (anon_umask
+    077) and not downloadable until the admin makes it readable to everyone."""
+    s = make_server(anonymous="yes", anon_root=anon_root, anon_write_enable="upload")
+    name = f"drop-{os.getpid()}-{time.time_ns()}.txt"
+    path = os.path.join(anon_root, "incoming", name)
+    f = plain_ftp(s)
+    f.login("anonymous", "guest@")
+    try:
+        assert f.storbinary(f"STOR incoming/{name}", io.BytesIO(b"dropped")).startswith("226")
+        st = os.stat(path)
+        assert (st.st_uid, st.st_mode & 0o777) == (ANON_UID, 0o600)
+        for call in (lambda: f.storbinary(f"STOR incoming/{name}", io.BytesIO(b"replaced")),
+                     lambda: f.storbinary(f"APPE incoming/{name}", io.BytesIO(b"appended")),
+                     lambda: f.storbinary(f"STOR incoming/r-{name}", io.BytesIO(b"x"), rest=3)):
+            with pytest.raises(ftplib.error_perm,
+                               match=r"^553 .*anonymous users may only upload new files"):
+                call()
+        assert open(path, "rb").read() == b"dropped"
+        assert not os.path.exists(os.path.join(anon_root, "incoming", "r-" + name))
+        for cmd in (f"DELE incoming/{name}", "MKD incoming/sub", f"RNFR incoming/{name}",
+                    f"MFMT 20200101000000 incoming/{name}"):
+            with pytest.raises(ftplib.error_perm,
+                               match=r"^550 Permission denied: anonymous users may only upload"):
+                f.sendcmd(cmd)
+        assert " MFMT" not in f.sendcmd("FEAT")
+        # Not public until the admin says so.
+        with pytest.raises(ftplib.error_perm, match=r"^550 .*not a public file"):
+            f.retrbinary(f"RETR incoming/{name}", io.BytesIO().write)
+        os.chmod(path, 0o644)
+        got = io.BytesIO()
+        f.retrbinary(f"RETR incoming/{name}", got.write)
+        assert got.getvalue() == b"dropped"
+        # STOU makes a new name beside an existing one.
+        resp = f.storbinary(f"STOU incoming/{name}", io.BytesIO(b"unique"))
+        assert resp.startswith("226")
+        assert open(path + ".1", "rb").read() == b"unique"
+        f.quit()
+    finally:
+        for p in (path, path + ".1"):
+            if os.path.exists(p):
+                os.unlink(p)
+
+
+def test_anonymous_drop_box_never_replaces_a_file_made_during_the_upload(make_server,
+                                                                         anon_root):
+    """The name was free when the upload began and is taken when it ends: the file there
+    stays and the upload gets 553."""
+    s = make_server(anonymous="yes", anon_root=anon_root, anon_write_enable="upload")
+    name = f"race-{os.getpid()}-{time.time_ns()}.txt"
+    path = os.path.join(anon_root, "incoming", name)
+    f = plain_ftp(s)
+    f.login("anonymous", "guest@")
+    try:
+        conn = f.transfercmd(f"STOR incoming/{name}")
+        conn.sendall(b"late upload")
+        with open(path, "wb") as fh:
+            fh.write(b"first")
+        conn.close()
+        with pytest.raises(ftplib.error_perm, match=r"^553 .*a file of that name exists now"):
+            f.voidresp()
+        assert open(path, "rb").read() == b"first"
+        assert [n for n in os.listdir(os.path.dirname(path)) if n.startswith(".ftpsd-")] == []
+        f.quit()
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+
+
+def test_anonymous_full_write_and_anon_umask(make_server, anon_root):
+    """anon_write_enable = yes: changes too (DELE); anon_umask 022 makes uploads public."""
+    s = make_server(anonymous="yes", anon_root=anon_root, anon_write_enable="yes",
+                    anon_umask="022")
+    name = f"full-{os.getpid()}-{time.time_ns()}.txt"
+    f = plain_ftp(s)
+    f.login("anonymous", "guest@")
+    f.storbinary(f"STOR incoming/{name}", io.BytesIO(b"public"))
+    assert os.stat(os.path.join(anon_root, "incoming", name)).st_mode & 0o777 == 0o644
+    got = io.BytesIO()
+    f.retrbinary(f"RETR incoming/{name}", got.write)
+    assert got.getvalue() == b"public"
+    assert f.delete(f"incoming/{name}").startswith("250")
     f.quit()
 
 
