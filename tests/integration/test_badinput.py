@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from ftpsd_fixture import NOPRIV, USERS, Server, bio_handshake
+from ftpsd_fixture import NOPRIV, USERS, Server, bio_handshake, connect_from_elsewhere
 from reliability import (RUN, SyslogMark, alive, assert_server_works, children, count,
                          descendants, epsv_port, make_user_dir, parts, proc_uid, put, read_to_eof,
                          report, rst_close, wait_until)
@@ -644,7 +644,7 @@ def test_rest_beyond_small_file(bserver, xfer_files, offset):
         code, lines = r.cmd(c)
         assert code == 554, (c, lines)
         with pytest.raises(ConnectionRefusedError):
-            socket.create_connection((bserver.host, port), timeout=3)
+            connect_from_elsewhere(bserver.host, port, timeout=3)
     with open(os.path.join(path, "small.bin"), "rb") as fh:
         assert hashlib.sha256(fh.read()).digest() == hashlib.sha256(data).digest()
     code, lines = r.cmd("EPSV")
@@ -699,7 +699,7 @@ def test_300_pipelined_epsv_do_not_leak(bserver, bdir):
     assert len(fds) < 16, fds
     for p in ports[-5:-1]:
         with pytest.raises(ConnectionRefusedError):
-            socket.create_connection((bserver.host, p), timeout=3)
+            connect_from_elsewhere(bserver.host, p, timeout=3)
     r.send("NLST\r\n")
     d = r.data_connect(ports[-1])
     assert r.reply()[0] == 150

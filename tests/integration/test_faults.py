@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from ftpsd_fixture import LIBDIR, USERS
+from ftpsd_fixture import LIBDIR, USERS, connect_from_elsewhere
 from reliability import (RUN, SyslogMark, alive, assert_server_works, children, count,
                          descendants, epsv_port, kill_leftovers, log_lines, make_user_dir, parts,
                          put, read_to_eof, report, rst_close, session_tree, user_dir_fixture,
@@ -548,7 +548,7 @@ def test_idle_timeout_closes_with_421(make_server, wd):
     assert closed
     assert wait_until(lambda: not alive(procs), 10), alive(procs)
     with pytest.raises(ConnectionRefusedError):
-        socket.create_connection((s.host, port), timeout=3)
+        connect_from_elsewhere(s.host, port, timeout=3)
     assert_server_works(s)
 
 

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from ftpsd_fixture import USERS, bio_handshake
+from ftpsd_fixture import USERS, bio_handshake, connect_from_elsewhere
 
 TLS12 = ssl.TLSVersion.TLSv1_2
 TLS13 = ssl.TLSVersion.TLSv1_3
@@ -939,7 +939,7 @@ def test_pasv_twice_only_last_valid(server, wd):
             break
     assert p1 != p2
     with pytest.raises(ConnectionRefusedError):
-        socket.create_connection(("127.0.0.1", p1), timeout=5)
+        connect_from_elsewhere("127.0.0.1", p1)
     f.makepasv = lambda: ("127.0.0.1", p2)
     got, resp = retr(f, "RETR f.bin")
     assert got == data and resp.startswith("226")
@@ -1765,7 +1765,7 @@ def test_second_connection_to_passive_port_refused(server, wd):
     conn = f.context.wrap_socket(raw, server_hostname="localhost", session=f.sock.session)
     assert conn.session_reused
     with pytest.raises(ConnectionRefusedError):
-        socket.create_connection(("127.0.0.1", port), timeout=5)
+        connect_from_elsewhere("127.0.0.1", port)
     got = read_all(conn)
     conn.close()
     assert f.voidresp().startswith("226")
@@ -1796,7 +1796,7 @@ def test_failed_transfer_command_closes_listener(server, wd, env):
             f.sendcmd(cmd)
         assert str(ei.value)[:3] in ("550", "553", "450"), (cmd, ei.value)
         with pytest.raises(ConnectionRefusedError):
-            socket.create_connection(("127.0.0.1", port), timeout=5)
+            connect_from_elsewhere("127.0.0.1", port)
     assert read_file(rootfile) == b"owned by root"
     assert os.listdir(ro) == [] and parts(path) == []
     assert f.voidcmd("NOOP").startswith("200")

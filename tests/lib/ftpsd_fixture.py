@@ -75,6 +75,15 @@ def free_port():
     return port
 
 
+def connect_from_elsewhere(host, port, timeout=5):
+    """A TCP connection to (host, port) on IPv4 loopback, made from another loopback address.
+    For asserting that nothing listens on a port: from the same address, connect() may pick
+    that very port as its source port (passive ports lie in the ephemeral range), and the
+    connection then reaches itself (TCP simultaneous open) instead of being refused."""
+    src = "127.0.0.3" if host == "127.0.0.2" else "127.0.0.2"
+    return socket.create_connection((host, port), timeout=timeout, source_address=(src, 0))
+
+
 class Env:
     """One directory holding certificates, users' homes and the wrapper databases."""
 
