@@ -697,7 +697,9 @@ def test_300_pipelined_epsv_do_not_leak(bserver, bdir):
     assert len(front) == 1, children(mon)
     fds = os.listdir(f"/proc/{front[0]}/fd")
     assert len(fds) < 16, fds
-    for p in ports[-5:-1]:
+    # Each EPSV draws a port anew, and may draw the one it just closed: a port that came round
+    # again as the last one is open, rightly.
+    for p in [p for p in ports[-5:-1] if p != ports[-1]]:
         with pytest.raises(ConnectionRefusedError):
             connect_from_elsewhere(bserver.host, p, timeout=3)
     r.send("NLST\r\n")
