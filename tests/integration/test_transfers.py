@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from ftpsd_fixture import USERS, bio_handshake, connect_from_elsewhere
+from ftpsd_fixture import USERS, bio_handshake, connect_from_elsewhere, port_below_ephemeral_range
 
 TLS12 = ssl.TLSVersion.TLSv1_2
 TLS13 = ssl.TLSVersion.TLSv1_3
@@ -950,7 +950,8 @@ def test_pasv_port_reused_while_in_time_wait(make_server, wd):
     """A range of one port serves download after download: the server closes each data
     connection first, so the port waits in TIME_WAIT, and the next PASV must bind it anyway."""
     name, path = wd
-    s = make_server(pasv_min_port=45990, pasv_max_port=45990)
+    port = port_below_ephemeral_range()
+    s = make_server(pasv_min_port=port, pasv_max_port=port)
     data = os.urandom(5000)
     put_file(os.path.join(path, "f.bin"), data)
     f = client(s, cwd=name)
@@ -960,7 +961,7 @@ def test_pasv_port_reused_while_in_time_wait(make_server, wd):
     f.quit()
     # /proc/net/tcp: local address, then state 06 (TIME_WAIT)
     tw = [l.split() for l in open("/proc/net/tcp").readlines()[1:]]
-    assert any(t[1].endswith(":%04X" % 45990) and t[3] == "06" for t in tw), \
+    assert any(t[1].endswith(":%04X" % port) and t[3] == "06" for t in tw), \
         "no TIME_WAIT on the data port: the test no longer tests reuse"
 
 

@@ -75,6 +75,28 @@ def free_port():
     return port
 
 
+def port_below_ephemeral_range():
+    """A free port on 127.0.0.1 below the ephemeral range (ip_local_port_range), for a range
+    of one passive port: no connect() and no free_port() picks it meanwhile, while a port in
+    the ephemeral range may be any connection's source port or another server's listener,
+    and the only passive port would then be busy (425)."""
+    import random
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+        low = int(fh.read().split()[0])
+    for _ in range(100):
+        p = random.randrange(max(1024, low - 8000), low)
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as ftpsd binds it
+        try:
+            s.bind(("127.0.0.1", p))
+            return p
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no free port below the ephemeral range")
+
+
 def connect_from_elsewhere(host, port, timeout=5):
     """A TCP connection to (host, port) on IPv4 loopback, made from another loopback address.
     For asserting that nothing listens on a port: from the same address, connect() may pick
