@@ -88,6 +88,26 @@ def sandboxed(pid):
         return False
 
 
+def data_worker(front, timeout=5):
+    """The one data worker of a front, once it has finished its set-up: it is forked when the
+    data connection is accepted, and closes the front's other descriptors, sets its limits and
+    loads its own filter (on top of the front's, the last step) only then; /proc read at once
+    can show the front's state."""
+    deadline = time.time() + timeout
+    workers = []
+    while time.time() < deadline:
+        workers = children(front)
+        if len(workers) == 1:
+            try:
+                if status(workers[0]).get("Seccomp_filters") == "2":
+                    return workers[0]
+            except FileNotFoundError:
+                pass
+        time.sleep(0.05)
+    assert len(workers) == 1, workers
+    return workers[0]  # the tests' assertions say what is missing
+
+
 def session_processes(server, uid):
     """(monitor, front, user) of the one logged-in session of a dedicated server, once the user
     process has finished its set-up: the 230 can come before that process, forked at login, has
@@ -202,19 +222,14 @@ def test_data_worker_is_unprivileged(live):
     assert code == 229
     port = int(re.search(r"\|\|\|(\d+)\|", lines[0]).group(1))
     data = socket.create_connection((s.host, port))
-    deadline = time.time() + 5
-    workers = []
-    while not workers and time.time() < deadline:
-        workers = children(front)
-        time.sleep(0.05)
-    assert len(workers) == 1
-    st = status(workers[0])
+    worker = data_worker(front)
+    st = status(worker)
     assert st["Uid"].split() == [str(NOPRIV[1])] * 4
     assert caps_empty(st) and st["NoNewPrivs"] == "1"
     # The worker keeps only its data socket and its channel to the front.
-    fds = os.listdir(f"/proc/{workers[0]}/fd")
+    fds = os.listdir(f"/proc/{worker}/fd")
     assert len(fds) == 2, fds
-    assert len(tcp_fds(workers[0])) == 1
+    assert len(tcp_fds(worker)) == 1
     data.close()
 
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from ftpsd_fixture import HOOKS_BINARY, NOPRIV, USERS, ReusingFTP_TLS
-from test_processes import children, session_processes, status
+from test_processes import data_worker, session_processes, status
 
 
 def limits(pid):
@@ -40,12 +40,7 @@ def test_every_unprivileged_process_is_filtered(make_server):
     mon, front, user = session_processes(s, USERS["alice"][0])
     code, lines = r.cmd("EPSV")
     data = socket.create_connection((s.host, int(re.search(r"\|(\d+)\|", lines[0]).group(1))))
-    workers = []
-    deadline = time.time() + 5
-    while not workers and time.time() < deadline:
-        workers = children(front)
-        time.sleep(0.05)
-    assert workers
+    workers = [data_worker(front)]
     for pid, filters in ((front, 1), (user, 1), (workers[0], 2)):
         st = status(pid)
         assert st["Seccomp"] == "2", (pid, st["Seccomp"])
