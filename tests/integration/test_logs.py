@@ -348,7 +348,7 @@ def test_aborted_and_killed_transfers_are_recorded_as_failed(server, env, log):
     transfer complete; now 426, "aborted by ABOR". A data worker killed mid-download was
     recorded with bytes=0; now with what it had moved, shared with the front as it goes."""
     import signal
-    from reliability import descendants
+    from reliability import descendants, proc_stat
     size = 64 << 20
     name, path = big_file(env, size)
     try:
@@ -369,8 +369,14 @@ def test_aborted_and_killed_transfers_are_recorded_as_failed(server, env, log):
         received = 0
         while received < 4 << 20:
             received += len(d.recv(65536))
-        # The worker is the session's newest process: forked for the data connection.
-        worker = max(p for p in descendants(server.proc.pid) if p not in before)
+        # The worker is the session's only process two levels below its monitor (a child of
+        # the front). Not the highest new pid: pids wrap (pid_max may be 32768), and then the
+        # newest process can have the lowest pid.
+        new = {p: proc_stat(p) for p in descendants(server.proc.pid) if p not in before}
+        workers = [p for p, st in new.items()
+                   if st and st[0] in new and new[st[0]] and new[st[0]][0] in new]
+        assert len(workers) == 1, new
+        worker = workers[0]
         os.kill(worker, signal.SIGKILL)
         assert r.reply()[0] == 451
         d.close()
