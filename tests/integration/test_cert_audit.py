@@ -593,14 +593,32 @@ def test_renegotiation_refused(make_server, pki, pam):
            "-CAfile", s.env.cert, "-cert", alice[0], "-key", alice[1], "-tls1_2"]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
+    import select
     import time
-    time.sleep(1.5)
+    seen = b""
+
+    def read_until(needle, timeout=20):
+        # s_client takes "R" as a command only when it is the first byte of one read from
+        # stdin: each line goes in once the one before it has been answered, not after fixed
+        # sleeps, which a slow handshake (ASan) outlasted so that "USER alice" and "R" came
+        # in one read and "R" went to the server as a command.
+        nonlocal seen
+        deadline = time.time() + timeout
+        while needle not in seen and time.time() < deadline:
+            if not select.select([proc.stdout], [], [], max(0, deadline - time.time()))[0]:
+                break
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            seen += chunk
+
+    read_until(b"Verify return code")     # the handshake is done; s_client reads stdin now
     proc.stdin.write(b"USER alice\r\n")
     proc.stdin.flush()
-    time.sleep(1)
+    read_until(b"232 ")
     proc.stdin.write(b"R\n")
     proc.stdin.flush()
-    time.sleep(1.5)
+    read_until(b"no renegotiation", 5)
     try:
         proc.stdin.write(b"PWD\r\nQUIT\r\n")
         proc.stdin.flush()
@@ -611,7 +629,7 @@ def test_renegotiation_refused(make_server, pki, pam):
     except subprocess.TimeoutExpired:
         proc.kill()
         out, _ = proc.communicate()
-    text = out.decode(errors="replace")
+    text = (seen + out).decode(errors="replace")
     assert "232 " in text, text
     assert "RENEGOTIATING" in text, text
     # refused with a no_renegotiation alert (s_client then gives up the connection itself)
