@@ -37,8 +37,10 @@ int audit_seccomp_syscall(pid_t pid, uid_t uid, int64_t not_before)
         snprintf(want_uid, sizeof want_uid, " uid=%u ", (unsigned)uid);
     int found = -1;
     char rec[8192];
-    /* The record is written as the process dies; give the kernel a moment to emit it. */
-    for (int attempt = 0; attempt < 5 && found < 0; attempt++) {
+    /* The record is written as the process dies, but kauditd emits it when it next runs: on a
+     * loaded machine that took more than the 100 ms once allowed. Up to a second, only when a
+     * process was killed. */
+    for (int attempt = 0; attempt < 40 && found < 0; attempt++) {
         lseek(fd, 0, SEEK_SET);
         for (;;) {
             ssize_t n = read(fd, rec, sizeof rec - 1);
@@ -56,7 +58,7 @@ int audit_seccomp_syscall(pid_t pid, uid_t uid, int64_t not_before)
                 found = atoi(s + 9);
         }
         if (found < 0)
-            sleep_ms(20);
+            sleep_ms(25);
     }
     close(fd);
     return found;
