@@ -107,6 +107,7 @@ static const struct key keys[] = {
     {"seccomp", K_SECCOMP, O(seccomp), 0, 0, "on"},
     {"landlock", K_BOOL, O(landlock), 0, 0, "yes"},
     {"banner", K_STR, O(banner), 0, 0, "ftpsd FTPS server ready."},
+    {"banner_file", K_OPTPATH, O(banner_file), 0, 0, ""},
     {"log_level", K_LOGLEVEL, O(log_level), 0, 0, "info"},
     {"log_facility", K_FACILITY, O(log_facility), 0, 0, "ftp"},
     {"xferlog_file", K_OPTPATH, O(xferlog_file), 0, 0, ""},
@@ -157,6 +158,7 @@ static const struct key host_keys[] = {
     {"tls_key_file", K_PATH, H(tls_key_file), 0, 0, NULL},
     {"root_dir", K_OPTPATH, H(root_dir), 0, 0, NULL},
     {"banner", K_STR, H(banner), 0, 0, NULL},
+    {"banner_file", K_OPTPATH, H(banner_file), 0, 0, NULL},
     {"pam_service", K_STR, H(pam_service), 0, 0, NULL},
 };
 _Static_assert(ARRAY_LEN(host_keys) <= ARRAY_LEN(((struct vhost *)0)->line_of),
@@ -825,6 +827,14 @@ const char *config_root_dir(const struct config *c, unsigned v)
 const char *config_banner(const struct config *c, unsigned v)
 {
     return pick(c, v, H(banner), c->banner);
+}
+
+const char *config_banner_file(const struct config *c, unsigned v)
+{
+    /* A section's own banner line wins over the main part's file. */
+    if (v > 0 && v <= c->nvhosts && !c->vhosts[v - 1].banner_file && c->vhosts[v - 1].banner)
+        return "";
+    return pick(c, v, H(banner_file), c->banner_file);
 }
 
 const char *config_pam_service(const struct config *c, unsigned v)

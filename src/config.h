@@ -18,6 +18,7 @@ struct vhost {
     char *tls_key_file;
     char *root_dir;
     char *banner;
+    char *banner_file;
     char *pam_service;
     unsigned line;       /* of the [host NAME] line */
     unsigned line_of[8]; /* of each key set in the section, in host_keys' order */
@@ -113,6 +114,7 @@ struct config {
     bool landlock;
 
     char *banner;
+    char *banner_file;
     int log_level;
     int log_facility;
     char *xferlog_file;
@@ -123,7 +125,7 @@ struct config {
     bool ktls_kernel;
 
     /* Line on which each key was set (0: default), so -t can point at it. */
-    unsigned line_of[64];
+    unsigned line_of[80];
 };
 
 /* upload: a drop box, new files only (no replace, append, delete, rename, directories). */
@@ -177,6 +179,9 @@ const char *config_cert(const struct config *c, unsigned v);
 const char *config_key(const struct config *c, unsigned v);
 const char *config_root_dir(const struct config *c, unsigned v);
 const char *config_banner(const struct config *c, unsigned v);
+/* banner_file for vhost v: its section's; none ("") if the section sets only banner; else the
+ * main one ("" for none). */
+const char *config_banner_file(const struct config *c, unsigned v);
 const char *config_pam_service(const struct config *c, unsigned v);
 
 #endif

@@ -43,13 +43,6 @@ void dc_set_active(struct datachan *dc, const struct sockaddr_storage *target)
     dc->target = *target;
 }
 
-unsigned dc_port_of(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET)
-        return ntohs(((const struct sockaddr_in *)ss)->sin_port);
-    return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-}
-
 int dc_parse_port(const char *arg, struct sockaddr_storage *out)
 {
     unsigned v[6];

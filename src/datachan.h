@@ -56,6 +56,5 @@ int dc_parse_port(const char *arg, struct sockaddr_storage *out);
 /* Parses "<d>proto<d>addr<d>port<d>" (EPRT, RFC 2428). 0; -1 syntax error; -2 unknown
  * protocol (*proto set). */
 int dc_parse_eprt(const char *arg, struct sockaddr_storage *out, unsigned *proto);
-unsigned dc_port_of(const struct sockaddr_storage *ss);
 
 #endif

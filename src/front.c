@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "banner.h"
 #include "drop.h"
 #include "listing.h"
 #include "log.h"
@@ -272,7 +273,29 @@ static void start_control(struct front *f)
         log_msg(LOG_INFO, "implicit TLS established: %s", d);
         malloc_trim(0);
     }
-    front_reply(f, 220, "%s", config_banner(f->cfg, f->vhost));
+    front_greet(f, f->vhost);
+}
+
+/* Read while the front can still open them (before its chroot); one that cannot be read is
+ * logged, and its greeting is the banner line. */
+static void load_banners(struct front *f)
+{
+    const struct config *cfg = f->cfg;
+    f->banners = xcalloc(cfg->nvhosts + 1, sizeof *f->banners);
+    for (unsigned v = 0; v <= cfg->nvhosts; v++) {
+        const char *path = config_banner_file(cfg, v);
+        char why[256];
+        if (path[0] && !(f->banners[v] = banner_load(path, why, sizeof why)))
+            log_msg(LOG_ERR, "banner_file %s: %s; the greeting is the banner line", path, why);
+    }
+}
+
+void front_greet(struct front *f, unsigned v)
+{
+    if (f->banners && v <= f->cfg->nvhosts && f->banners[v])
+        front_reply_multi(f, 220, f->banners[v]);
+    else
+        front_reply(f, 220, "%s", config_banner(f->cfg, v));
 }
 
 static volatile sig_atomic_t term_requested;
@@ -448,7 +471,8 @@ static void read_proxy_header(struct front *f)
     }
     if (src.ss_family == AF_UNSPEC) {
         /* LOCAL or UNKNOWN: the balancer's own connection (a health check) */
-        log_msg(LOG_INFO, "connect to %s from the proxy itself", si->local_str);
+        log_msg(LOG_INFO, "connect to %s port %u from the proxy itself", si->local_str,
+                sockaddr_port(&si->local));
         return;
     }
     char via[64];
@@ -456,7 +480,8 @@ static void read_proxy_header(struct front *f)
     si->peer = src;
     sockaddr_to_str(&src, si->peer_str, sizeof si->peer_str);
     log_set_session(si->sid, si->peer_str);
-    log_msg(LOG_INFO, "connect to %s via proxy %s", si->local_str, via);
+    log_msg(LOG_INFO, "connect to %s port %u via proxy %s", si->local_str,
+            sockaddr_port(&si->local), via);
     struct msg *m = f->m;
     msg_init(m, MSG_PEER);
     msg_put_u32(m, (uint32_t)src.ss_family);
@@ -539,6 +564,7 @@ void front_main(const struct session_info *si, int mon_fd)
     struct sigaction term = {.sa_handler = on_term};
     sigaction(SIGTERM, &term, NULL);
     resolve_pasv_addresses(f);
+    load_banners(f);
     setup_tls_and_drop(f);
     if (f->cfg->proxy_protocol != PROXY_OFF) {
         char bad[64];

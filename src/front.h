@@ -85,6 +85,7 @@ struct front {
     bool ccc_done;      /* CCC cleared TLS: PBSZ/PROT/AUTH are refused from now on */
     bool reuse_relaxed; /* after REIN, resumption is not required (RFC 4217 §13) */
     struct datachan dc;
+    char **banners; /* banner_file texts, [0] main, [v] vhost v's; NULL: the banner line */
 
     int64_t login_deadline;
     int64_t last_command;
@@ -106,6 +107,9 @@ void front_user_fsize(struct front *f, uint64_t fsize);
  * the front waits; returns if there was none. */
 void front_check_term(struct front *f);
 int front_wait(struct front *f, struct pollfd *p, nfds_t n, int timeout_ms);
+
+/* The 220 greeting for vhost v: its banner_file's text, else its banner line. */
+void front_greet(struct front *f, unsigned v);
 
 /* Reply helpers: a failed write to the client ends the session. */
 void front_reply(struct front *f, int code, const char *fmt, ...)

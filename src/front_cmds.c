@@ -687,7 +687,7 @@ static void set_active(struct front *f, const char *name, const struct sockaddr_
         front_reply(f, 500, "Illegal %s command: the data address must be the client's.", name);
         return;
     }
-    if (dc_port_of(target) < 1024) {
+    if (sockaddr_port(target) < 1024) {
         front_reply(f, 504, "Illegal %s command: ports below 1024 are refused.", name);
         return;
     }
@@ -1034,7 +1034,7 @@ static void c_host(struct front *f, const char *name, char *arg)
     f->vhost = idx;
     f->host_given = true;
     f->have_user = false;
-    front_reply(f, 220, "%s", config_banner(f->cfg, idx));
+    front_greet(f, idx);
 }
 
 #ifdef FTPSD_TEST_HOOKS

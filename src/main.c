@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "banner.h"
 #include "certmap.h"
 #include "config.h"
 #include "ktls.h"
@@ -381,9 +382,32 @@ static void check_warnings(const struct config *cfg)
     check_paths(cfg);
 }
 
+/* Each greeting file as a session reads it: one that cannot be read, or is too long, would
+ * make every session fall back to the banner line, which -t reports as an error. */
+static int check_banner_files(const struct config *cfg)
+{
+    int bad = 0;
+    for (unsigned v = 0; v <= cfg->nvhosts; v++) {
+        const char *path = v ? cfg->vhosts[v - 1].banner_file : cfg->banner_file;
+        char why[256];
+        if (!path || !path[0])
+            continue;
+        char *text = banner_load(path, why, sizeof why);
+        if (!text) {
+            report(cfg,
+                   v ? config_host_line(cfg, v, "banner_file") : config_line(cfg, "banner_file"),
+                   "banner_file %s: %s", path, why);
+            bad = 1;
+        }
+        free(text);
+    }
+    return bad;
+}
+
 static int check_config(struct config *cfg)
 {
     int bad = check_tls(cfg);
+    bad |= check_banner_files(cfg);
     check_warnings(cfg);
     if (cfg->cert_map_file[0]) {
         struct certmap *map = certmap_load(cfg->cert_map_file, print_err);

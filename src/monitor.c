@@ -824,7 +824,7 @@ void monitor_run(struct config *cfg)
     make_session_info(&m, cfg);
     /* Behind a balancer the front logs the connection once the PROXY header names the client. */
     if (cfg->proxy_protocol == PROXY_OFF)
-        log_msg(LOG_INFO, "connect to %s", m.si.local_str);
+        log_msg(LOG_INFO, "connect to %s port %u", m.si.local_str, sockaddr_port(&m.si.local));
 
     char why[512];
     struct passwd *np = cfg->rootless ? getpwuid(geteuid()) : getpwnam(cfg->nopriv_user);

@@ -18,6 +18,8 @@ struct session_info {
     gid_t nopriv_gid;
 };
 
+/* The port of an IPv4 or IPv6 address. */
+unsigned sockaddr_port(const struct sockaddr_storage *ss);
 /* Address without port, IPv4-mapped IPv6 shown as IPv4. */
 void sockaddr_to_str(const struct sockaddr_storage *ss, char *buf, size_t len);
 /* Equal host addresses (ports ignored; IPv4-mapped IPv6 equals its IPv4 form). */

@@ -20,6 +20,13 @@ static void canonical(const struct sockaddr_storage *in, struct sockaddr_storage
     }
 }
 
+unsigned sockaddr_port(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+    return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
 void sockaddr_to_str(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
     struct sockaddr_storage c;

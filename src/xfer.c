@@ -228,7 +228,8 @@ static enum wait_result active_connect(struct front *f, const char *what, char *
     int err = 0;
     socklen_t len = sizeof err;
     if (w == W_READY && (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err)) {
-        snprintf(why, whylen, "connect to port %u: %s", dc_port_of(&f->dc.target), strerror(err));
+        snprintf(why, whylen, "connect to port %u: %s", sockaddr_port(&f->dc.target),
+                 strerror(err));
         w = W_TIMEOUT;
     } else if (w == W_TIMEOUT) {
         snprintf(why, whylen, "no connection within %u s", f->cfg->data_timeout);

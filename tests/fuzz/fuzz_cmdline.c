@@ -221,7 +221,7 @@ static void handle_line(struct front *f, int client, char *line, size_t n, struc
             if (rc == 0) {
                 FUZZ_ASSERT((proto == 1 && ss.ss_family == AF_INET) ||
                             (proto == 2 && ss.ss_family == AF_INET6));
-                FUZZ_ASSERT(dc_port_of(&ss) >= 1 && dc_port_of(&ss) <= 65535);
+                FUZZ_ASSERT(sockaddr_port(&ss) >= 1 && sockaddr_port(&ss) <= 65535);
             }
         }
     }

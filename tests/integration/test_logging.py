@@ -125,21 +125,24 @@ def test_server_side_login_error_is_no_failed_login(make_server, env, syslog, tm
     if not (syslog and syslog.available):
         pytest.skip(syslog.reason if syslog else "no syslog")
     s = make_server(anonymous="yes", anon_root=env.path("no-such-anon-root"))
+    before = len(syslog.text())          # the log is the whole run's: only this test's lines
+    guesser = f"mallory{time.time_ns()}"
     r = s.raw()
     r.reply()
     r.starttls(s.env.cert)
     r.cmd("USER anonymous")
     code, lines = r.cmd("PASS guest@")
     assert code == 530 and "server authentication error" in lines[-1], lines
-    r.cmd("USER alice")
+    r.cmd("USER " + guesser)
     assert r.cmd("PASS wrong")[0] == 530
     r.close()
     want = "login error (server side) user=anonymous method=anonymous: root directory for"
-    syslog.text(wait_for="login failed user=alice")
-    text = syslog.text(wait_for=want)
+    syslog.text(wait_for=f"login failed user={guesser}")
+    text = syslog.text(wait_for=want)[before:]
     assert want in text, text[-3000:]
-    mine = [l for l in text.splitlines() if "ftpsd[" in l and
-            ("user=anonymous" in l or "user=alice method=password" in l)]
+    sid = re.search(r"\[([0-9a-f]{12})\] [^ ]+: " + re.escape(want), text).group(1)
+    mine = [l for l in text.splitlines() if f"[{sid}]" in l]
+    assert sum(f"login failed user={guesser}" in l for l in mine) == 1, mine
     out = fail2ban_regex(tmp_path, mine)
     m = re.search(r"Failregex: (\d+) total", out)
     assert m and int(m.group(1)) == 1, out

@@ -79,7 +79,8 @@ def test_session_is_logged(server, env, log):
     finally:
         os.unlink(path)
 
-    connect = find(mine, r"^connect to 127\.0\.0\.1")
+    # The port tells a plain listener (21) from an implicit-TLS one (990) in the log.
+    connect = find(mine, rf"^connect to 127\.0\.0\.1 port {server.port}$")
     failed = find(mine, r"^login failed user=alice\b")
     ok = find(mine, r"^login ok user=alice method=password$")
     xfer = find(mine, rf'^RETR "/{re.escape(name)}" bytes=5000 .*\bprot=P\b')
