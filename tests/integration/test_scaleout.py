@@ -87,18 +87,21 @@ def cluster(env):
     lo = free_range(101)
     vip = lo + 100
     ranges = {"a": (lo, lo + 49), "b": (lo + 50, lo + 99)}
-    servers = {}
-    for name, addr in (("a", "127.0.0.2"), ("b", "127.0.0.3")):
-        lo, hi = ranges[name]
-        servers[name] = Server(env, name=f"scale-{name}", listen=addr, system_pam=True,
-                               proxy_protocol="v2",
-                               proxy_trusted="127.0.0.1", pasv_min_port=lo, pasv_max_port=hi,
-                               pasv_address="127.0.0.1")
-    lb = Haproxy(env, vip, [(n, s.host, s.port, ranges[n]) for n, s in servers.items()])
-    yield vip, servers
-    lb.stop()
-    for s in servers.values():
-        s.stop()
+    servers, lb = {}, None
+    try:
+        for name, addr in (("a", "127.0.0.2"), ("b", "127.0.0.3")):
+            lo, hi = ranges[name]
+            servers[name] = Server(env, name=f"scale-{name}", listen=addr, system_pam=True,
+                                   proxy_protocol="v2", proxy_trusted="127.0.0.1",
+                                   pasv_min_port=lo, pasv_max_port=hi, pasv_address="127.0.0.1")
+        lb = Haproxy(env, vip, [(n, s.host, s.port, ranges[n]) for n, s in servers.items()])
+        yield vip, servers
+    finally:
+        # Also when a server or the balancer failed to start: none outlives the run.
+        if lb:
+            lb.stop()
+        for s in servers.values():
+            s.stop()
 
 
 def one_session(env, vip, i):
