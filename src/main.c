@@ -189,6 +189,12 @@ static void check_key_mode(const struct config *cfg, unsigned v, const char *key
                "warning: key %s is readable by %s (mode %04o): only its owner, root's group or "
                "ssl-cert should read it",
                keyfile, readers, (unsigned)(st.st_mode & 07777));
+    /* Whoever may write it may swap in a key of their own, whatever group it is. */
+    else if (stat(keyfile, &st) == 0 && (st.st_mode & (S_IWGRP | S_IWOTH)))
+        report(cfg, config_host_line(cfg, v, "tls_key_file"),
+               "warning: key %s is writable by %s (mode %04o): only its owner should write it",
+               keyfile, st.st_mode & S_IWOTH ? "everyone" : "its group",
+               (unsigned)(st.st_mode & 07777));
 }
 
 /* One TLS context: the main one (v = 0) or a [host] section's. A section fails on the main

@@ -354,6 +354,25 @@ def test_key_mode_warning_spares_root_and_ssl_cert(env, tmp_path, group, mode, r
     assert warnings_of(r) == expected, r.stderr
 
 
+@pytest.mark.parametrize("mode,writers", [(0o620, "its group"), (0o602, "everyone"),
+                                          (0o622, "everyone")])
+def test_key_writable_by_others_is_a_warning(env, tmp_path, mode, writers):
+    """Whoever may write the key may put a key of their own there: a warning whatever the
+    group (ssl-cert too), which the readers' rule above no longer covered."""
+    key = str(tmp_path / "server.key")
+    shutil.copy(env.key, key)
+    os.chown(key, 0, 0)
+    os.chmod(key, mode)
+    s = good_settings(env)
+    s["tls_key_file"] = key
+    conf = conf_from(tmp_path, s)
+    r = run(["-t", "-f", conf], env=wrapper_env(env))
+    assert r.returncode == 0 and "configuration OK" in r.stdout, r
+    assert warnings_of(r) == [
+        f"{conf}:3: warning: key {key} is writable by {writers} (mode {mode:04o}): only its "
+        "owner should write it"], r.stderr
+
+
 def test_private_key_gives_no_warning(env, tmp_path):
     conf = conf_from(tmp_path, good_settings(env))
     r = run(["-t", "-f", conf], env=wrapper_env(env))
