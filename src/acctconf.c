@@ -47,8 +47,10 @@ static void take(const struct acctsect *a, bool *done, struct acct_settings *out
             out->root_dir = a->root_dir;
         else if (k == ACCT_WRITE_ENABLE)
             out->write_enable = a->write_enable;
-        else
+        else if (k == ACCT_MAX_RATE)
             out->max_rate = a->max_rate;
+        else
+            out->umask = a->umask;
     }
 }
 
@@ -59,6 +61,7 @@ int acct_settings(const struct config *c, unsigned vhost, const struct passwd *p
     out->root_dir = config_root_dir(c, vhost);
     out->write_enable = c->write_enable;
     out->max_rate = c->max_rate;
+    out->umask = c->umask;
     if (c->naccts == 0)
         return 0;
     bool done[ACCT_NKEYS] = {false};

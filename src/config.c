@@ -170,6 +170,7 @@ static const struct key acct_keys[] = {
     {"root_dir", K_OPTPATH, A(root_dir), 0, 0, NULL},
     {"write_enable", K_BOOL, A(write_enable), 0, 0, NULL},
     {"max_rate", K_U64, A(max_rate), 0, 0, NULL},
+    {"umask", K_OCTAL, A(umask), 0, 0777, NULL},
 };
 _Static_assert(ARRAY_LEN(acct_keys) == ACCT_NKEYS, "acct_keys and enum acct_key differ");
 unsigned config_host_line(const struct config *c, unsigned v, const char *key)
@@ -443,8 +444,8 @@ static int set_account_key(struct acctsect *a, const char *key, const char *val,
         return 0;
     }
     snprintf(why, whylen,
-             "'%s' cannot be set in a [%s] section (root_dir, write_enable and "
-             "max_rate can)",
+             "'%s' cannot be set in a [%s] section (root_dir, write_enable, max_rate "
+             "and umask can)",
              key, kind);
     return -1;
 }

@@ -28,13 +28,14 @@ struct vhost {
 
 /* A [user NAME] or [group NAME] section: settings for the accounts it names (acctconf.h says
  * which section wins). A key counts only where line_of has its line. */
-enum acct_key { ACCT_ROOT_DIR, ACCT_WRITE_ENABLE, ACCT_MAX_RATE, ACCT_NKEYS };
+enum acct_key { ACCT_ROOT_DIR, ACCT_WRITE_ENABLE, ACCT_MAX_RATE, ACCT_UMASK, ACCT_NKEYS };
 struct acctsect {
     char *name; /* as written: user and group names are case-sensitive */
     bool group;
     char *root_dir;
     bool write_enable;
     uint64_t max_rate;
+    unsigned umask;
     unsigned line;                /* of the section's header */
     unsigned line_of[ACCT_NKEYS]; /* of each key set, 0 if not */
 };

@@ -275,6 +275,7 @@ static const char *user_refused(const struct config *cfg, const char *user, stru
 struct user_spec {
     const char *root_dir; /* root_dir setting ("" = home), %u expanded */
     bool write_enable;
+    unsigned umask;
     bool anonymous; /* always chrooted, anon_umask, anon_write_enable's kind of writes */
 };
 
@@ -328,6 +329,7 @@ static pid_t start_user_process(struct monitor *m, const struct passwd *pw, cons
             .chan = sv[1],
             .ids = ids,
             .write_enable = u->write_enable,
+            .umask = u->umask,
             .anonymous = u->anonymous,
             .chroot = cfg->chroot || u->anonymous,
         };
@@ -458,6 +460,7 @@ static void login_anonymous(struct monitor *m, const struct login_req *l, struct
     }
     struct user_spec u = {.root_dir = cfg->anon_root,
                           .write_enable = cfg->anon_write_enable != ANON_WRITE_NO,
+                          .umask = cfg->anon_umask,
                           .anonymous = true};
     /* The front offers MFMT only where it may be used. */
     m->grant_write = cfg->anon_write_enable == ANON_WRITE_YES;
@@ -573,8 +576,10 @@ static void handle_login(struct monitor *m, struct msg *req)
         struct acct_settings as = {0};
         bool settled = !refused && pw &&
                        acct_settings(cfg, l->vhost, pw, groups, ng, &as, why, sizeof why) == 0;
-        struct user_spec u = {
-            .root_dir = as.root_dir, .write_enable = as.write_enable, .anonymous = false};
+        struct user_spec u = {.root_dir = as.root_dir,
+                              .write_enable = as.write_enable,
+                              .umask = as.umask,
+                              .anonymous = false};
         m->grant_write = as.write_enable;
         m->grant_rate = as.max_rate;
         if (refused || !pw) {

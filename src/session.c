@@ -266,7 +266,7 @@ void session_main(const struct session_args *a)
         log_msg(LOG_ERR, "user process: %s", why);
         _exit(1);
     }
-    umask((mode_t)(a->anonymous ? cfg->anon_umask : cfg->umask));
+    umask((mode_t)a->umask);
     s.rootfd = open(chroot_ok ? "/" : a->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (s.rootfd < 0) {
         log_msg(LOG_ERR, "user process: cannot open root %s: %s", a->root, strerror(errno));

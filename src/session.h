@@ -25,6 +25,7 @@ struct session_args {
     int chan;
     struct idmap ids;
     bool write_enable; /* write_enable, or anon_write_enable for anonymous sessions */
+    unsigned umask;    /* umask (the account's section's), or anon_umask */
     bool anonymous;
     bool chroot;
 };

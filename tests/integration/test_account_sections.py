@@ -124,9 +124,36 @@ def test_group_max_rate(make_server, env):
     assert took["alice"] < 2, took
 
 
+def test_group_umask(make_server, env):
+    """umask in [group shared] (a group that shares its files): bob's uploads and directories
+    are group-writable; alice's, under a [user] section that sets her own, are not; carol (in
+    neither) has the main umask."""
+    s = make_server(write_enable="yes", umask="027", sections=(
+        "[user alice]\numask = 077\n[group shared]\numask = 002\n"))
+    modes = {}
+    for user in ("alice", "bob", "carol"):
+        f = login(s, user)
+        f.storbinary("STOR sect-umask.txt", io.BytesIO(b"u"))
+        f.mkd("sect-umask.d")
+        f.quit()
+        home = env.home(user)
+        modes[user] = (os.stat(os.path.join(home, "sect-umask.txt")).st_mode & 0o777,
+                       os.stat(os.path.join(home, "sect-umask.d")).st_mode & 0o777)
+        os.unlink(os.path.join(home, "sect-umask.txt"))
+        os.rmdir(os.path.join(home, "sect-umask.d"))
+    groups = {u: [g for g in open(env.group).read().splitlines()
+                  if g.startswith("shared:") and u in g.split(":")[3].split(",")]
+              for u in ("alice", "bob", "carol")}
+    assert groups["bob"] and groups["alice"] and not groups["carol"], groups
+    assert modes == {"alice": (0o600, 0o700), "bob": (0o664, 0o775), "carol": (0o640, 0o750)}, \
+        modes
+
+
 @pytest.mark.parametrize("text, message", [
     ("[user alice]\nbanner = hi\n",
-     "'banner' cannot be set in a [user] section (root_dir, write_enable and max_rate can)"),
+     "'banner' cannot be set in a [user] section (root_dir, write_enable, max_rate and umask "
+     "can)"),
+    ("[group staff]\numask = 999\n", "umask: '999' must be an octal number such as 022"),
     ("[group staff]\nwrite_enable = maybe\n", "write_enable: 'maybe' must be yes or no"),
     ("[user alice]\nmax_rate = 1\nmax_rate = 2\n",
      "'max_rate' is already set in [user alice] on line"),
