@@ -190,6 +190,18 @@ def test_check_warns_of_an_unknown_account(env, tmp_path):
                         f"{conf}:11: warning: [group staf]: no such group on this system"], r.stderr
 
 
+def writes_through_nss_shim(make_server, env, setting):
+    """A server whose NSS goes through tests/lib/nss_fail_shim.c (setting: its variable), with
+    a [group] section for a group that does not exist: alice still writes. The server."""
+    s = make_server(write_enable="yes", sections="[group nosuchgroup]\nwrite_enable = no\n",
+                    prefix=["env", "LD_PRELOAD=" + env.shim_preload("nss_fail_shim"), setting])
+    f = s.ftps_reuse("alice")
+    assert can_write(f, "sect-nss.txt")
+    f.quit()
+    os.unlink(os.path.join(env.home("alice"), "sect-nss.txt"))
+    return s
+
+
 def test_group_nss_cannot_answer_refuses_the_login(make_server, env, syslog):
     """NSS fails to say whether the account is in a [group] section's group (a directory
     service that is down; tests/lib/nss_fail_shim.c): the section might take rights away, so
@@ -204,13 +216,7 @@ def test_group_nss_cannot_answer_refuses_the_login(make_server, env, syslog):
                                                  r"authentication error\)\.$"):
         f.login("alice", USERS["alice"][1])
     f.close()
-    s2 = make_server(write_enable="yes", sections="[group nosuchgroup]\nwrite_enable = no\n",
-                     prefix=["env", "LD_PRELOAD=" + env.shim_preload("nss_fail_shim"),
-                             "NSS_FAIL_GROUP=ldapgroup"])
-    f = s2.ftps_reuse("alice")
-    assert can_write(f, "sect-nss.txt")
-    f.quit()
-    os.unlink(os.path.join(env.home("alice"), "sect-nss.txt"))
+    writes_through_nss_shim(make_server, env, "NSS_FAIL_GROUP=ldapgroup")
     if syslog is not None and syslog.available:
         want = "cannot tell whether alice is in group ldapgroup (NSS failed)"
         assert want in syslog.text(wait_for=want)
@@ -220,13 +226,7 @@ def test_groups_asked_of_nss_once_per_login(make_server, env):
     """A login with [group] sections asks NSS for the account's groups once, for the sections
     and the user process both (with LDAP, each ask is a query); it asked twice. The shim
     (tests/lib/nss_fail_shim.c with NSS_TRACE) writes each getgrouplist call to stderr."""
-    s = make_server(write_enable="yes", sections="[group nosuchgroup]\nwrite_enable = no\n",
-                    prefix=["env", "LD_PRELOAD=" + env.shim_preload("nss_fail_shim"),
-                            "NSS_TRACE=1"])
-    f = s.ftps_reuse("alice")
-    assert can_write(f, "sect-once.txt")
-    f.quit()
-    os.unlink(os.path.join(env.home("alice"), "sect-once.txt"))
+    s = writes_through_nss_shim(make_server, env, "NSS_TRACE=1")
     deadline = time.time() + 10
     while True:
         with open(s.stderr.name) as fh:

@@ -106,15 +106,21 @@ def test_anonymous_uploads_when_allowed(make_server, anon_root):
     f.quit()
 
 
+def drop_box(make_server, anon_root, prefix):
+    """An anonymous session on a server with anon_write_enable = upload, and a fresh name
+    in incoming/ (as given to the server, and its path on disk)."""
+    s = make_server(anonymous="yes", anon_root=anon_root, anon_write_enable="upload")
+    name = f"{prefix}-{os.getpid()}-{time.time_ns()}.txt"
+    f = plain_ftp(s)
+    f.login("anonymous", "guest@")
+    return f, name, os.path.join(anon_root, "incoming", name)
+
+
 def test_anonymous_drop_box(make_server, anon_root):
     """anon_write_enable = upload: new files only. A name that exists, APPE and REST+STOR get
     553; DELE, MKD, RNFR and MFMT 550; the upload is the anonymous account's alone (anon_umask
     077) and not downloadable until the admin makes it readable to everyone."""
-    s = make_server(anonymous="yes", anon_root=anon_root, anon_write_enable="upload")
-    name = f"drop-{os.getpid()}-{time.time_ns()}.txt"
-    path = os.path.join(anon_root, "incoming", name)
-    f = plain_ftp(s)
-    f.login("anonymous", "guest@")
+    f, name, path = drop_box(make_server, anon_root, "drop")
     try:
         assert f.storbinary(f"STOR incoming/{name}", io.BytesIO(b"dropped")).startswith("226")
         st = os.stat(path)
@@ -155,11 +161,7 @@ def test_anonymous_drop_box_never_replaces_a_file_made_during_the_upload(make_se
                                                                          anon_root):
     """The name was free when the upload began and is taken when it ends: the file there
     stays and the upload gets 553."""
-    s = make_server(anonymous="yes", anon_root=anon_root, anon_write_enable="upload")
-    name = f"race-{os.getpid()}-{time.time_ns()}.txt"
-    path = os.path.join(anon_root, "incoming", name)
-    f = plain_ftp(s)
-    f.login("anonymous", "guest@")
+    f, name, path = drop_box(make_server, anon_root, "race")
     try:
         conn = f.transfercmd(f"STOR incoming/{name}")
         conn.sendall(b"late upload")
