@@ -182,6 +182,18 @@ unsigned config_host_line(const struct config *c, unsigned v, const char *key)
 }
 
 /* Returns NULL on success or a description of what is wrong with the value. */
+/* yes/true/on/1 or no/false/off/0, as every yes-or-no key (and anon_write_enable) takes them. */
+static bool parse_yes_no(const char *v, bool *out)
+{
+    if (str_ieq(v, "yes") || str_ieq(v, "true") || str_ieq(v, "on") || strcmp(v, "1") == 0)
+        *out = true;
+    else if (str_ieq(v, "no") || str_ieq(v, "false") || str_ieq(v, "off") || strcmp(v, "0") == 0)
+        *out = false;
+    else
+        return false;
+    return true;
+}
+
 static const char *set_value(void *base, const struct key *k, const char *v, char *why,
                              size_t whylen)
 {
@@ -200,12 +212,7 @@ static const char *set_value(void *base, const struct key *k, const char *v, cha
         *(char **)field = xstrdup(v);
         return NULL;
     case K_BOOL:
-        if (str_ieq(v, "yes") || str_ieq(v, "true") || str_ieq(v, "on") || strcmp(v, "1") == 0)
-            *(bool *)field = true;
-        else if (str_ieq(v, "no") || str_ieq(v, "false") || str_ieq(v, "off") ||
-                 strcmp(v, "0") == 0)
-            *(bool *)field = false;
-        else
+        if (!parse_yes_no(v, (bool *)field))
             return "must be yes or no";
         return NULL;
     case K_UINT: {
@@ -237,17 +244,16 @@ static const char *set_value(void *base, const struct key *k, const char *v, cha
         else
             return "must be on, trap, log or off";
         return NULL;
-    case K_ANONWRITE:
+    case K_ANONWRITE: {
+        bool yes;
         if (str_ieq(v, "upload"))
             *(int *)field = ANON_WRITE_UPLOAD;
-        else if (str_ieq(v, "yes") || str_ieq(v, "true") || str_ieq(v, "on") || strcmp(v, "1") == 0)
-            *(int *)field = ANON_WRITE_YES;
-        else if (str_ieq(v, "no") || str_ieq(v, "false") || str_ieq(v, "off") ||
-                 strcmp(v, "0") == 0)
-            *(int *)field = ANON_WRITE_NO;
+        else if (parse_yes_no(v, &yes))
+            *(int *)field = yes ? ANON_WRITE_YES : ANON_WRITE_NO;
         else
             return "must be no, upload or yes";
         return NULL;
+    }
     case K_PROXY:
         if (str_ieq(v, "off") || str_ieq(v, "no"))
             *(int *)field = PROXY_OFF;

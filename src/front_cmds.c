@@ -866,9 +866,7 @@ static void set_time(struct front *f, const char *path, time_t t)
     struct ureply r;
     front_user_request(f, UOP_SETTIME, 0, (uint64_t)t, path, NULL, &r);
     char when[32];
-    struct tm tm;
-    if (!gmtime_r(&t, &tm) || strftime(when, sizeof when, "%Y%m%d%H%M%S", &tm) == 0)
-        snprintf(when, sizeof when, "%lld", (long long)t);
+    format_mdtm(when, sizeof when, t);
     log_change("MFMT", when, &r, path);
     front_relay_reply(f, &r);
     ureply_free(&r);

@@ -257,10 +257,14 @@ static void check_account_sections(const struct config *cfg)
     }
 }
 
-static bool is_dir(const char *path)
+/* A directory the session needs at every login, or xferlog_file's; "" when it is usable as
+ * far as a stat can tell, else why not. */
+static const char *dir_problem(const char *dir)
 {
     struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    if (stat(dir, &st) < 0)
+        return strerror(errno);
+    return S_ISDIR(st.st_mode) ? "" : "not a directory";
 }
 
 static bool is_regular_file(const char *path)
@@ -288,7 +292,7 @@ static bool pam_service_file_exists(const char *service, char *where, size_t whe
         return is_regular_file(path);
     }
     static const char *const dirs[] = {"/etc/pam.d", "/usr/lib/pam.d"};
-    if (!is_dir(dirs[0]) && !is_dir(dirs[1])) {
+    if (dir_problem(dirs[0])[0] && dir_problem(dirs[1])[0]) {
         snprintf(where, wherelen, "/etc/pam.conf (there is no /etc/pam.d)");
         return access("/etc/pam.conf", F_OK) == 0;
     }
@@ -320,16 +324,6 @@ static void check_pam_service(const struct config *cfg, unsigned v)
            "warning: %spam_service '%s': no such service in %s; Linux-PAM would use the "
            "\"other\" service for every login",
            host, service, where);
-}
-
-/* A directory the session needs at every login, or xferlog_file's; "" when it is usable as
- * far as a stat can tell, else why not. */
-static const char *dir_problem(const char *dir)
-{
-    struct stat st;
-    if (stat(dir, &st) < 0)
-        return strerror(errno);
-    return S_ISDIR(st.st_mode) ? "" : "not a directory";
 }
 
 /* root_dir with a %-escape names a directory per user, which -t cannot know; an empty one is
