@@ -458,6 +458,8 @@ pasv_min_port = {lo}
 pasv_max_port = {hi}
 require_prot_p = {'no' if relaxed else 'yes'}
 require_session_reuse = yes
+# The memory measurement holds 200 sessions of one account; the peers count none.
+max_sessions_per_user = 0
 """)
         sh(self.env.ftpsd, "-t", "-f", path)
         return [self.env.ftpsd, "-f", path], ()

@@ -49,8 +49,10 @@ static void take(const struct acctsect *a, bool *done, struct acct_settings *out
             out->write_enable = a->write_enable;
         else if (k == ACCT_MAX_RATE)
             out->max_rate = a->max_rate;
-        else
+        else if (k == ACCT_UMASK)
             out->umask = a->umask;
+        else
+            out->max_sessions = a->max_sessions;
     }
 }
 
@@ -62,6 +64,7 @@ int acct_settings(const struct config *c, unsigned vhost, const struct passwd *p
     out->write_enable = c->write_enable;
     out->max_rate = c->max_rate;
     out->umask = c->umask;
+    out->max_sessions = c->max_sessions_per_user;
     if (c->naccts == 0)
         return 0;
     bool done[ACCT_NKEYS] = {false};

@@ -97,6 +97,9 @@ static const struct key keys[] = {
     {"data_close_timeout", K_UINT, O(data_close_timeout), 0, 600, "5"},
     {"upload_drain_timeout", K_UINT, O(upload_drain_timeout), 0, 600, "10"},
     {"max_login_failures", K_UINT, O(max_login_failures), 1, 100, "3"},
+    {"max_sessions_per_user", K_UINT, O(max_sessions_per_user), 0, 100000, "32"},
+    {"anon_max_sessions", K_UINT, O(anon_max_sessions), 0, 100000, "0"},
+    {"session_lock_dir", K_PATH, O(session_lock_dir), 0, 0, "/run/ftpsd"},
     {"fail_delay_ms", K_UINT, O(fail_delay_ms), 0, 60000, "3000"},
     {"max_line_length", K_UINT, O(max_line_length), 512, 65536, "4096"},
     {"max_open_files", K_UINT, O(max_open_files), 32, 65536, "256"},
@@ -171,6 +174,7 @@ static const struct key acct_keys[] = {
     {"write_enable", K_BOOL, A(write_enable), 0, 0, NULL},
     {"max_rate", K_U64, A(max_rate), 0, 0, NULL},
     {"umask", K_OCTAL, A(umask), 0, 0777, NULL},
+    {"max_sessions_per_user", K_UINT, A(max_sessions), 0, 100000, NULL},
 };
 _Static_assert(ARRAY_LEN(acct_keys) == ACCT_NKEYS, "acct_keys and enum acct_key differ");
 unsigned config_host_line(const struct config *c, unsigned v, const char *key)

@@ -28,7 +28,14 @@ struct vhost {
 
 /* A [user NAME] or [group NAME] section: settings for the accounts it names (acctconf.h says
  * which section wins). A key counts only where line_of has its line. */
-enum acct_key { ACCT_ROOT_DIR, ACCT_WRITE_ENABLE, ACCT_MAX_RATE, ACCT_UMASK, ACCT_NKEYS };
+enum acct_key {
+    ACCT_ROOT_DIR,
+    ACCT_WRITE_ENABLE,
+    ACCT_MAX_RATE,
+    ACCT_UMASK,
+    ACCT_MAX_SESSIONS,
+    ACCT_NKEYS
+};
 struct acctsect {
     char *name; /* as written: user and group names are case-sensitive */
     bool group;
@@ -36,6 +43,7 @@ struct acctsect {
     bool write_enable;
     uint64_t max_rate;
     unsigned umask;
+    unsigned max_sessions;
     unsigned line;                /* of the section's header */
     unsigned line_of[ACCT_NKEYS]; /* of each key set, 0 if not */
 };
@@ -105,6 +113,9 @@ struct config {
     unsigned upload_drain_timeout; /* seconds a refused upload's rest is read and dropped */
     unsigned login_timeout;
     unsigned max_login_failures;
+    unsigned max_sessions_per_user; /* 0: no limit */
+    unsigned anon_max_sessions;     /* of all anonymous sessions together, 0: no limit */
+    char *session_lock_dir;
     unsigned fail_delay_ms;
     unsigned max_line_length;
     unsigned max_open_files;

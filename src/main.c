@@ -26,6 +26,7 @@
 #include "log.h"
 #include "monitor.h"
 #include "tls.h"
+#include "sesslimit.h"
 #include "util.h"
 
 #ifndef FTPSD_VERSION
@@ -404,10 +405,29 @@ static int check_banner_files(const struct config *cfg)
     return bad;
 }
 
+/* Where a session limit applies, a directory that cannot hold its slots fails every login. */
+static int check_session_lock_dir(const struct config *cfg)
+{
+    bool limited = cfg->max_sessions_per_user || (cfg->anonymous && cfg->anon_max_sessions);
+    for (unsigned i = 0; i < cfg->naccts; i++)
+        limited |= cfg->accts[i].line_of[ACCT_MAX_SESSIONS] && cfg->accts[i].max_sessions;
+    /* Rootless without the key, the monitor does not count (ftpsd.conf(5)). */
+    if (!limited || (cfg->rootless && !config_line(cfg, "session_lock_dir")))
+        return 0;
+    const char *why = sesslimit_dir_problem(cfg->session_lock_dir);
+    if (!why)
+        return 0;
+    report(cfg, config_line(cfg, "session_lock_dir"),
+           "session_lock_dir %s %s: logins under a session limit would fail", cfg->session_lock_dir,
+           why);
+    return 1;
+}
+
 static int check_config(struct config *cfg)
 {
     int bad = check_tls(cfg);
     bad |= check_banner_files(cfg);
+    bad |= check_session_lock_dir(cfg);
     check_warnings(cfg);
     if (cfg->cert_map_file[0]) {
         struct certmap *map = certmap_load(cfg->cert_map_file, print_err);

@@ -41,6 +41,7 @@
 #include "proclimits.h"
 #include "session.h"
 #include "session_info.h"
+#include "sesslimit.h"
 #include "util.h"
 #include "xferlog.h"
 
@@ -70,6 +71,7 @@ struct monitor {
     unsigned kill_reports; /* MSG_WORKER_KILLED taken */
     bool grant_write;      /* the login's write_enable and max_rate, for the front */
     uint64_t grant_rate;
+    int slot_fd; /* the account's session slot (sesslimit.h), -1 if none */
 };
 
 /* The monitor's own SIGKILLs, logged where they are sent; reap() logs any other. */
@@ -320,6 +322,10 @@ static pid_t start_user_process(struct monitor *m, const struct passwd *pw, cons
         close(m->front_fd);
         if (m->xferlog_fd >= 0)
             close(m->xferlog_fd);
+        /* An flock belongs to the open file, which this copy would keep: the slot must be
+         * given back when the monitor lets go of it (REIN), whenever this process ends. */
+        if (m->slot_fd >= 0)
+            close(m->slot_fd);
         /* It writes only listings; PAM's file size limit binds the uploads' writers (front). */
         proc_limits_restore_one(&m->own_limits, RLIMIT_FSIZE);
         struct session_args a = {
@@ -342,6 +348,33 @@ static pid_t start_user_process(struct monitor *m, const struct passwd *pw, cons
     free(ids.groups);
     *front_end = sv[0];
     return pid;
+}
+
+/* A slot of the account's max (the key that set it, for the log) taken for the session, or
+ * PAMAUTH_BUSY / PAMAUTH_ERROR with why. */
+static enum pam_outcome take_slot(struct monitor *m, const char *account, unsigned max,
+                                  const char *key, char *why, size_t whylen)
+{
+    const struct config *cfg = m->si.cfg;
+    /* Rootless, the default directory is root's: the limit holds where the admin named one. */
+    if (max == 0 || (cfg->rootless && !config_line(cfg, "session_lock_dir")))
+        return PAMAUTH_OK;
+    int fd = sesslimit_take(cfg->session_lock_dir, account, max, why, whylen);
+    if (fd == SESSLIMIT_FULL) {
+        snprintf(why, whylen, "%u sessions already open (%s)", max, key);
+        return PAMAUTH_BUSY;
+    }
+    if (fd < 0)
+        return PAMAUTH_ERROR;
+    m->slot_fd = fd;
+    return PAMAUTH_OK;
+}
+
+static void release_slot(struct monitor *m)
+{
+    if (m->slot_fd >= 0)
+        close(m->slot_fd);
+    m->slot_fd = -1;
 }
 
 /* What the client proved, from the front's request and the monitor's own checks. */
@@ -405,7 +438,11 @@ static void login_failed(struct monitor *m, const struct login_req *l, const cha
     const struct config *cfg = m->si.cfg;
     m->failures++;
     log_set_attempted_user(l->user);
-    if (out == PAMAUTH_ERROR)
+    if (out == PAMAUTH_BUSY)
+        /* The password was right: not a failure for fail2ban's filter either. */
+        log_msg(LOG_NOTICE, "login refused user=%s method=%s: %s (attempt %u of %u)", l->user,
+                method, why, m->failures, cfg->max_login_failures);
+    else if (out == PAMAUTH_ERROR)
         /* The server's fault, not the client's: worded so that fail2ban's filter (which
          * matches "login failed") does not ban a client for it. It still counts towards
          * max_login_failures, which bounds how often a session can make the server try. */
@@ -424,6 +461,8 @@ static void login_failed(struct monitor *m, const struct login_req *l, const cha
         sbuf_adds(lines, "Account is not allowed to log in now.");
     else if (out == PAMAUTH_ERROR)
         sbuf_adds(lines, "Login failed (server authentication error).");
+    else if (out == PAMAUTH_BUSY)
+        sbuf_adds(lines, "Too many sessions of this account are open; try again later.");
     else
         sbuf_adds(lines, "Login incorrect.");
     bool last = m->failures >= cfg->max_login_failures;
@@ -465,11 +504,19 @@ static void login_anonymous(struct monitor *m, const struct login_req *l, struct
     /* The front offers MFMT only where it may be used. */
     m->grant_write = cfg->anon_write_enable == ANON_WRITE_YES;
     m->grant_rate = cfg->anon_max_rate;
+    /* One count for all anonymous sessions: '/' is in no account's name. */
+    enum pam_outcome out =
+        take_slot(m, "/anonymous", cfg->anon_max_sessions, "anon_max_sessions", why, sizeof why);
+    if (out != PAMAUTH_OK) {
+        login_failed(m, l, "anonymous", out, why, lines);
+        return;
+    }
     int ng;
     gid_t *groups = acct_groups(pw, &ng);
     m->user_pid = start_user_process(m, pw, groups, ng, &u, &front_end, why, sizeof why);
     free(groups);
     if (m->user_pid < 0) {
+        release_slot(m);
         login_failed(m, l, "anonymous", PAMAUTH_ERROR, why, lines);
         return;
     }
@@ -590,8 +637,12 @@ static void handle_login(struct monitor *m, struct msg *req)
         } else if (!settled) {
             pamauth_close(&m->pam);
             out = PAMAUTH_ERROR;
+        } else if ((out = take_slot(m, pw->pw_name, as.max_sessions, "max_sessions_per_user", why,
+                                    sizeof why)) != PAMAUTH_OK) {
+            pamauth_close(&m->pam);
         } else if ((m->user_pid = start_user_process(m, pw, groups, ng, &u, &front_end, why,
                                                      sizeof why)) < 0) {
+            release_slot(m);
             pamauth_close(&m->pam);
             out = PAMAUTH_ERROR;
         }
@@ -753,6 +804,7 @@ static void handle_logout(struct monitor *m, struct msg *req)
         reap(m->user_pid, "user", 5000, m->user_started);
         m->user_pid = 0;
         pamauth_close(&m->pam);
+        release_slot(m);
         m->logged_in = false;
         m->anon = false;
         log_msg(LOG_INFO, "logout (REIN) after %lld s",
@@ -823,6 +875,7 @@ void monitor_run(struct config *cfg)
     memset(&m, 0, sizeof m);
     m.started = wall_ms();
     m.xferlog_fd = -1;
+    m.slot_fd = -1;
     proc_limits_save(&m.own_limits);
     /* A transfer log past a file size limit fails its write (EFBIG) instead of killing. */
     signal(SIGXFSZ, SIG_IGN);

@@ -13,6 +13,7 @@ enum pam_outcome {
     PAMAUTH_EXPIRED_PW,  /* the password must be changed first */
     PAMAUTH_ACCT_DENIED, /* expired or locked account, pam_access/pam_time refusal */
     PAMAUTH_ERROR,       /* PAM itself failed (configuration, session module) */
+    PAMAUTH_BUSY,        /* not PAM's: the account has as many sessions as it may */
 };
 
 /* What the conversation answers with. It lives as long as the handle: session modules may

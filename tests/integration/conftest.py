@@ -85,6 +85,16 @@ def syslog(request):
     s.stop()
 
 
+@pytest.fixture
+def log(syslog):
+    """The syslog fixture, for tests that read the server's log lines."""
+    if syslog is None:
+        pytest.skip("needs root (the syslog fixture is not started otherwise)")
+    if not syslog.available:
+        pytest.skip(syslog.reason)
+    return syslog
+
+
 @pytest.fixture(scope="module")
 def server(env):
     s = Server(env, name="default")

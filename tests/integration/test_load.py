@@ -79,7 +79,7 @@ def test_300_concurrent_sessions(make_server, env, run_dirs, request):
     random file under PROT P with resumed data sessions (sha256 on both ends) and quits. All
     must succeed, and afterwards no process of any of them is left."""
     raise_nofile(4 * SESSIONS + 256)
-    s = make_server(name="load", system_pam=True, **PASV,
+    s = make_server(name="load", system_pam=True, **PASV, max_sessions_per_user=0,
                     log_level="info", data_timeout=120, idle_timeout=300, login_timeout=120)
     d = run_dirs("300")
     held = {}

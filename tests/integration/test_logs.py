@@ -11,15 +11,6 @@ import pytest
 from ftpsd_fixture import USERS
 
 
-@pytest.fixture
-def log(syslog):
-    if syslog is None:
-        pytest.skip("needs root (the syslog fixture is not started otherwise)")
-    if not syslog.available:
-        pytest.skip(syslog.reason)
-    return syslog
-
-
 LINE = re.compile(r"ftpsd\[(?P<pid>\d+)\]: \[(?P<sid>[0-9a-f]{12})\] (?P<client>[^ :]+)"
                   r"(?: user=(?P<user>[^:]*))?: (?P<msg>.*)$")
 

@@ -31,6 +31,8 @@ def rootless(make_server, env):
     os.chown(d, UID, UID)
 
     def make(**conf):
+        # The fixture's default is root's: rootless, sessions are counted in alice's.
+        conf.setdefault("session_lock_dir", os.path.join(d, "sessions"))
         s = make_server(prefix=["setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups",
                                 "--"],
                         tls_cert_file=os.path.join(d, "server.pem"),
@@ -39,6 +41,25 @@ def rootless(make_server, env):
         os.chmod(s.conf_path, 0o644)
         return s
     return make
+
+
+def test_rootless_counts_sessions_in_its_own_directory(rootless, env):
+    """With session_lock_dir set to one of the running user's, the limit holds rootless too
+    (the default, /run/ftpsd, is root's: there the sessions are not counted)."""
+    s = rootless(max_sessions_per_user=1)
+    f = s.ftps("alice")
+    r = s.tls_raw()
+    assert r.cmd("USER alice")[0] == 331
+    assert r.cmd(f"PASS {USERS['alice'][1]}")[1][-1] == (
+        "530 Too many sessions of this account are open; try again later.")
+    r.close()
+    f.quit()
+    d = os.path.join(env.path("rootless"), "sessions")
+    assert os.stat(d).st_uid == UID
+    s2 = rootless(max_sessions_per_user=1, session_lock_dir=None)
+    f1, f2 = s2.ftps("alice"), s2.ftps("alice")
+    f1.quit()
+    f2.quit()
 
 
 def test_rootless_serves_its_user(rootless, env):

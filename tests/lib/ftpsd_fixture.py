@@ -255,8 +255,12 @@ class Server:
             "pasv_min_port": "40000",
             "pasv_max_port": "44999",
             "log_level": "debug",
+            # Each server counts its own sessions: not the machine's /run/ftpsd.
+            "session_lock_dir": env.path(f"sessions-{self.port}"),
         }
         settings.update({k: str(v) for k, v in conf.items()})
+        # A key given as None is left out: its default applies.
+        settings = {k: v for k, v in settings.items() if conf.get(k, "") is not None}
         self.settings = settings
         with open(self.conf_path, "w") as fh:
             fh.write("# written by the test suite\n")
