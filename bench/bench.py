@@ -460,6 +460,8 @@ require_prot_p = {'no' if relaxed else 'yes'}
 require_session_reuse = yes
 # The memory measurement holds 200 sessions of one account; the peers count none.
 max_sessions_per_user = 0
+# Not thousands of sessions in the machine's wtmp (the peers as configured write none).
+wtmp_file =
 """)
         sh(self.env.ftpsd, "-t", "-f", path)
         return [self.env.ftpsd, "-f", path], ()

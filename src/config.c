@@ -114,6 +114,7 @@ static const struct key keys[] = {
     {"log_level", K_LOGLEVEL, O(log_level), 0, 0, "info"},
     {"log_facility", K_FACILITY, O(log_facility), 0, 0, "ftp"},
     {"xferlog_file", K_OPTPATH, O(xferlog_file), 0, 0, ""},
+    {"wtmp_file", K_OPTPATH, O(wtmp_file), 0, 0, "/var/log/wtmp"},
 };
 
 _Static_assert(ARRAY_LEN(keys) <= ARRAY_LEN(((struct config *)0)->line_of), "line_of too small");

@@ -130,6 +130,7 @@ struct config {
     int log_level;
     int log_facility;
     char *xferlog_file;
+    char *wtmp_file;
 
     /* Not a key: started by a user other than root (rootless mode), see ftpsd(8). */
     bool rootless;

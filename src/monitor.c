@@ -43,6 +43,7 @@
 #include "session_info.h"
 #include "sesslimit.h"
 #include "util.h"
+#include "wtmp.h"
 #include "xferlog.h"
 
 struct monitor {
@@ -424,6 +425,7 @@ static void login_succeeded(struct monitor *m, const struct passwd *pw, const st
         log_msg(LOG_NOTICE, "login ok user=%s method=%s", m->user, method);
     if (lines->len)
         sbuf_addc(lines, '\n');
+    wtmp_login(cfg->wtmp_file, m->user, &m->si);
     sbuf_adds(lines, code == 232 ? "User logged in, authorized by the client certificate."
                                  : "Login successful.");
     send_login_result(m, true, code, false, lines, front_end, fsize);
@@ -805,6 +807,7 @@ static void handle_logout(struct monitor *m, struct msg *req)
         m->user_pid = 0;
         pamauth_close(&m->pam);
         release_slot(m);
+        wtmp_logout(m->si.cfg->wtmp_file, &m->si);
         m->logged_in = false;
         m->anon = false;
         log_msg(LOG_INFO, "logout (REIN) after %lld s",
@@ -999,6 +1002,7 @@ void monitor_run(struct config *cfg)
     reap(m.user_pid, "user", 5000, m.user_started);
     if (m.logged_in) {
         pamauth_close(&m.pam);
+        wtmp_logout(cfg->wtmp_file, &m.si);
         log_msg(LOG_INFO, "disconnect after %lld s", (long long)((now_ms() - m.login_at) / 1000));
     } else {
         log_msg(LOG_INFO, "disconnect (not logged in)");

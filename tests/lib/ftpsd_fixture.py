@@ -257,6 +257,8 @@ class Server:
             "log_level": "debug",
             # Each server counts its own sessions: not the machine's /run/ftpsd.
             "session_lock_dir": env.path(f"sessions-{self.port}"),
+            # Not the machine's wtmp (test_wtmp.py names its own).
+            "wtmp_file": "",
         }
         settings.update({k: str(v) for k, v in conf.items()})
         # A key given as None is left out: its default applies.
