@@ -51,8 +51,12 @@ static void take(const struct acctsect *a, bool *done, struct acct_settings *out
             out->max_rate = a->max_rate;
         else if (k == ACCT_UMASK)
             out->umask = a->umask;
-        else
+        else if (k == ACCT_MAX_SESSIONS)
             out->max_sessions = a->max_sessions;
+        else if (k == ACCT_DENY_FILE)
+            out->deny_file = a->deny_file;
+        else
+            out->hide_file = a->hide_file;
     }
 }
 
@@ -65,6 +69,8 @@ int acct_settings(const struct config *c, unsigned vhost, const struct passwd *p
     out->max_rate = c->max_rate;
     out->umask = c->umask;
     out->max_sessions = c->max_sessions_per_user;
+    out->deny_file = c->deny_file;
+    out->hide_file = c->hide_file;
     if (c->naccts == 0)
         return 0;
     bool done[ACCT_NKEYS] = {false};

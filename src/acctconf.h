@@ -13,9 +13,10 @@
 struct acct_settings {
     const char *root_dir; /* root_dir setting ("" = home), %u not yet expanded */
     bool write_enable;
-    uint64_t max_rate;     /* bytes per second per transfer, 0: no limit */
-    unsigned umask;        /* for what the user process creates */
-    unsigned max_sessions; /* at once, 0: no limit */
+    uint64_t max_rate;                 /* bytes per second per transfer, 0: no limit */
+    unsigned umask;                    /* for what the user process creates */
+    unsigned max_sessions;             /* at once, 0: no limit */
+    const char *deny_file, *hide_file; /* pattern lists (namefilter.h), "" for none */
 };
 
 /* The account's groups, primary first, as NSS lists them now; *n of them, -1 when NSS fails.

@@ -135,12 +135,20 @@ void cmd_rnfr(struct usess *s, const struct ureq *q, struct uresp *r)
 
 void cmd_rnto(struct usess *s, const struct ureq *q, struct uresp *r)
 {
-    char to[VPATH_MAX];
+    char to[VPATH_MAX], from[VPATH_MAX];
     const char *from_base, *to_base;
     if (!may_write(s, r) || sess_new_vpath(s, q->arg, to, r) < 0)
         return;
     snprintf(r->name, sizeof r->name, "%s", to);
-    int fdir = path_open_parent(s->rootfd, q->arg2, &from_base);
+    /* The old name is RNFR's canonical path as the front kept it; checked again here, since
+     * the front's word is all this request has: a denied name is not renamed away. */
+    if (vpath_join("/", q->arg2, from, sizeof from) < 0) {
+        uresp_set(r, 550, "File name too long.");
+        return;
+    }
+    if (sess_denied(s, from, q->arg2, r))
+        return;
+    int fdir = path_open_parent(s->rootfd, from, &from_base);
     if (fdir < 0) {
         uresp_errno(r, errno, q->arg2);
         return;

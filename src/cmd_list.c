@@ -123,8 +123,10 @@ static void names_free(struct names *v)
     free(v->off);
 }
 
-/* -1 with errno; -2: more than limit entries (0: no limit) besides . and .. would be listed. */
-static int read_dir(int dfd, bool all, const char *pattern, unsigned limit, struct names *v)
+/* -1 with errno; -2: more than limit entries (0: no limit) besides . and .. would be listed.
+ * Names deny_file or hide_file match are left out. */
+static int read_dir(const struct usess *s, int dfd, bool all, const char *pattern, unsigned limit,
+                    struct names *v)
 {
     int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
@@ -150,6 +152,8 @@ static int read_dir(int dfd, bool all, const char *pattern, unsigned limit, stru
             continue;
         /* A listing line cannot carry CR or LF; such a name would forge further entries. */
         if (strpbrk(nm, "\r\n"))
+            continue;
+        if (!dot && sess_hidden(s, nm))
             continue;
         if (!dot && limit && ++counted > limit) {
             closedir(d);
@@ -292,10 +296,12 @@ static void sink_close(struct sink *k)
     sbuf_free(&k->buf);
 }
 
+/* Whether arg names an entry, so is no "-la"-style word; a denied name names none, or "LIST
+ * -name" would tell whether it exists. */
 static bool names_entry(struct usess *s, const char *arg)
 {
     char vp[VPATH_MAX];
-    if (vpath_join(s->cwd, arg, vp, sizeof vp) < 0)
+    if (vpath_join(s->cwd, arg, vp, sizeof vp) < 0 || sess_denied(s, vp, NULL, NULL))
         return false;
     int fd = path_open(s->rootfd, vp, O_PATH, 0);
     if (fd < 0)
@@ -401,7 +407,7 @@ void cmd_list(struct usess *s, const struct ureq *q, struct uresp *r)
         goto done;
     }
     unsigned limit = s->cfg->max_list_entries;
-    int got = read_dir(dfd, all || q->op == UOP_MLSD, pattern, limit, &v);
+    int got = read_dir(s, dfd, all || q->op == UOP_MLSD, pattern, limit, &v);
     if (got == -2) {
         /* Refused whole: a client mirroring with deletion would take a partial listing's
          * missing entries for deleted files. */

@@ -170,6 +170,9 @@ static int reserve_unique(struct usess *s, const char *arg, char *vp, struct ure
             snprintf(cand, sizeof cand, "%s", want);
         else if ((size_t)snprintf(cand, sizeof cand, "%s.%u", want, i) >= sizeof cand)
             break;
+        /* A name deny_file takes ("*.1") is passed over, as a taken one is. */
+        if (sess_denied(s, cand, NULL, NULL))
+            continue;
         const char *base;
         int dfd = path_open_parent(s->rootfd, cand, &base);
         if (dfd < 0) {

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <syslog.h>
 
+#include "namefilter.h"
 #include "netmatch.h"
 #include "proxy.h"
 #include "sandbox.h"
@@ -90,6 +91,8 @@ static const struct key keys[] = {
     {"allow_rein", K_BOOL, O(allow_rein), 0, 0, "no"},
     {"write_enable", K_BOOL, O(write_enable), 0, 0, "no"},
     {"umask", K_OCTAL, O(umask), 0, 0777, "022"},
+    {"deny_file", K_STR, O(deny_file), 0, 0, ""},
+    {"hide_file", K_STR, O(hide_file), 0, 0, ""},
     {"idle_timeout", K_UINT, O(idle_timeout), 1, 86400, "300"},
     {"data_timeout", K_UINT, O(data_timeout), 1, 86400, "60"},
     {"login_timeout", K_UINT, O(login_timeout), 1, 3600, "60"},
@@ -176,6 +179,8 @@ static const struct key acct_keys[] = {
     {"max_rate", K_U64, A(max_rate), 0, 0, NULL},
     {"umask", K_OCTAL, A(umask), 0, 0777, NULL},
     {"max_sessions_per_user", K_UINT, A(max_sessions), 0, 100000, NULL},
+    {"deny_file", K_STR, A(deny_file), 0, 0, NULL},
+    {"hide_file", K_STR, A(hide_file), 0, 0, NULL},
 };
 _Static_assert(ARRAY_LEN(acct_keys) == ACCT_NKEYS, "acct_keys and enum acct_key differ");
 unsigned config_host_line(const struct config *c, unsigned v, const char *key)
@@ -454,10 +459,13 @@ static int set_account_key(struct acctsect *a, const char *key, const char *val,
         }
         return 0;
     }
-    snprintf(why, whylen,
-             "'%s' cannot be set in a [%s] section (root_dir, write_enable, max_rate "
-             "and umask can)",
-             key, kind);
+    /* The keys that can, from the table: the message cannot fall behind it. */
+    int n = snprintf(why, whylen, "'%s' cannot be set in a [%s] section (", key, kind);
+    for (size_t i = 0; i < ARRAY_LEN(acct_keys) && n >= 0 && (size_t)n < whylen; i++)
+        n += snprintf(why + n, whylen - (size_t)n, "%s%s", acct_keys[i].name,
+                      i + 2 < ARRAY_LEN(acct_keys)   ? ", "
+                      : i + 1 < ARRAY_LEN(acct_keys) ? " and "
+                                                     : " can)");
     return -1;
 }
 
@@ -654,9 +662,50 @@ static const char *root_dir_problem(const char *dir)
     return NULL;
 }
 
-int config_validate(struct config *c, void (*errfn)(const char *msg))
+/* deny_file and hide_file as the user process parses them at its start (session.c), which
+ * must not fail there: a session would end at login. */
+static bool name_list_ok(const char *list, char *why, size_t whylen)
+{
+    struct namefilter f;
+    if (namefilter_parse(&f, list, why, whylen) < 0)
+        return false;
+    namefilter_free(&f);
+    return true;
+}
+
+static const struct {
+    const char *key;
+    enum acct_key acct;
+    size_t off, acct_off;
+} name_lists[] = {{"deny_file", ACCT_DENY_FILE, O(deny_file), A(deny_file)},
+                  {"hide_file", ACCT_HIDE_FILE, O(hide_file), A(hide_file)}};
+
+static int name_lists_problems(const struct config *c, void (*errfn)(const char *msg))
 {
     int errors = 0;
+    char why[256];
+    for (size_t k = 0; k < ARRAY_LEN(name_lists); k++) {
+        const char *key = name_lists[k].key;
+        if (!name_list_ok(*(char *const *)((const char *)c + name_lists[k].off), why, sizeof why)) {
+            report_key(errfn, c, key, "%s: %s", key, why);
+            errors++;
+        }
+        for (unsigned i = 0; i < c->naccts; i++) {
+            const struct acctsect *a = &c->accts[i];
+            const char *v = *(char *const *)((const char *)a + name_lists[k].acct_off);
+            if (a->line_of[name_lists[k].acct] && v && !name_list_ok(v, why, sizeof why)) {
+                report_at(errfn, c->path, a->line_of[name_lists[k].acct], "[%s %s]: %s: %s",
+                          a->group ? "group" : "user", a->name, key, why);
+                errors++;
+            }
+        }
+    }
+    return errors;
+}
+
+int config_validate(struct config *c, void (*errfn)(const char *msg))
+{
+    int errors = name_lists_problems(c, errfn);
     if (strcmp(c->tls_client_cert, "none") && strcmp(c->tls_client_cert, "optional") &&
         strcmp(c->tls_client_cert, "required")) {
         report_key(errfn, c, "tls_client_cert",
@@ -868,6 +917,8 @@ void config_free(struct config *c)
     for (unsigned i = 0; i < c->naccts; i++) {
         free(c->accts[i].name);
         free(c->accts[i].root_dir);
+        free(c->accts[i].deny_file);
+        free(c->accts[i].hide_file);
     }
     free(c->accts);
     c->accts = NULL;

@@ -34,6 +34,8 @@ enum acct_key {
     ACCT_MAX_RATE,
     ACCT_UMASK,
     ACCT_MAX_SESSIONS,
+    ACCT_DENY_FILE,
+    ACCT_HIDE_FILE,
     ACCT_NKEYS
 };
 struct acctsect {
@@ -44,6 +46,8 @@ struct acctsect {
     uint64_t max_rate;
     unsigned umask;
     unsigned max_sessions;
+    char *deny_file;
+    char *hide_file;
     unsigned line;                /* of the section's header */
     unsigned line_of[ACCT_NKEYS]; /* of each key set, 0 if not */
 };
@@ -105,6 +109,8 @@ struct config {
 
     bool write_enable;
     unsigned umask;
+    char *deny_file; /* names no command may reach (namefilter.h patterns) */
+    char *hide_file; /* names listings leave out */
 
     unsigned idle_timeout;
     unsigned data_timeout;

@@ -279,6 +279,7 @@ struct user_spec {
     const char *root_dir; /* root_dir setting ("" = home), %u expanded */
     bool write_enable;
     unsigned umask;
+    const char *deny_file, *hide_file;
     bool anonymous; /* always chrooted, anon_umask, anon_write_enable's kind of writes */
 };
 
@@ -337,6 +338,8 @@ static pid_t start_user_process(struct monitor *m, const struct passwd *pw, cons
             .ids = ids,
             .write_enable = u->write_enable,
             .umask = u->umask,
+            .deny_file = u->deny_file,
+            .hide_file = u->hide_file,
             .anonymous = u->anonymous,
             .chroot = cfg->chroot || u->anonymous,
         };
@@ -502,6 +505,9 @@ static void login_anonymous(struct monitor *m, const struct login_req *l, struct
     struct user_spec u = {.root_dir = cfg->anon_root,
                           .write_enable = cfg->anon_write_enable != ANON_WRITE_NO,
                           .umask = cfg->anon_umask,
+                          /* The main lists: they keep names from every session. */
+                          .deny_file = cfg->deny_file,
+                          .hide_file = cfg->hide_file,
                           .anonymous = true};
     /* The front offers MFMT only where it may be used. */
     m->grant_write = cfg->anon_write_enable == ANON_WRITE_YES;
@@ -628,6 +634,8 @@ static void handle_login(struct monitor *m, struct msg *req)
         struct user_spec u = {.root_dir = as.root_dir,
                               .write_enable = as.write_enable,
                               .umask = as.umask,
+                              .deny_file = as.deny_file,
+                              .hide_file = as.hide_file,
                               .anonymous = false};
         m->grant_write = as.write_enable;
         m->grant_rate = as.max_rate;

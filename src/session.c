@@ -93,13 +93,38 @@ bool sess_new_name_ok(const char *base, const char *arg, struct uresp *r)
     return false;
 }
 
+bool sess_denied(const struct usess *s, const char *vp, const char *arg, struct uresp *r)
+{
+    char comp[NAME_MAX + 1];
+    const char *pat;
+    if (!namefilter_match_path(&s->deny, vp, comp, sizeof comp, &pat))
+        return false;
+    if (r) {
+        /* Decided on the name alone, before the file system is asked: the same reply whether
+         * or not such a file exists, so the refusal does not tell. */
+        uresp_set(r, 550, "%s: Permission denied: name is not allowed.", arg);
+        char qp[LOG_QUOTED_MAX + 16], qc[LOG_QUOTED_MAX + 16], qpat[LOG_QUOTED_MAX + 16];
+        log_quote(qp, sizeof qp, vp);
+        log_quote(qc, sizeof qc, comp);
+        log_quote(qpat, sizeof qpat, pat);
+        log_msg(LOG_WARNING, "%s %s refused: %s matches deny_file %s", s->cmd ? s->cmd : "?", qp,
+                qc, qpat);
+    }
+    return true;
+}
+
+bool sess_hidden(const struct usess *s, const char *name)
+{
+    return namefilter_match(&s->deny, name) || namefilter_match(&s->hide, name);
+}
+
 static int vpath_or(struct usess *s, const char *arg, char *out, struct uresp *r, int code)
 {
     if (vpath_join(s->cwd, arg, out, VPATH_MAX) < 0) {
         uresp_set(r, code, "File name too long.");
         return -1;
     }
-    return 0;
+    return sess_denied(s, out, arg, r) ? -1 : 0;
 }
 
 int sess_vpath(struct usess *s, const char *arg, char *out, struct uresp *r)
@@ -128,6 +153,26 @@ static void cmd_test_open(struct usess *s, const struct ureq *q, struct uresp *r
 #endif
 
 typedef void (*ucmd_fn)(struct usess *, const struct ureq *, struct uresp *);
+
+/* The FTP command a request serves, as the log names it. */
+static const char *cmd_name(const struct ureq *q)
+{
+    static const char *const names[UOP_MAX] = {
+        [UOP_PWD] = "PWD",         [UOP_CWD] = "CWD",          [UOP_CDUP] = "CDUP",
+        [UOP_MKD] = "MKD",         [UOP_RMD] = "RMD",          [UOP_DELE] = "DELE",
+        [UOP_RNFR] = "RNFR",       [UOP_RNTO] = "RNTO",        [UOP_SIZE] = "SIZE",
+        [UOP_MDTM] = "MDTM",       [UOP_MLST] = "MLST",        [UOP_OPEN_READ] = "RETR",
+        [UOP_OPEN_WRITE] = "STOR", [UOP_LIST] = "LIST",        [UOP_NLST] = "NLST",
+        [UOP_MLSD] = "MLSD",       [UOP_COMMIT] = "COMMIT",    [UOP_ABORT] = "ABORT",
+        [UOP_STAT] = "STAT",       [UOP_CHMOD] = "SITE CHMOD", [UOP_UMASK] = "SITE UMASK",
+        [UOP_SETTIME] = "MFMT",    [UOP_TEST_OPEN] = "XTST",
+    };
+    if (q->op == UOP_OPEN_WRITE && (q->flags & UW_UNIQUE))
+        return "STOU";
+    if (q->op == UOP_OPEN_WRITE && (q->flags & UW_APPEND))
+        return "APPE";
+    return names[q->op];
+}
 
 static const ucmd_fn table[UOP_MAX] = {
     [UOP_PWD] = cmd_pwd,
@@ -201,6 +246,7 @@ static void serve(struct usess *s)
         r.value = 0;
         r.name[0] = '\0';
         r.fd = -1;
+        s->cmd = cmd_name(q);
         table[q->op](s, q, &r);
         msg_init(m, MSG_REPLY);
         msg_put_u32(m, (uint32_t)r.code);
@@ -267,6 +313,13 @@ void session_main(const struct session_args *a)
         _exit(1);
     }
     umask((mode_t)a->umask);
+    /* config_validate() checked both lists; one that fails here ends the session rather than
+     * let it run without the names it keeps out. */
+    if (namefilter_parse(&s.deny, a->deny_file ? a->deny_file : "", why, sizeof why) < 0 ||
+        namefilter_parse(&s.hide, a->hide_file ? a->hide_file : "", why, sizeof why) < 0) {
+        log_msg(LOG_ERR, "user process: deny_file or hide_file: %s", why);
+        _exit(1);
+    }
     s.rootfd = open(chroot_ok ? "/" : a->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (s.rootfd < 0) {
         log_msg(LOG_ERR, "user process: cannot open root %s: %s", a->root, strerror(errno));
@@ -274,8 +327,11 @@ void session_main(const struct session_args *a)
     }
     if (vpath_join("/", a->start, s.cwd, sizeof s.cwd) < 0)
         snprintf(s.cwd, sizeof s.cwd, "/");
-    /* A home that is missing or not searchable inside the root: start at the root. */
-    int fd = path_open(s.rootfd, s.cwd, O_PATH | O_DIRECTORY, 0);
+    /* A home that is missing or not searchable inside the root, or one that deny_file keeps
+     * out (every request from there would be refused): start at the root. */
+    int fd = sess_denied(&s, s.cwd, NULL, NULL)
+                 ? -1
+                 : path_open(s.rootfd, s.cwd, O_PATH | O_DIRECTORY, 0);
     if (fd < 0)
         snprintf(s.cwd, sizeof s.cwd, "/");
     else

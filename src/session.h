@@ -12,6 +12,7 @@
 
 #include "drop.h"
 #include "listing.h"
+#include "namefilter.h"
 #include "path.h"
 #include "session_info.h"
 #include "util.h"
@@ -26,6 +27,9 @@ struct session_args {
     struct idmap ids;
     bool write_enable; /* write_enable, or anon_write_enable for anonymous sessions */
     unsigned umask;    /* umask (the account's section's), or anon_umask */
+    /* deny_file and hide_file (the account's section's, else the main ones; validated with
+     * the configuration) */
+    const char *deny_file, *hide_file;
     bool anonymous;
     bool chroot;
 };
@@ -43,6 +47,11 @@ struct usess {
     int rootfd;
     char cwd[VPATH_MAX];
     struct idmap ids;
+    /* Checked here, where the files are, not in the front: a front taken over cannot reach a
+     * denied name by sending its own requests. */
+    struct namefilter deny; /* deny_file: names no request may reach, nor a listing show */
+    struct namefilter hide; /* hide_file: names listings leave out */
+    const char *cmd;        /* the command being served (its op), for the log */
 
     /* The upload in progress (between UOP_OPEN_WRITE and UOP_COMMIT/UOP_ABORT). */
     int up_fd;
@@ -85,10 +94,16 @@ struct ureq {
 /* Whether base may name a new file or directory; 553 reply if not. A CR or LF would end a
  * listing's entry, so listings leave such names out. */
 bool sess_new_name_ok(const char *base, const char *arg, struct uresp *r);
-/* Resolves a client argument against the working directory; 550 reply if too long. */
+/* Resolves a client argument against the working directory; 550 reply if too long, or if a
+ * name in it matches deny_file (logged). */
 int sess_vpath(struct usess *s, const char *arg, char *out, struct uresp *r);
 /* sess_vpath for a name being created: too long is 553. */
 int sess_new_vpath(struct usess *s, const char *arg, char *out, struct uresp *r);
+/* Whether a name in the canonical path vp matches deny_file; with r, the 550 reply for arg is
+ * set and the refusal logged. */
+bool sess_denied(const struct usess *s, const char *vp, const char *arg, struct uresp *r);
+/* Whether a listing leaves the name of a directory entry out (deny_file or hide_file). */
+bool sess_hidden(const struct usess *s, const char *name);
 
 /* Command families. */
 void cmd_pwd(struct usess *s, const struct ureq *q, struct uresp *r);
