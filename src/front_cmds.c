@@ -1067,7 +1067,9 @@ static void test_monitor_msg(struct front *f, const char *arg)
 
 /* Test builds only: XTST WORKER-SYSCALL (the next data worker calls socket(2), which its
  * filter forbids), XTST OPEN <path> (the user process tries a plain open(2)), XTST KTLS
- * (data workers try kernel TLS even where the kernel does not offer it) and XTST MSG (above). */
+ * (data workers try kernel TLS even where the kernel does not offer it), XTST RNTO <old> <new>
+ * (RNTO with an old name of the front's choosing, no RNFR: what a compromised front could send
+ * the user process) and XTST MSG (above). */
 static void c_test_hook(struct front *f, const char *name, char *arg)
 {
     (void)name;
@@ -1086,8 +1088,17 @@ static void c_test_hook(struct front *f, const char *name, char *arg)
         front_user_request(f, UOP_TEST_OPEN, 0, 0, arg + 5, NULL, &r);
         front_relay_reply(f, &r);
         ureply_free(&r);
+    } else if (str_has_prefix_ci(arg, "RNTO ") && strchr(arg + 5, ' ')) {
+        char *to = strchr(arg + 5, ' ');
+        *to++ = '\0';
+        struct ureply r;
+        front_user_request(f, UOP_RNTO, 0, 0, to, arg + 5, &r);
+        front_relay_reply(f, &r);
+        ureply_free(&r);
     } else {
-        front_reply(f, 501, "XTST WORKER-SYSCALL | KTLS | OPEN <path> | MSG <type> [<hex>]");
+        front_reply(f, 501,
+                    "XTST WORKER-SYSCALL | KTLS | OPEN <path> | RNTO <old> <new> | MSG <type> "
+                    "[<hex>]");
     }
 }
 #endif
@@ -1178,7 +1189,8 @@ static const struct fcmd cmds[] = {
     {"XPWD", USEROP, F_NOARG, UOP_PWD, "XPWD"},
     {"XRMD", USEROP, F_ARG, UOP_RMD, "XRMD <directory>"},
 #ifdef FTPSD_TEST_HOOKS
-    {"XTST", c_test_hook, F_PRE | F_ARG, 0, "XTST WORKER-SYSCALL | KTLS | OPEN <path> | MSG"},
+    {"XTST", c_test_hook, F_PRE | F_ARG, 0,
+     "XTST WORKER-SYSCALL | KTLS | OPEN <path> | RNTO <old> <new> | MSG"},
 #endif
 };
 

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from ftpsd_fixture import BINARY, USERS, Server, wrapper_env
+from ftpsd_fixture import BINARY, HOOKS_BINARY, USERS, Server, wrapper_env
 
 DENY = ".ssh, *.key, .htaccess"
 HIDE = "*.bak, .cache"
@@ -278,6 +278,24 @@ def test_account_sections_set_their_own_lists(make_server, env):
         seen[user] = (entered, "old.bak" in f.nlst())
         f.quit()
     assert seen == {"alice": (False, False), "bob": (True, False), "carol": (False, True)}, seen
+
+
+def test_the_user_process_refuses_a_hostile_fronts_rename(make_server, env):
+    """A front taken over may send RNTO with any old name and no RNFR (the test build's XTST
+    RNTO): the user process judges that name too, so .ssh is not renamed away."""
+    if not os.path.exists(HOOKS_BINARY):
+        pytest.skip("build/ftpsd-testhooks is built by make check")
+    root_dir, roots = make_roots(env)
+    s = make_server(root_dir=root_dir, deny_file=DENY, binary=HOOKS_BINARY)
+    f = s.ftps_reuse("alice")
+    assert command_reply(f, "XTST RNTO /.ssh moved") == f"550 /.ssh: {REFUSED}"
+    assert command_reply(f, "XTST RNTO /sub/../server.key moved") == \
+        f"550 /sub/../server.key: {REFUSED}"
+    assert f.sendcmd("XTST RNTO /visible.txt moved.txt").startswith("250")
+    f.quit()
+    assert os.path.isdir(os.path.join(roots["alice"], ".ssh"))
+    assert os.path.exists(os.path.join(roots["alice"], "server.key"))
+    assert not os.path.exists(os.path.join(roots["alice"], "moved"))
 
 
 def test_a_home_below_a_denied_name_starts_at_the_root(make_server, env):
