@@ -298,6 +298,30 @@ def test_the_user_process_refuses_a_hostile_fronts_rename(make_server, env):
     assert not os.path.exists(os.path.join(roots["alice"], "moved"))
 
 
+def test_anonymous_sessions_take_the_main_lists(make_server, env):
+    """An anonymous session (which takes no [user] or [group] section) is kept from denied
+    names and does not see hidden ones, as the main keys say; a [user ftp] section changes
+    nothing for it."""
+    anon = env.path("deny-anon-" + secrets.token_hex(3))
+    os.makedirs(os.path.join(anon, "pub"))
+    for name, data in (("pub/README", b"public\n"), ("pub/secret.key", b"key\n"),
+                       ("pub/old.bak", b"old\n")):
+        with open(os.path.join(anon, name), "wb") as fh:
+            fh.write(data)
+        os.chmod(os.path.join(anon, name), 0o644)
+    s = make_server(anonymous="yes", anon_root=anon, deny_file="*.key", hide_file="*.bak",
+                    sections="[user ftp]\ndeny_file =\nhide_file =\n")
+    f = s.ftps_reuse()
+    f.login("anonymous", "guest@")
+    f.prot_p()
+    assert sorted(f.nlst("pub")) == ["pub/README"]
+    assert transfer_reply(f, "RETR pub/secret.key") == f"550 pub/secret.key: {REFUSED}"
+    out = io.BytesIO()
+    f.retrbinary("RETR pub/old.bak", out.write)
+    assert out.getvalue() == b"old\n"
+    f.quit()
+
+
 def test_a_home_below_a_denied_name_starts_at_the_root(make_server, env):
     """root_dir above the home, and the home inside a denied directory: the session starts at
     the root, where its requests are not all refused."""
