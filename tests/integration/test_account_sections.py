@@ -4,12 +4,11 @@ first [group] section of the account's groups before later ones, both before the
 import ftplib
 import io
 import os
-import subprocess
 import time
 
 import pytest
 
-from ftpsd_fixture import BINARY, USERS, wrapper_env
+from ftpsd_fixture import USERS, check_config
 
 
 def login(s, user):
@@ -165,10 +164,7 @@ def test_group_umask(make_server, env):
 ])
 def test_section_errors_are_reported_with_their_line(env, tmp_path, text, message):
     conf = tmp_path / "s.conf"
-    conf.write_text(f"tls_cert_file = {env.cert}\ntls_key_file = {env.key}\n"
-                    f"nopriv_user = ftpsdtest\nempty_dir = {env.empty}\n" + text)
-    r = subprocess.run([BINARY, "-t", "-f", str(conf)], capture_output=True, text=True,
-                       env=wrapper_env(env))
+    r = check_config(env, conf, text)
     assert r.returncode != 0, r
     assert f"{conf}:" in r.stderr and message in r.stderr, r.stderr
 
@@ -177,12 +173,8 @@ def test_check_warns_of_an_unknown_account(env, tmp_path):
     """ftpsd -t: a section naming a user or group NSS does not know is a warning (a typo, or a
     directory service that is down); the configuration is still OK."""
     conf = tmp_path / "w.conf"
-    conf.write_text(f"tls_cert_file = {env.cert}\ntls_key_file = {env.key}\n"
-                    f"nopriv_user = ftpsdtest\nempty_dir = {env.empty}\n"
-                    "[user alice]\nwrite_enable = no\n[user alcie]\nwrite_enable = no\n"
-                    "[group shared]\nmax_rate = 1000\n[group staf]\nmax_rate = 1000\n")
-    r = subprocess.run([BINARY, "-t", "-f", str(conf)], capture_output=True, text=True,
-                       env=wrapper_env(env))
+    r = check_config(env, conf, "[user alice]\nwrite_enable = no\n[user alcie]\nwrite_enable = no\n"
+                     "[group shared]\nmax_rate = 1000\n[group staf]\nmax_rate = 1000\n")
     assert r.returncode == 0, r
     assert "configuration OK" in r.stdout, r
     warnings = [l for l in r.stderr.splitlines() if "warning:" in l]

@@ -6,11 +6,9 @@ import ftplib
 import io
 import os
 import secrets
-import subprocess
-
 import pytest
 
-from ftpsd_fixture import BINARY, HOOKS_BINARY, USERS, Server, wrapper_env
+from ftpsd_fixture import HOOKS_BINARY, USERS, Server, check_config
 
 DENY = ".ssh, *.key, .htaccess"
 HIDE = "*.bak, .cache"
@@ -350,20 +348,13 @@ def test_a_home_below_a_denied_name_starts_at_the_root(make_server, env):
 ])
 def test_check_names_a_bad_pattern(env, tmp_path, text, message):
     conf = tmp_path / "d.conf"
-    conf.write_text(f"tls_cert_file = {env.cert}\ntls_key_file = {env.key}\n"
-                    f"nopriv_user = ftpsdtest\nempty_dir = {env.empty}\n" + text)
-    r = subprocess.run([BINARY, "-t", "-f", str(conf)], capture_output=True, text=True,
-                       env=wrapper_env(env))
+    r = check_config(env, conf, text)
     assert r.returncode != 0, r
     assert f"{conf}{message}" in r.stderr, r.stderr
 
 
 def test_check_accepts_good_lists(env, tmp_path):
-    conf = tmp_path / "ok.conf"
-    conf.write_text(f"tls_cert_file = {env.cert}\ntls_key_file = {env.key}\n"
-                    f"nopriv_user = ftpsdtest\nempty_dir = {env.empty}\n"
-                    "deny_file = {.ssh,.gnupg,*.key,.htaccess}\nhide_file = *.bak, [,;]x, a\\,b\n"
-                    "[user alice]\ndeny_file =\n")
-    r = subprocess.run([BINARY, "-t", "-f", str(conf), "-o", "hide_file=.cache"],
-                       capture_output=True, text=True, env=wrapper_env(env))
+    r = check_config(env, tmp_path / "ok.conf",
+                     "deny_file = {.ssh,.gnupg,*.key,.htaccess}\nhide_file = *.bak, [,;]x, a\\,b\n"
+                     "[user alice]\ndeny_file =\n", "-o", "hide_file=.cache")
     assert r.returncode == 0 and "configuration OK" in r.stdout, r
