@@ -164,6 +164,31 @@ def test_rename_to_or_from_a_denied_name_is_refused(denying):
     assert not os.path.exists(os.path.join(root, "sub", ".ssh"))
 
 
+def test_stou_passes_over_a_denied_unique_name(make_server, env):
+    """deny_file = *.1: STOU visible.txt, whose name is taken, does not stop at visible.txt.1
+    (denied) but takes visible.txt.2."""
+    root_dir, roots = make_roots(env)
+    s = make_server(root_dir=root_dir, deny_file="*.1", write_enable="yes")
+    f = s.ftps_reuse("alice")
+    f.storbinary("STOU visible.txt", io.BytesIO(b"unique"))
+    f.quit()
+    assert not os.path.exists(os.path.join(roots["alice"], "visible.txt.1"))
+    assert open(os.path.join(roots["alice"], "visible.txt.2"), "rb").read() == b"unique"
+
+
+def test_a_denied_name_like_an_ls_option_does_not_tell_it_exists(make_server, env):
+    """NLST -xfile: a "-word" that names an entry is that entry, else ls options. A denied
+    name is taken as options whether or not it exists, so the two answers are the same."""
+    root_dir, roots = make_roots(env)
+    with open(os.path.join(roots["alice"], "-xfile"), "w") as fh:
+        fh.write("x")
+    s = make_server(root_dir=root_dir, deny_file="-x*")
+    f = s.ftps_reuse("alice")
+    assert f.nlst("-xfile") == f.nlst("-xnone") == sorted(f.nlst())
+    assert "-xfile" not in f.nlst()
+    f.quit()
+
+
 def test_listings_leave_denied_names_out(denying):
     """LIST -a, NLST, MLSD, STAT and a wildcard: no denied name shows; the others do (UPPER.KEY
     too: matching is case-sensitive)."""
