@@ -151,7 +151,7 @@ def test_group_umask(make_server, env):
 @pytest.mark.parametrize("text, message", [
     ("[user alice]\nbanner = hi\n",
      "'banner' cannot be set in a [user] section (root_dir, write_enable, max_rate, umask, "
-     "deny_file and hide_file can)"),
+     "max_sessions_per_user, deny_file and hide_file can)"),
     ("[group staff]\numask = 999\n", "umask: '999' must be an octal number such as 022"),
     ("[group staff]\nwrite_enable = maybe\n", "write_enable: 'maybe' must be yes or no"),
     ("[user alice]\nmax_rate = 1\nmax_rate = 2\n",

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from ftpsd_fixture import USERS
 from reliability import children
 
 USER_PROCESS, DEAD_PROCESS = "7", "8"
@@ -79,11 +80,16 @@ def test_rein_ends_the_record_and_a_new_login_starts_one(make_server, wtmp):
     """REIN logs alice out of a session that stays: her end is recorded then, and bob's login
     on the same connection is a record of its own."""
     s = make_server(wtmp_file=wtmp, allow_rein="yes")
-    r = s.tls_raw(user="alice")
-    assert r.cmd("REIN")[0] == 220
-    r.login("bob")
-    assert r.cmd("QUIT")[0] == 221
-    r.close()
+    f = s.ftps("alice")
+    assert f.sendcmd("REIN").startswith("220")
+    # REIN clears TLS (RFC 4217 section 13): AUTH TLS again before bob logs in.
+    f.sock = f.sock.unwrap()
+    f.file = f.sock.makefile("r", encoding="utf-8")
+    f.voidcmd("AUTH TLS")
+    f.sock = f.context.wrap_socket(f.sock, server_hostname="localhost")
+    f.file = f.sock.makefile("r", encoding="utf-8")
+    f.login("bob", USERS["bob"][1])
+    f.quit()
     recs = wait_records(wtmp, 4)
     assert [(t, u) for t, _, u, *_ in recs] == [
         (USER_PROCESS, "alice"), (DEAD_PROCESS, ""), (USER_PROCESS, "bob"), (DEAD_PROCESS, "")], recs
