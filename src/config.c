@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <inttypes.h>
 #include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -930,5 +931,92 @@ void config_free(struct config *c)
             free(*f);
             *f = NULL;
         }
+    }
+}
+
+/* Each table's name for a value, or NULL if it has none. */
+static const char *level_name(int v)
+{
+    for (size_t i = 0; i < ARRAY_LEN(loglevels); i++)
+        if (loglevels[i].value == v)
+            return loglevels[i].name;
+    return NULL;
+}
+
+static const char *facility_name(int v)
+{
+    for (size_t i = 0; i < ARRAY_LEN(facilities); i++)
+        if (facilities[i].value == v)
+            return facilities[i].name;
+    return NULL;
+}
+
+/* A value written as the file would give it, so that what -T prints reads back as the same
+ * settings. */
+static void print_value(FILE *out, const void *base, const struct key *k)
+{
+    const void *field = (const char *)base + k->off;
+    int i = *(const int *)field; /* for the enumerated kinds only */
+    const char *name = NULL;
+    switch (k->type) {
+    case K_STR:
+    case K_PATH:
+    case K_OPTPATH:
+        name = *(char *const *)field ? *(char *const *)field : "";
+        break;
+    case K_BOOL:
+        name = *(const bool *)field ? "yes" : "no";
+        break;
+    case K_UINT:
+        fprintf(out, "%s = %u\n", k->name, *(const unsigned *)field);
+        return;
+    case K_U64:
+        fprintf(out, "%s = %" PRIu64 "\n", k->name, *(const uint64_t *)field);
+        return;
+    case K_OCTAL:
+        fprintf(out, "%s = %03o\n", k->name, *(const unsigned *)field);
+        return;
+    case K_TLSVER:
+        name = i == TLS1_3_VERSION ? "1.3" : "1.2";
+        break;
+    case K_LOGLEVEL:
+        name = level_name(i);
+        break;
+    case K_FACILITY:
+        name = facility_name(i);
+        break;
+    case K_SECCOMP:
+        name = i == SECCOMP_TRAP  ? "trap"
+               : i == SECCOMP_LOG ? "log"
+               : i == SECCOMP_OFF ? "off"
+                                  : "on";
+        break;
+    case K_PROXY:
+        name = i == PROXY_V1 ? "v1" : i == PROXY_V2 ? "v2" : i == PROXY_ANY ? "any" : "off";
+        break;
+    case K_ANONWRITE:
+        name = i == ANON_WRITE_UPLOAD ? "upload" : i == ANON_WRITE_YES ? "yes" : "no";
+        break;
+    }
+    fprintf(out, "%s =%s%s\n", k->name, name && !name[0] ? "" : " ", name ? name : "?");
+}
+
+void config_dump(const struct config *c, FILE *out)
+{
+    fprintf(out, "# ftpsd -T: every key's value from %s, defaults included\n", c->path);
+    for (size_t i = 0; i < ARRAY_LEN(keys); i++)
+        print_value(out, c, &keys[i]);
+    for (unsigned v = 0; v < c->nvhosts; v++) {
+        fprintf(out, "\n[host %s]\n", c->vhosts[v].name);
+        for (size_t i = 0; i < ARRAY_LEN(host_keys); i++)
+            if (c->vhosts[v].line_of[i])
+                print_value(out, &c->vhosts[v], &host_keys[i]);
+    }
+    /* In the file's order: the first [group] section that sets a key decides. */
+    for (unsigned a = 0; a < c->naccts; a++) {
+        fprintf(out, "\n[%s %s]\n", c->accts[a].group ? "group" : "user", c->accts[a].name);
+        for (size_t i = 0; i < ARRAY_LEN(acct_keys); i++)
+            if (c->accts[a].line_of[i])
+                print_value(out, &c->accts[a], &acct_keys[i]);
     }
 }

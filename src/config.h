@@ -3,6 +3,7 @@
 #define FTPSD_CONFIG_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -188,6 +189,9 @@ int config_override(struct config *c, const char *assignment, void (*errfn)(cons
 /* Checks relations between keys (port range, ...). */
 int config_validate(struct config *c, void (*errfn)(const char *msg));
 void config_free(struct config *c);
+/* Every main key's value (defaults too), then each section's keys, as a file that reads back
+ * as the same settings (ftpsd -T). */
+void config_dump(const struct config *c, FILE *out);
 
 /* Names of all keys, NULL-terminated (for the man page test and -t listing). */
 const char *const *config_key_names(void);

@@ -35,10 +35,11 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: ftpsd [-f CONFIG] [-o KEY=VALUE]... [-t] [-V]\n"
+    fprintf(out, "usage: ftpsd [-f CONFIG] [-o KEY=VALUE]... [-t] [-T] [-V]\n"
                  "  -f CONFIG  configuration file (default " FTPSD_CONFIG_FILE ")\n"
                  "  -o KEY=VALUE  set a configuration key over the file (e.g. implicit_tls=yes)\n"
                  "  -t         check the configuration, certificate and key, then exit\n"
+                 "  -T         print every setting in effect (defaults too), then exit\n"
                  "  -V         print the version and exit\n"
                  "ftpsd serves one FTPS control connection on standard input/output; it is\n"
                  "started per connection by systemd (ftpsd.socket, Accept=yes) or xinetd.\n");
@@ -491,11 +492,11 @@ static void protect_stderr(void)
 int main(int argc, char **argv)
 {
     const char *path = FTPSD_CONFIG_FILE;
-    bool test = false;
+    bool test = false, dump = false;
     const char *overrides[32];
     int noverrides = 0;
     int opt;
-    while ((opt = getopt(argc, argv, "f:o:tVh")) != -1) {
+    while ((opt = getopt(argc, argv, "f:o:tTVh")) != -1) {
         switch (opt) {
         case 'f':
             path = optarg;
@@ -510,6 +511,9 @@ int main(int argc, char **argv)
         case 't':
             test = true;
             break;
+        case 'T':
+            dump = true;
+            break;
         case 'V':
             printf("ftpsd %s\n", FTPSD_VERSION);
             return 0;
@@ -521,7 +525,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind != argc) {
+    if (optind != argc || (test && dump)) {
         usage(stderr);
         return 2;
     }
@@ -530,6 +534,15 @@ int main(int argc, char **argv)
     tzset();
     struct config cfg;
     config_defaults(&cfg);
+    if (dump) {
+        /* The file's own checks only: the settings, not the machine, as sshd -T. */
+        cfg.rootless = geteuid() != 0;
+        int rc = load_all(&cfg, path, overrides, noverrides, print_err) < 0 ? 1 : 0;
+        if (rc == 0)
+            config_dump(&cfg, stdout);
+        config_free(&cfg);
+        return rc;
+    }
     if (test) {
         /* Checked as a session started by this user would run. */
         cfg.rootless = geteuid() != 0;

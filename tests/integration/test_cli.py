@@ -747,3 +747,55 @@ def test_session_start_refuses_configuration_that_cannot_work(make_server, conf)
     code, lines = r.reply()
     assert code == 421, lines
     r.close()
+
+
+def dumped(out):
+    """-T's lines but its first (which names the file)."""
+    lines = out.splitlines()
+    assert lines[0].startswith("# ftpsd -T: every key's value from "), lines[0]
+    return lines[1:]
+
+
+def test_dump_prints_every_setting_and_reads_back_the_same(tmp_path, env):
+    """-T prints each key once with its value in effect (the file's, -o's over it, the
+    defaults), then the sections with what they set, in the file's order; what it prints is a
+    configuration that -t accepts and that -T prints again line for line."""
+    settings = good_settings(env) | {"idle_timeout": "120", "anon_umask": "027",
+                                     "log_level": "debug", "seccomp": "trap",
+                                     "proxy_protocol": "v2", "proxy_trusted": "10.0.0.0/8",
+                                     "anon_write_enable": "upload", "tls_min_version": "1.3"}
+    path = conf_from(tmp_path, settings)
+    with open(path, "a") as fh:
+        fh.write("[host ftp.example.org]\nbanner = hello # not a comment\n"
+                 "[group staff]\numask = 2\n[user alice]\nwrite_enable = no\nmax_rate = 1000\n")
+    r = run(["-T", "-f", path, "-o", "max_rate=5000"], env=wrapper_env(env))
+    assert r.returncode == 0, r.stderr
+    lines = dumped(r.stdout)
+    main = lines[:lines.index("")]
+    names = [l.split(" =")[0] for l in main]
+    assert len(names) == len(set(names)) and len(names) > 60, names
+    for want in ("idle_timeout = 120", "anon_umask = 027", "log_level = debug",
+                 "seccomp = trap", "proxy_protocol = v2", "anon_write_enable = upload",
+                 "tls_min_version = 1.3", "max_rate = 5000", "write_enable = yes",
+                 "data_timeout = 60", "max_sessions_per_user = 32", "root_dir =",
+                 "log_facility = ftp"):
+        assert want in main, want
+    assert lines[lines.index("") + 1:] == [
+        "[host ftp.example.org]", "banner = hello # not a comment", "",
+        "[group staff]", "umask = 002", "",
+        "[user alice]", "write_enable = no", "max_rate = 1000"], lines
+    again = tmp_path / "dumped.conf"
+    again.write_text(r.stdout)
+    r2 = run(["-T", "-f", str(again)], env=wrapper_env(env))
+    assert r2.returncode == 0 and dumped(r2.stdout) == lines, r2.stderr
+    t = run(["-t", "-f", str(again)], env=wrapper_env(env))
+    assert t.returncode == 0, t.stderr
+
+
+def test_dump_of_a_bad_file_prints_only_the_error(tmp_path, env):
+    path = conf_from(tmp_path, good_settings(env) | {"idle_timeout": "forever"})
+    r = run(["-T", "-f", path], env=wrapper_env(env))
+    assert r.returncode == 1 and r.stdout == "", r.stdout
+    assert "idle_timeout" in r.stderr, r.stderr
+    r = run(["-T", "-t", "-f", path])
+    assert r.returncode == 2 and "usage:" in r.stderr
