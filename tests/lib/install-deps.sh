@@ -5,7 +5,7 @@
 PKGS="gcc make libc6-dev libssl-dev libpam0g-dev libcap-ng-dev libseccomp-dev openssl
       libpam-wrapper libnss-wrapper libpam-modules python3 python3-pytest python3-cryptography curl lftp
       rsyslog systemd procps passwd xinetd fail2ban sslscan testssl.sh clang-format cppcheck haproxy
-      dpkg-dev debhelper lintian valgrind strace"
+      dpkg-dev debhelper lintian valgrind strace logrotate"
 [ $# -gt 0 ] && PKGS="$*"
 missing=""
 for p in $PKGS; do
