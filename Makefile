@@ -6,6 +6,10 @@ sbindir   ?= $(PREFIX)/sbin
 sysconfdir ?= /etc
 datadir   ?= $(PREFIX)/share
 mandir    ?= $(datadir)/man
+# Where the shipped logrotate file rotates the transfer log (xferlog_file), and the group that
+# may read it: adm where there is one (Debian's group for reading logs), else root.
+logdir    ?= /var/log/ftpsd
+loggroup  ?= $(shell getent group adm >/dev/null 2>&1 && echo adm || echo root)
 DESTDIR   ?=
 
 CC        ?= cc
@@ -92,19 +96,21 @@ demo-clean:
 # (an xinetd service switched on, a PAM stack with one more module, stay). What install
 # writes is staged in build/etc first, with the installation paths substituted, so that
 # uninstall compares against the very same bytes.
-ETC_FILES = ftpsd.conf pam.d/ftpsd xinetd.d/ftpsd xinetd.d/ftpsd-implicit
+ETC_FILES = ftpsd.conf pam.d/ftpsd xinetd.d/ftpsd xinetd.d/ftpsd-implicit logrotate.d/ftpsd
 # The sources name Debian's paths (PREFIX=/usr); the installed copies name this build's, the
 # man pages included (a default build's empty_dir is /usr/local/share/ftpsd/empty).
 SUBST_PATHS = sed -e 's|/usr/sbin/ftpsd|$(sbindir)/ftpsd|g' \
 	-e 's|/etc/ftpsd.conf|$(sysconfdir)/ftpsd.conf|g' \
-	-e 's|/usr/share/ftpsd/|$(datadir)/ftpsd/|g'
+	-e 's|/usr/share/ftpsd/|$(datadir)/ftpsd/|g' -e 's|/var/log/ftpsd|$(logdir)|g'
 UNITS = ftpsd.socket ftpsd@.service ftpsd-implicit.socket ftpsd-implicit@.service
 
 etc-staged: FORCE | build
 	rm -rf build/etc build/units build/man
-	mkdir -p build/etc/pam.d build/etc/xinetd.d build/units build/man
-	cp contrib/ftpsd.conf.example build/etc/ftpsd.conf
+	mkdir -p build/etc/pam.d build/etc/xinetd.d build/etc/logrotate.d build/units build/man
+	sed -e 's|/var/log/ftpsd|$(logdir)|g' contrib/ftpsd.conf.example > build/etc/ftpsd.conf
 	cp pam.d/ftpsd build/etc/pam.d/ftpsd
+	$(SUBST_PATHS) -e 's|^\(\s*create 0640 root\) adm$$|\1 $(loggroup)|' logrotate.d/ftpsd \
+		> build/etc/logrotate.d/ftpsd
 	for f in xinetd.d/ftpsd xinetd.d/ftpsd-implicit; do \
 		$(SUBST_PATHS) $$f > build/etc/$$f || exit 1; done
 	for u in $(UNITS); do $(SUBST_PATHS) systemd/$$u > build/units/$$u || exit 1; done
@@ -116,6 +122,7 @@ etc-staged: FORCE | build
 install: ftpsd etc-staged
 	umask 022 && install -d -m 0755 $(DESTDIR)$(sbindir) $(DESTDIR)$(sysconfdir) \
 		$(DESTDIR)$(sysconfdir)/pam.d $(DESTDIR)$(sysconfdir)/xinetd.d \
+		$(DESTDIR)$(sysconfdir)/logrotate.d \
 		$(DESTDIR)$(mandir)/man8 $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(datadir)/ftpsd \
 		$(DESTDIR)$(datadir)/ftpsd/empty $(DESTDIR)$(unitdir)
 	install -m 0755 ftpsd $(DESTDIR)$(sbindir)/ftpsd
@@ -130,6 +137,13 @@ install: ftpsd etc-staged
 	for u in $(UNITS); do install -m 0644 build/units/$$u $(DESTDIR)$(unitdir)/$$u || exit 1; done
 	install -m 0644 build/man/ftpsd.8 $(DESTDIR)$(mandir)/man8/ftpsd.8
 	install -m 0644 build/man/ftpsd.conf.5 $(DESTDIR)$(mandir)/man5/ftpsd.conf.5
+	# The transfer log's directory: root's and writable by no one else (logrotate refuses to
+	# rotate in a directory others may write to), readable by loggroup, as the logrotate
+	# file's create line. Made only where missing (an admin's owner and mode stay); its group
+	# is set by root only (a packager's DESTDIR install as a user leaves that to the package).
+	umask 022 && if [ ! -d $(DESTDIR)$(logdir) ]; then \
+		install -d -m 0750 $(DESTDIR)$(logdir) && if [ "$$(id -u)" = 0 ]; then \
+			chgrp $(loggroup) $(DESTDIR)$(logdir); fi; fi
 
 uninstall: etc-staged
 	for f in $(ETC_FILES); do \
@@ -146,6 +160,8 @@ uninstall: etc-staged
 		$(DESTDIR)$(datadir)/ftpsd/ftpusers \
 		$(DESTDIR)$(mandir)/man8/ftpsd.8 $(DESTDIR)$(mandir)/man5/ftpsd.conf.5
 	-rmdir $(DESTDIR)$(datadir)/ftpsd/empty $(DESTDIR)$(datadir)/ftpsd
+	# The log directory only while empty: transfer logs stay.
+	-rmdir $(DESTDIR)$(logdir)
 
 format:
 	clang-format -i src/*.c src/*.h tests/unit/*.c tests/unit/*.h
