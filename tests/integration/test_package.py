@@ -229,7 +229,8 @@ def test_file_list(deb):
     unitdir = os.path.relpath(deb.units, root)
     expected = {"usr/sbin/ftpsd", "etc/ftpsd.conf", "etc/pam.d/ftpsd", "usr/share/ftpsd/ftpusers",
                 "usr/share/man/man8/ftpsd.8.gz", "usr/share/man/man5/ftpsd.conf.5.gz",
-                "usr/share/doc/ftpsd/copyright", "usr/share/doc/ftpsd/changelog.Debian.gz"}
+                "usr/share/doc/ftpsd/copyright", "usr/share/doc/ftpsd/changelog.Debian.gz",
+                "etc/logrotate.d/ftpsd"}
     # every unit and xinetd service of the tree (ftpsd.socket, ftpsd@.service, the implicit pair)
     expected |= {f"{unitdir}/{u}" for u in os.listdir(os.path.join(ROOT, "systemd"))}
     expected |= {f"etc/xinetd.d/{x}" for x in os.listdir(os.path.join(ROOT, "xinetd.d"))}
@@ -271,8 +272,35 @@ def test_conffiles(deb):
     conffiles = set((deb.ctl / "conffiles").read_text().split())
     etc = {"/" + os.path.relpath(os.path.join(d, f), deb.root)
            for d, _, fs in os.walk(deb.root / "etc") for f in fs}
-    assert {"/etc/ftpsd.conf", "/etc/pam.d/ftpsd", "/etc/xinetd.d/ftpsd"} <= conffiles
+    assert {"/etc/ftpsd.conf", "/etc/pam.d/ftpsd", "/etc/xinetd.d/ftpsd",
+            "/etc/logrotate.d/ftpsd"} <= conffiles
     assert conffiles == etc
+
+
+def test_logrotate_file(deb, tmp_path):
+    """The package ships /etc/logrotate.d/ftpsd (dpkg-deb -c: root's, mode 644) as make install
+    writes it with Debian's group: new transfer logs root:adm 0640, as postinst makes their
+    directory; logrotate -d reads it without an error. /var/log/ftpsd itself is not in the
+    package (postinst creates it root:adm, which the package could not carry)."""
+    listing = run(["dpkg-deb", "-c", deb.deb], check=True).stdout.splitlines()
+    entries = {l.split()[-1]: l.split() for l in listing}
+    assert "./etc/logrotate.d/ftpsd" in entries, listing
+    mode, owner = entries["./etc/logrotate.d/ftpsd"][:2]
+    assert (mode, owner) == ("-rw-r--r--", "root/root"), entries["./etc/logrotate.d/ftpsd"]
+    assert not [p for p in entries if p.startswith("./var/")], sorted(entries)
+    text = (deb.root / "etc/logrotate.d/ftpsd").read_text()
+    stanza = re.search(r"^/var/log/ftpsd/xferlog \{\n(.*?)^\}", text, re.M | re.S)
+    assert stanza, text
+    directives = [l.strip() for l in stanza.group(1).splitlines()
+                  if l.strip() and not l.strip().startswith("#")]
+    for d in ("missingok", "notifempty", "compress", "delaycompress", "create 0640 root adm"):
+        assert d in directives, (d, directives)
+    lr = shutil.which("logrotate") or "/usr/sbin/logrotate"
+    if not os.access(lr, os.X_OK):
+        pytest.skip("logrotate is not installed (tests/lib/install-deps.sh installs it)")
+    r = run([lr, "-d", "-s", str(tmp_path / "state"), str(deb.root / "etc/logrotate.d/ftpsd")])
+    out = r.stdout + r.stderr
+    assert r.returncode == 0 and "error" not in out.lower(), out
 
 
 def test_nothing_enabled_or_started_by_text(deb):
@@ -323,6 +351,11 @@ for d in /usr /etc /var; do mount --bind $d $d; mount -o remount,ro,bind $d $d; 
 mount -t tmpfs tmpfs /usr/share
 mount -t tmpfs tmpfs /run
 mkdir -p /run/systemd/system
+# /var/log writable in a throwaway layer, for /var/log/ftpsd (one with a log in it, if asked)
+mount -t tmpfs tmpfs /var/log
+if [ -n "$PRE_LOGDIR" ]; then
+    mkdir /var/log/ftpsd; chmod "$PRE_LOGDIR" /var/log/ftpsd; echo old > /var/log/ftpsd/xferlog.1
+fi
 # /etc writable in a throwaway layer, for /etc/ftpusers
 mkdir -p /run/etc-upper /run/etc-work
 mount -t overlay overlay -o lowerdir=/etc,upperdir=/run/etc-upper,workdir=/run/etc-work /etc
@@ -345,6 +378,11 @@ if [ -f /etc/ftpusers ]; then
     echo "ftpusers $(stat -c %a /etc/ftpusers) $(md5sum < /etc/ftpusers | cut -c1-32)"
 else
     echo "ftpusers missing"
+fi >> "$FAKE_LOG"
+if [ -d /var/log/ftpsd ]; then
+    echo "logdir $(stat -c '%U:%G %a' /var/log/ftpsd)$(ls /var/log/ftpsd | sed 's/^/ /' | tr -d '\n')"
+else
+    echo "logdir missing"
 fi >> "$FAKE_LOG"
 exit $rc
 """
@@ -369,7 +407,7 @@ def fake(deb):
     counter = iter(range(1000))
 
     def runscript(script, *args, user=False, group=False, pre_empty="", ftpusers="",
-                  owned=False):
+                  owned=False, logdir=""):
         log = deb.top / f"fake-{next(counter)}.log"
         log.write_text("")
         template = deb.root / "usr/share/ftpsd/ftpusers"
@@ -377,6 +415,7 @@ def fake(deb):
                "FAKE_LOG": str(log), "FAKE_USER": "1" if user else "0",
                "FAKE_GROUP": "1" if group else "0", "PRE_EMPTY": pre_empty,
                "PRE_FTPUSERS": ftpusers, "FAKE_OWNED": "1" if owned else "0",
+               "PRE_LOGDIR": logdir,
                "TEMPLATE": str(template) if script != "postrm" else ""}
         r = run(["unshare", "--mount", "--propagation", "private", "sh", "-c", NAMESPACE, "ns",
                  str(deb.ctl / script)] + list(args), env=env, timeout=60)
@@ -446,6 +485,23 @@ def test_postrm_knows_the_shipped_list():
     is gone by then): it must be contrib/ftpusers's."""
     postrm = open(os.path.join(ROOT, "contrib", "debian", "ftpsd.postrm")).read()
     assert f'"{hashlib.md5(shipped_ftpusers()).hexdigest()}  -"' in postrm
+
+
+def test_postinst_creates_log_dir(fake):
+    """The transfer log's directory (the logrotate file's): root:adm 0750 where missing, on a
+    first install and on an upgrade alike; one an admin changed keeps its mode and logs."""
+    assert "logdir root:adm 750" in fake("postinst", "configure"), "fresh install"
+    log = fake("postinst", "configure", "0.1.0-1", user=True, group=True)
+    assert "logdir root:adm 750" in log, log
+    log = fake("postinst", "configure", "0.1.0-1", user=True, group=True, logdir="700")
+    assert "logdir root:root 700 xferlog.1" in log, log
+
+
+def test_postrm_purge_removes_logs(fake):
+    """Transfer logs go on purge (Debian policy 10.8), not on removal."""
+    log = fake("postrm", "remove", logdir="750")
+    assert "logdir root:root 750 xferlog.1" in log, log
+    assert "logdir missing" in fake("postrm", "purge", logdir="750")
 
 
 def test_postinst_existing_group(fake):
