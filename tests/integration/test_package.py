@@ -108,6 +108,20 @@ def test_versions_agree():
 
 
 
+def test_spec_ships_logrotate():
+    """The RPM owns /etc/logrotate.d/ftpsd as a configuration file the admin's edits survive,
+    and the transfer log's directory root:root 0750 (Fedora's logs are root's), the group its
+    make install line gives the logrotate file's new files (runs without root)."""
+    spec = open(os.path.join(ROOT, "contrib", "ftpsd.spec")).read()
+    files = spec[spec.index("\n%files"):spec.index("\n%changelog")]
+    assert re.search(r"^%config\(noreplace\) %\{_sysconfdir\}/logrotate\.d/%\{name\}$", files,
+                     re.M), files
+    assert re.search(r"^%dir %attr\(0750,root,root\) %\{_localstatedir\}/log/%\{name\}$", files,
+                     re.M), files
+    make = re.search(r"^%global ftpsd_make (.*)$", spec, re.M).group(1).split()
+    assert "loggroup=root" in make and "logdir=%{_localstatedir}/log/%{name}" in make, make
+
+
 def test_packages_install_through_make_install():
     """`make install` installs every unit and xinetd service of the tree (Makefile UNITS and
     ETC_FILES), so the Debian and RPM builds take them from there and copy none themselves: a
