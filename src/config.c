@@ -79,6 +79,7 @@ static const struct key keys[] = {
     {"pam_service", K_STR, O(pam_service), 0, 0, "ftpsd"},
     {"chroot", K_BOOL, O(chroot), 0, 0, "yes"},
     {"root_dir", K_OPTPATH, O(root_dir), 0, 0, ""},
+    {"guest_user", K_STR, O(guest_user), 0, 0, ""},
     {"nopriv_user", K_STR, O(nopriv_user), 0, 0, "ftpsd"},
     {"empty_dir", K_PATH, O(empty_dir), 0, 0, FTPSD_EMPTY_DIR},
     {"pasv_min_port", K_UINT, O(pasv_min_port), 1024, 65535, "49152"},
@@ -884,6 +885,14 @@ const char *config_key(const struct config *c, unsigned v)
 const char *config_root_dir(const struct config *c, unsigned v)
 {
     return pick(c, v, H(root_dir), c->root_dir);
+}
+
+bool config_root_dir_per_user(const char *dir)
+{
+    for (const char *p = dir; (p = strchr(p, '%')) && p[1]; p += 2)
+        if (p[1] == 'u')
+            return true;
+    return false;
 }
 
 const char *config_banner(const struct config *c, unsigned v)

@@ -95,6 +95,7 @@ struct config {
     char *pam_service;
     bool chroot;
     char *root_dir;
+    char *guest_user; /* the account virtual users (PAM only, no passwd entry) run as; "": none */
     char *nopriv_user;
     char *empty_dir;
 
@@ -201,6 +202,9 @@ const struct vhost *config_find_vhost(const struct config *c, const char *name);
 const char *config_cert(const struct config *c, unsigned v);
 const char *config_key(const struct config *c, unsigned v);
 const char *config_root_dir(const struct config *c, unsigned v);
+/* Whether a root_dir names a directory per user (a %u escape, not %%u): virtual users
+ * (guest_user) must each have their own. */
+bool config_root_dir_per_user(const char *dir);
 const char *config_banner(const struct config *c, unsigned v);
 /* banner_file for vhost v: its section's; none ("") if the section sets only banner; else the
  * main one ("" for none). */

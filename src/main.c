@@ -253,10 +253,47 @@ static void check_account_sections(const struct config *cfg)
 {
     for (unsigned i = 0; i < cfg->naccts; i++) {
         const struct acctsect *a = &cfg->accts[i];
-        if (a->group ? getgrnam(a->name) == NULL : getpwnam(a->name) == NULL)
+        /* With guest_user, a [user] section may be for a virtual user, whom NSS does not
+         * know by design. */
+        if (a->group ? getgrnam(a->name) == NULL : getpwnam(a->name) == NULL && !cfg->guest_user[0])
             report(cfg, a->line, "warning: [%s %s]: no such %s on this system",
                    a->group ? "group" : "user", a->name, a->group ? "group" : "user");
     }
+}
+
+/* guest_user as the monitor checks it at a virtual user's login: an error when no virtual
+ * user could log in, a warning for a root_dir that would refuse them (one tree for all). */
+static int check_guest_user(const struct config *cfg)
+{
+    if (!cfg->guest_user[0])
+        return 0;
+    unsigned line = config_line(cfg, "guest_user");
+    if (cfg->rootless) {
+        report(cfg, line, "warning: guest_user: not used in rootless mode");
+        return 0;
+    }
+    struct passwd *np = getpwnam(cfg->nopriv_user);
+    uid_t nopriv = np ? np->pw_uid : 0;
+    struct passwd *g = getpwnam(cfg->guest_user);
+    const char *why = !g                    ? "does not exist"
+                      : g->pw_uid == 0      ? "must not be root"
+                      : g->pw_uid == nopriv ? "must not have nopriv_user's uid"
+                                            : NULL;
+    if (why) {
+        report(cfg, line, "guest_user '%s' %s", cfg->guest_user, why);
+        return 1;
+    }
+    for (unsigned v = 0; v <= cfg->nvhosts; v++) {
+        const char *dir = config_root_dir(cfg, v);
+        if (v > 0 && !cfg->vhosts[v - 1].root_dir)
+            continue; /* the main one, reported once */
+        if (!config_root_dir_per_user(dir))
+            report(cfg, config_host_line(cfg, v, "root_dir"),
+                   "warning: %s%s%sroot_dir '%s' has no %%u: virtual users' logins (guest_user) "
+                   "would be refused, unless a [user] or [group] section gives them one with %%u",
+                   v ? "[host " : "", v ? cfg->vhosts[v - 1].name : "", v ? "]: " : "", dir);
+    }
+    return 0;
 }
 
 /* A directory the session needs at every login, or xferlog_file's; "" when it is usable as
@@ -444,6 +481,7 @@ static int check_config(struct config *cfg)
             bad = 1;
         }
     }
+    bad |= check_guest_user(cfg);
     if (cfg->rootless ? check_rootless_user() : check_privsep(cfg))
         bad = 1;
     if (!bad) {
