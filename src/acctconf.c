@@ -60,7 +60,7 @@ static void take(const struct acctsect *a, bool *done, struct acct_settings *out
     }
 }
 
-int acct_settings(const struct config *c, unsigned vhost, const struct passwd *pw,
+int acct_settings(const struct config *c, unsigned vhost, const char *user, const struct passwd *pw,
                   const gid_t *groups, int ngroups, struct acct_settings *out, char *why,
                   size_t whylen)
 {
@@ -75,7 +75,7 @@ int acct_settings(const struct config *c, unsigned vhost, const struct passwd *p
         return 0;
     bool done[ACCT_NKEYS] = {false};
     for (unsigned i = 0; i < c->naccts; i++)
-        if (!c->accts[i].group && strcmp(c->accts[i].name, pw->pw_name) == 0)
+        if (!c->accts[i].group && strcmp(c->accts[i].name, user) == 0)
             take(&c->accts[i], done, out);
     int rc = 0;
     for (unsigned i = 0; i < c->naccts && rc == 0; i++) {

@@ -24,14 +24,15 @@ struct acct_settings {
 gid_t *acct_groups(const struct passwd *pw, int *n);
 
 /*
- * Each setting from the account's [user] section if it sets it; else from the first [group]
- * section, in the file's order, that names one of the account's groups (groups: ngroups of them
- * from acct_groups, -1 when NSS failed) and sets it; else the [host] section's (root_dir) or the
- * main one. Anonymous FTP has its own keys and takes none of these. -1 with why when NSS fails
+ * Each setting from the [user] section of user (the account's name, or a virtual user's, who
+ * runs as the account pw: guest_user) if it sets it; else from the first [group] section, in
+ * the file's order, that names one of the account's groups (groups: ngroups of them from
+ * acct_groups, -1 when NSS failed) and sets it; else the [host] section's (root_dir) or the main
+ * one. Anonymous FTP has its own keys and takes none of these. -1 with why when NSS fails
  * to say whether the account is in a [group] section's group that would decide a setting: the
  * login must not go on with what may be wider rights.
  */
-int acct_settings(const struct config *c, unsigned vhost, const struct passwd *pw,
+int acct_settings(const struct config *c, unsigned vhost, const char *user, const struct passwd *pw,
                   const gid_t *groups, int ngroups, struct acct_settings *out, char *why,
                   size_t whylen);
 

@@ -61,6 +61,7 @@ struct monitor {
     struct certmap *certmap;
     bool peer_set; /* the PROXY header's client replaced the socket's peer */
     char user[256];
+    char virt[256];      /* a virtual user's name, who runs as guest_user; "" for any other login */
     char anon_ident[64]; /* anonymous FTP: the identity (e-mail) given, for the xferlog */
     bool anon;
     char root[4096]; /* the logged-in user's root, for xferlog paths */
@@ -140,9 +141,9 @@ static int check_empty_dir(const char *dir, char *why, size_t whylen)
     return 0;
 }
 
-/* Expands root_dir's %u, or picks the home directory; also where the session starts. */
+/* Expands root_dir's %u to name, or picks pw's home directory; also where the session starts. */
 static int user_root(const struct config *cfg, const char *root_dir, const struct passwd *pw,
-                     char *root, size_t rcap, char *start, size_t scap)
+                     const char *name, char *root, size_t rcap, char *start, size_t scap)
 {
     char tmp[PATH_MAX];
     if (root_dir[0]) {
@@ -150,7 +151,7 @@ static int user_root(const struct config *cfg, const char *root_dir, const struc
         sbuf_init(&b);
         for (const char *p = root_dir; *p; p++) {
             if (p[0] == '%' && p[1] == 'u') {
-                sbuf_adds(&b, pw->pw_name);
+                sbuf_adds(&b, name);
                 p++;
             } else if (p[0] == '%' && p[1] == '%') {
                 sbuf_addc(&b, '%');
@@ -274,13 +275,58 @@ static const char *user_refused(const struct config *cfg, const char *user, stru
     return r;
 }
 
+/*
+ * The account a PAM user with no passwd entry runs as: guest_user's, judged as any login's is
+ * (never root) and never nopriv_user's uid (the front could then signal the user process).
+ * Only a name NSS says is unknown is virtual: one it failed to look up (a directory service
+ * that is down) may be a real account. NULL with why: the server is at fault.
+ */
+static struct passwd *virtual_account(const struct monitor *m, const char *user, char *why,
+                                      size_t whylen)
+{
+    const struct config *cfg = m->si.cfg;
+    struct passwd pwbuf, *res = NULL, *pw;
+    char buf[16384];
+    int e = getpwnam_r(user, &pwbuf, buf, sizeof buf, &res);
+    /* getpwnam_r(3): these mean "no such user" on some systems; others are failures. */
+    if (res || !(e == 0 || e == ENOENT || e == ESRCH || e == EBADF || e == EPERM)) {
+        snprintf(why, whylen, "cannot tell whether %s has a passwd entry (NSS %s)", user,
+                 res ? "answered only now" : "failed");
+        return NULL;
+    }
+    char r[200];
+    const char *bad = user_refused(cfg, cfg->guest_user, &pw, r, sizeof r);
+    if (pw && pw->pw_uid == 0)
+        bad = "must not be root";
+    else if (!bad && !pw)
+        bad = "does not exist";
+    else if (!bad && pw->pw_uid == m->si.nopriv_uid)
+        bad = "must not have nopriv_user's uid";
+    if (bad) {
+        snprintf(why, whylen, "guest_user '%s' %s", cfg->guest_user, bad);
+        return NULL;
+    }
+    return pw;
+}
+
+/* A virtual user's root must be its own: with one root_dir for all, every virtual user could
+ * read and replace every other's files. */
+static bool virtual_root_ok(const struct monitor *m, const char *root_dir, char *why, size_t whylen)
+{
+    if (!m->virt[0] || config_root_dir_per_user(root_dir))
+        return true;
+    snprintf(why, whylen, "root_dir '%s' has no %%u: virtual users would share one tree", root_dir);
+    return false;
+}
+
 /* Where and how a logged-in user's process runs. */
 struct user_spec {
     const char *root_dir; /* root_dir setting ("" = home), %u expanded */
     bool write_enable;
     unsigned umask;
     const char *deny_file, *hide_file;
-    bool anonymous; /* always chrooted, anon_umask, anon_write_enable's kind of writes */
+    bool anonymous;   /* always chrooted, anon_umask, anon_write_enable's kind of writes */
+    const char *name; /* a virtual user's name (%u, log lines), NULL: the account's */
 };
 
 /* groups: the account's, ngroups of them from acct_groups (-1: NSS failed); the caller's. */
@@ -290,9 +336,9 @@ static pid_t start_user_process(struct monitor *m, const struct passwd *pw, cons
 {
     const struct config *cfg = m->si.cfg;
     char root[PATH_MAX], start[PATH_MAX];
-    if (user_root(cfg, u->root_dir, pw, root, sizeof root, start, sizeof start) < 0) {
-        snprintf(why, whylen, "root directory for %s is not usable: %s", pw->pw_name,
-                 strerror(errno));
+    const char *name = u->name ? u->name : pw->pw_name;
+    if (user_root(cfg, u->root_dir, pw, name, root, sizeof root, start, sizeof start) < 0) {
+        snprintf(why, whylen, "root directory for %s is not usable: %s", name, strerror(errno));
         return -1;
     }
     int ng = ngroups < 0 ? 0 : ngroups; /* NSS failed: LIST names only the user's own group */
@@ -333,7 +379,7 @@ static pid_t start_user_process(struct monitor *m, const struct passwd *pw, cons
         struct session_args a = {
             .si = &m->si,
             .id = {.uid = pw->pw_uid, .gid = pw->pw_gid, .groups = groups, .ngroups = ng},
-            .user = pw->pw_name,
+            .user = name,
             .chan = sv[1],
             .ids = ids,
             .write_enable = u->write_enable,
@@ -419,13 +465,17 @@ static void login_succeeded(struct monitor *m, const struct passwd *pw, const st
     const struct config *cfg = m->si.cfg;
     m->logged_in = true;
     m->login_at = now_ms();
-    snprintf(m->user, sizeof m->user, "%s", pw->pw_name);
+    snprintf(m->user, sizeof m->user, "%s", m->virt[0] ? m->virt : pw->pw_name);
     log_set_user(m->user);
+    /* A virtual user's line also names the account that acts for it. */
+    char guest[300] = "";
+    if (m->virt[0])
+        snprintf(guest, sizeof guest, " guest=%s", pw->pw_name);
     if (l->vhost)
-        log_msg(LOG_NOTICE, "login ok user=%s method=%s host=%s", m->user, method,
+        log_msg(LOG_NOTICE, "login ok user=%s method=%s%s host=%s", m->user, method, guest,
                 cfg->vhosts[l->vhost - 1].name);
     else
-        log_msg(LOG_NOTICE, "login ok user=%s method=%s", m->user, method);
+        log_msg(LOG_NOTICE, "login ok user=%s method=%s%s", m->user, method, guest);
     if (lines->len)
         sbuf_addc(lines, '\n');
     wtmp_login(cfg->wtmp_file, m->user, &m->si);
@@ -547,6 +597,7 @@ static void handle_login(struct monitor *m, struct msg *req)
         kill_front(m);
         goto out;
     }
+    m->virt[0] = '\0'; /* a virtual user's before a REIN is not this login's */
     if (is_anonymous(cfg, l->user)) {
         if (l->has_password)
             login_anonymous(m, l, &lines);
@@ -606,6 +657,10 @@ static void handle_login(struct monitor *m, struct msg *req)
         if (out == PAMAUTH_OK && user_refused(cfg, m->pam.user, &pw, why, sizeof why)) {
             pamauth_close(&m->pam);
             out = PAMAUTH_BAD_LOGIN;
+        } else if (out == PAMAUTH_OK && !pw && cfg->guest_user[0] &&
+                   !virtual_account(m, m->pam.user, why, sizeof why)) {
+            pamauth_close(&m->pam); /* a virtual user's, also judged before its session */
+            out = PAMAUTH_ERROR;
         }
         if (out == PAMAUTH_OK)
             out = pamauth_open_session(&m->pam, why, sizeof why);
@@ -625,25 +680,32 @@ static void handle_login(struct monitor *m, struct msg *req)
         /* Looked up again: the session stage may have made the account (pam_mkhomedir's
          * home, an LDAP cache). */
         bool refused = user_refused(cfg, m->pam.user, &pw, why, sizeof why);
+        /* A name PAM knows and NSS does not: with guest_user, a virtual user. */
+        bool virt = !refused && !pw && cfg->guest_user[0];
+        bool fault = virt && !(pw = virtual_account(m, m->pam.user, why, sizeof why));
+        snprintf(m->virt, sizeof m->virt, "%s", virt && pw ? m->pam.user : "");
         /* Asked of NSS once (a directory service's query) for the sections and the process. */
         int ng = -1;
         groups = !refused && pw ? acct_groups(pw, &ng) : NULL;
         struct acct_settings as = {0};
         bool settled = !refused && pw &&
-                       acct_settings(cfg, l->vhost, pw, groups, ng, &as, why, sizeof why) == 0;
+                       acct_settings(cfg, l->vhost, m->virt[0] ? m->virt : pw->pw_name, pw, groups,
+                                     ng, &as, why, sizeof why) == 0 &&
+                       virtual_root_ok(m, as.root_dir, why, sizeof why);
         struct user_spec u = {.root_dir = as.root_dir,
                               .write_enable = as.write_enable,
                               .umask = as.umask,
                               .deny_file = as.deny_file,
                               .hide_file = as.hide_file,
-                              .anonymous = false};
+                              .anonymous = false,
+                              .name = m->virt[0] ? m->virt : NULL};
         m->grant_write = as.write_enable;
         m->grant_rate = as.max_rate;
         if (refused || !pw) {
-            if (!refused)
+            if (!refused && !fault)
                 snprintf(why, sizeof why, "user has no passwd entry");
             pamauth_close(&m->pam);
-            out = PAMAUTH_BAD_LOGIN;
+            out = fault ? PAMAUTH_ERROR : PAMAUTH_BAD_LOGIN;
         } else if (!settled) {
             pamauth_close(&m->pam);
             out = PAMAUTH_ERROR;
@@ -779,7 +841,8 @@ static void handle_xferlog(struct monitor *m, struct msg *req)
     struct xferlog_entry e = {.end = time(NULL),
                               .host = m->si.peer_str,
                               .user = m->anon ? m->anon_ident : m->user,
-                              .anonymous = m->anon};
+                              .anonymous = m->anon,
+                              .guest = m->virt[0] != '\0'};
     char vpath[4096], full[8192];
     e.bytes = msg_get_u64(req);
     uint32_t msecs = msg_get_u32(req);

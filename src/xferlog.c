@@ -53,9 +53,10 @@ void xferlog_format(char *buf, size_t len, const struct xferlog_entry *e)
     field(user, sizeof user, e->user[0] ? e->user : "*");
     /* transfer-time host size file type action direction access-mode user service
      * auth-method auth-user-id status */
+    char mode = e->anonymous ? 'a' : e->guest ? 'g' : 'r';
     snprintf(buf, len, "%s %u %s %llu %s %c _ %c %c %s ftp 0 * %c\n", when,
              e->seconds ? e->seconds : 1, e->host, (unsigned long long)e->bytes, name, e->type,
-             e->direction, e->anonymous ? 'a' : 'r', user, e->complete ? 'c' : 'i');
+             e->direction, mode, user, e->complete ? 'c' : 'i');
 }
 
 int xferlog_write(int fd, const struct xferlog_entry *e)

@@ -16,6 +16,7 @@ struct xferlog_entry {
     char direction;   /* 'o' download, 'i' upload */
     const char *user; /* the account, or for anonymous FTP the identity (e-mail) given */
     bool anonymous;   /* access mode 'a' (else 'r', a real user) */
+    bool guest;       /* 'g': a virtual user (guest_user), who runs as another account */
     bool complete;
 };
 
