@@ -256,3 +256,22 @@ def test_check_warns_of_a_root_dir_shared_by_virtual_users(env, virt):
         "one with %u"], r.stderr
     conf, r = run_check(env, virt, "guest_user = ftpvirt\nroot_dir = /srv/%u\n")
     assert r.returncode == 0 and "%u" not in r.stderr, r
+
+
+def test_login_after_a_virtual_users_rein_is_not_virtual(make_server, virt):
+    """REIN after vu1's session, then an anonymous login: the session is ftp's (STAT, the
+    front's user), not vu1's again."""
+    anon_root = os.path.join(virt.dir, "anon")
+    os.mkdir(anon_root)
+    s = virt.server(make_server, allow_rein="yes", anonymous="yes", anon_root=anon_root)
+    r = s.tls_raw()
+    assert r.cmd("USER vu1")[0] == 331
+    assert r.cmd(f"PASS {PASSWORDS['vu1']}")[0] == 230
+    assert " Logged in as vu1" in r.cmd("STAT")[1]
+    assert r.cmd("REIN")[0] == 220
+    r.sock = r.sock.unwrap()
+    r.starttls(s.env.cert)
+    assert r.cmd("USER anonymous")[0] == 331
+    assert r.cmd("PASS guest@example.org")[0] == 230
+    assert " Logged in as ftp" in r.cmd("STAT")[1]
+    r.close()
