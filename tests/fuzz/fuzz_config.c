@@ -25,8 +25,8 @@ static void check_strings(const struct config *c)
     for (size_t i = 0; i < ARRAY_LEN(opt); i++)
         FUZZ_ASSERT(opt[i] && (opt[i][0] == '\0' || opt[i][0] == '/'));
     FUZZ_ASSERT(c->tls_ciphers && c->tls_ciphersuites && c->tls_client_cert && c->tls_groups &&
-                c->cert_login && c->anon_user && c->pam_service && c->nopriv_user &&
-                c->pasv_address && c->proxy_trusted && c->banner);
+                c->cert_login && c->anon_user && c->guest_user && c->pam_service &&
+                c->nopriv_user && c->pasv_address && c->proxy_trusted && c->banner);
     FUZZ_ASSERT(c->pasv_min_port >= 1024 && c->pasv_min_port <= 65535);
     FUZZ_ASSERT(c->pasv_max_port >= 1024 && c->pasv_max_port <= 65535);
     FUZZ_ASSERT(c->max_line_length >= 512 && c->max_line_length <= 65536);
