@@ -709,8 +709,8 @@ static void handle_login(struct monitor *m, struct msg *req)
         } else if (!settled) {
             pamauth_close(&m->pam);
             out = PAMAUTH_ERROR;
-        } else if ((out = take_slot(m, pw->pw_name, as.max_sessions, "max_sessions_per_user", why,
-                                    sizeof why)) != PAMAUTH_OK) {
+        } else if ((out = take_slot(m, u.name ? u.name : pw->pw_name, as.max_sessions,
+                                    "max_sessions_per_user", why, sizeof why)) != PAMAUTH_OK) {
             pamauth_close(&m->pam);
         } else if ((m->user_pid = start_user_process(m, pw, groups, ng, &u, &front_end, why,
                                                      sizeof why)) < 0) {

@@ -275,3 +275,15 @@ def test_login_after_a_virtual_users_rein_is_not_virtual(make_server, virt):
     assert r.cmd("PASS guest@example.org")[0] == 230
     assert " Logged in as ftp" in r.cmd("STAT")[1]
     r.close()
+
+
+def test_session_limit_counts_each_virtual_user_by_name(make_server, virt):
+    """max_sessions_per_user = 1: vu1's second session is refused, while vu2, who runs as the
+    same guest account, still gets in (the count is the virtual name's, not the guest's)."""
+    s = virt.server(make_server, max_sessions_per_user=1)
+    f1 = login(s, "vu1")
+    assert refused(s, "vu1")[1][-1] == ("530 Too many sessions of this account are open; try "
+                                        "again later.")
+    f2 = login(s, "vu2")
+    f2.quit()
+    f1.quit()
