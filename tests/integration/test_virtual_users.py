@@ -126,7 +126,7 @@ def test_guest_user_is_what_lets_a_name_without_passwd_entry_in(make_server, vir
         assert "login failed user=vu1 method=password: user has no passwd entry" in text, text
 
 
-def test_account_sections_apply_to_the_virtual_name(make_server, virt, env):
+def test_account_sections_apply_to_the_virtual_name(make_server, virt):
     """[user vu1] gives vu1 writing and a root of its own, which vu2 (main keys) does not get;
     [group virtgrp], a group of the guest account, sets both users' umask."""
     other = os.path.join(virt.dir, "other")
