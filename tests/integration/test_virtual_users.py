@@ -5,14 +5,14 @@ passwd given to the server adds the guest account ftpvirt."""
 import ftplib
 import io
 import os
+import pathlib
 import re
 import secrets
 import ssl
-import subprocess
 
 import pytest
 
-from ftpsd_fixture import BINARY, LIBDIR, PAM_MATRIX, USERS, ReusingFTP_TLS, wrapper_env
+from ftpsd_fixture import LIBDIR, PAM_MATRIX, USERS, ReusingFTP_TLS, check_config
 from reliability import SyslogMark
 
 GUEST = 60300
@@ -218,13 +218,8 @@ def test_name_nss_fails_to_look_up_is_not_made_virtual(make_server, virt, env, s
 
 def run_check(env, virt, text):
     conf = os.path.join(virt.dir, "t-" + secrets.token_hex(3) + ".conf")
-    with open(conf, "w") as fh:
-        fh.write(f"tls_cert_file = {env.cert}\ntls_key_file = {env.key}\n"
-                 f"nopriv_user = ftpsdtest\nempty_dir = {env.empty}\n" + text)
-    r = subprocess.run([BINARY, "-t", "-f", conf], capture_output=True, text=True,
-                       env=wrapper_env(env, NSS_WRAPPER_PASSWD=virt.passwd,
-                                       NSS_WRAPPER_GROUP=virt.group))
-    return conf, r
+    return conf, check_config(env, pathlib.Path(conf), text, extra_env={
+        "NSS_WRAPPER_PASSWD": virt.passwd, "NSS_WRAPPER_GROUP": virt.group})
 
 
 @pytest.mark.parametrize("guest, message", [

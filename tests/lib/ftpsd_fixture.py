@@ -48,14 +48,15 @@ def wrapper_env(env, **extra):
             "PAM_WRAPPER": "1", "PAM_WRAPPER_SERVICE_DIR": env.pamdir, **extra}
 
 
-def check_config(env, conf, text, *options):
+def check_config(env, conf, text, *options, extra_env=None):
     """ftpsd -t -f conf (then options, such as -o key=value), conf being written with the
-    fixture's certificate, nopriv_user and empty_dir on its first 4 lines and text after them.
-    The CompletedProcess, its output as text."""
+    fixture's certificate, nopriv_user and empty_dir on its first 4 lines and text after them;
+    extra_env: variables over wrapper_env's (another NSS_WRAPPER_PASSWD). The CompletedProcess,
+    its output as text."""
     conf.write_text(f"tls_cert_file = {env.cert}\ntls_key_file = {env.key}\n"
                     f"nopriv_user = {NOPRIV[0]}\nempty_dir = {env.empty}\n" + text)
     return subprocess.run([BINARY, "-t", "-f", str(conf), *options], capture_output=True,
-                          text=True, env=wrapper_env(env))
+                          text=True, env=wrapper_env(env, **(extra_env or {})))
 
 
 def bio_handshake(ctx, raw, session):
