@@ -13,6 +13,22 @@
 
 /* A file ftpsd creates gets its documented mode 0640 whatever the umask (the shipped units
  * have UMask=0077); an existing one keeps the mode its admin gave it. */
+/* A new file gets its directory's group, as the files logrotate creates there do (group adm in
+ * /var/log/ftpsd): the monitor's own group (root) would keep the log's readers out of the
+ * first file until its first rotation. */
+static void take_dir_group(int fd, const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return;
+    slash[slash == dir] = '\0'; /* "/x" is in "/" */
+    struct stat st;
+    if (stat(dir, &st) == 0)
+        (void)!fchown(fd, (uid_t)-1, st.st_gid); /* rootless: EPERM, the file stays ours */
+}
+
 int xferlog_open(const char *path)
 {
     for (int tries = 0; tries < 3; tries++) {
@@ -22,6 +38,7 @@ int xferlog_open(const char *path)
         fd = open(path, XFERLOG_FLAGS | O_CREAT | O_EXCL, 0640);
         if (fd >= 0) {
             (void)fchmod(fd, 0640);
+            take_dir_group(fd, path);
             return fd;
         }
         if (errno != EEXIST) /* else another session created it just now: open that */

@@ -262,6 +262,18 @@ def test_xferlog_created_0640_whatever_the_umask(make_server, env):
     assert os.stat(path).st_mode & 0o777 == 0o640, oct(os.stat(path).st_mode)
 
 
+def test_xferlog_created_with_its_directorys_group(make_server, env):
+    """The first file takes its directory's group, as the files logrotate creates there do
+    (root:adm 0750 /var/log/ftpsd): the log's readers see it before its first rotation."""
+    d = env.path(f"xferlog-dir-{uuid.uuid4().hex}")
+    os.makedirs(d)
+    os.chown(d, 0, 54321)
+    path = os.path.join(d, "xferlog")
+    xferlog_after_one_upload(make_server, path)
+    st = os.stat(path)
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (0, 54321, 0o640), st
+
+
 def test_xferlog_existing_file_keeps_its_mode(make_server, env):
     """A transfer log the admin made keeps the mode they gave it."""
     path = env.path(f"xferlog-{uuid.uuid4().hex}")
