@@ -55,8 +55,10 @@ static void take(const struct acctsect *a, bool *done, struct acct_settings *out
             out->max_sessions = a->max_sessions;
         else if (k == ACCT_DENY_FILE)
             out->deny_file = a->deny_file;
-        else
+        else if (k == ACCT_HIDE_FILE)
             out->hide_file = a->hide_file;
+        else
+            out->chmod_enable = a->chmod_enable;
     }
 }
 
@@ -71,6 +73,7 @@ int acct_settings(const struct config *c, unsigned vhost, const char *user, cons
     out->max_sessions = c->max_sessions_per_user;
     out->deny_file = c->deny_file;
     out->hide_file = c->hide_file;
+    out->chmod_enable = c->chmod_enable;
     if (c->naccts == 0)
         return 0;
     bool done[ACCT_NKEYS] = {false};

@@ -17,6 +17,7 @@ struct acct_settings {
     unsigned umask;                    /* for what the user process creates */
     unsigned max_sessions;             /* at once, 0: no limit */
     const char *deny_file, *hide_file; /* pattern lists (namefilter.h), "" for none */
+    bool chmod_enable;                 /* SITE CHMOD (where it may write) */
 };
 
 /* The account's groups, primary first, as NSS lists them now; *n of them, -1 when NSS fails.

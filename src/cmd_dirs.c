@@ -309,7 +309,14 @@ static int chmod_name(int dfd, const char *name, const void *arg)
 void cmd_chmod(struct usess *s, const struct ureq *q, struct uresp *r)
 {
     char vp[VPATH_MAX];
-    if (!may_write(s, r) || sess_vpath(s, q->arg, vp, r) < 0)
+    if (!may_write(s, r))
+        return;
+    /* Here, not only in the front: a front taken over could ask for an anonymous chmod. */
+    if (!s->chmod_enable) {
+        uresp_set(r, 550, "Permission denied: SITE CHMOD is not enabled for this account.");
+        return;
+    }
+    if (sess_vpath(s, q->arg, vp, r) < 0)
         return;
     snprintf(r->name, sizeof r->name, "%s", vp);
     struct chmod_req c = {.mode = (mode_t)q->offset & 07777};

@@ -95,6 +95,7 @@ static const struct key keys[] = {
     {"umask", K_OCTAL, O(umask), 0, 0777, "022"},
     {"deny_file", K_STR, O(deny_file), 0, 0, ""},
     {"hide_file", K_STR, O(hide_file), 0, 0, ""},
+    {"chmod_enable", K_BOOL, O(chmod_enable), 0, 0, "yes"},
     {"idle_timeout", K_UINT, O(idle_timeout), 1, 86400, "300"},
     {"data_timeout", K_UINT, O(data_timeout), 1, 86400, "60"},
     {"login_timeout", K_UINT, O(login_timeout), 1, 3600, "60"},
@@ -183,6 +184,7 @@ static const struct key acct_keys[] = {
     {"max_sessions_per_user", K_UINT, A(max_sessions), 0, 100000, NULL},
     {"deny_file", K_STR, A(deny_file), 0, 0, NULL},
     {"hide_file", K_STR, A(hide_file), 0, 0, NULL},
+    {"chmod_enable", K_BOOL, A(chmod_enable), 0, 0, NULL},
 };
 _Static_assert(ARRAY_LEN(acct_keys) == ACCT_NKEYS, "acct_keys and enum acct_key differ");
 unsigned config_host_line(const struct config *c, unsigned v, const char *key)

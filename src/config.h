@@ -37,6 +37,7 @@ enum acct_key {
     ACCT_MAX_SESSIONS,
     ACCT_DENY_FILE,
     ACCT_HIDE_FILE,
+    ACCT_CHMOD_ENABLE,
     ACCT_NKEYS
 };
 struct acctsect {
@@ -49,6 +50,7 @@ struct acctsect {
     unsigned max_sessions;
     char *deny_file;
     char *hide_file;
+    bool chmod_enable;
     unsigned line;                /* of the section's header */
     unsigned line_of[ACCT_NKEYS]; /* of each key set, 0 if not */
 };
@@ -113,6 +115,7 @@ struct config {
     unsigned umask;
     char *deny_file; /* names no command may reach (namefilter.h patterns) */
     char *hide_file; /* names listings leave out */
+    bool chmod_enable;
 
     unsigned idle_timeout;
     unsigned data_timeout;

@@ -325,6 +325,7 @@ struct user_spec {
     bool write_enable;
     unsigned umask;
     const char *deny_file, *hide_file;
+    bool chmod_enable;
     bool anonymous;   /* always chrooted, anon_umask, anon_write_enable's kind of writes */
     const char *name; /* a virtual user's name (%u, log lines), NULL: the account's */
 };
@@ -386,6 +387,7 @@ static pid_t start_user_process(struct monitor *m, const struct passwd *pw, cons
             .umask = u->umask,
             .deny_file = u->deny_file,
             .hide_file = u->hide_file,
+            .chmod_enable = u->chmod_enable && !u->anonymous,
             .anonymous = u->anonymous,
             .chroot = cfg->chroot || u->anonymous,
         };
@@ -697,6 +699,7 @@ static void handle_login(struct monitor *m, struct msg *req)
                               .umask = as.umask,
                               .deny_file = as.deny_file,
                               .hide_file = as.hide_file,
+                              .chmod_enable = as.chmod_enable,
                               .anonymous = false,
                               .name = m->virt[0] ? m->virt : NULL};
         m->grant_write = as.write_enable;

@@ -30,6 +30,7 @@ struct session_args {
     /* deny_file and hide_file (the account's section's, else the main ones; validated with
      * the configuration) */
     const char *deny_file, *hide_file;
+    bool chmod_enable; /* chmod_enable (the account's section's); never for anonymous */
     bool anonymous;
     bool chroot;
 };
@@ -42,6 +43,7 @@ struct usess {
     bool write_enable;
     bool anonymous;   /* downloads only of what everyone may read */
     bool upload_only; /* anon_write_enable = upload: new files, nothing else */
+    bool chmod_enable;
     uid_t uid;
     int chan;
     int rootfd;

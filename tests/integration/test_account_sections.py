@@ -151,7 +151,7 @@ def test_group_umask(make_server, env):
 @pytest.mark.parametrize("text, message", [
     ("[user alice]\nbanner = hi\n",
      "'banner' cannot be set in a [user] section (root_dir, write_enable, max_rate, umask, "
-     "max_sessions_per_user, deny_file and hide_file can)"),
+     "max_sessions_per_user, deny_file, hide_file and chmod_enable can)"),
     ("[group staff]\numask = 999\n", "umask: '999' must be an octal number such as 022"),
     ("[group staff]\nwrite_enable = maybe\n", "write_enable: 'maybe' must be yes or no"),
     ("[user alice]\nmax_rate = 1\nmax_rate = 2\n",
@@ -227,3 +227,29 @@ def test_groups_asked_of_nss_once_per_login(make_server, env):
             break
         time.sleep(0.05)
     assert calls == ["nss-trace: getgrouplist alice"], calls
+
+
+def test_chmod_enable_in_the_main_part_and_a_section(make_server, env):
+    """chmod_enable = no refuses SITE CHMOD and leaves the mode the umask gave (a lab whose
+    students must not make their work readable to others); [user bob] gives it back to him.
+    SITE UMASK is not SITE CHMOD: it still works."""
+    s = make_server(write_enable="yes", chmod_enable="no", umask="077",
+                    sections="[user bob]\nchmod_enable = yes\n")
+    for user, allowed in (("alice", False), ("bob", True)):
+        f = login(s, user)
+        name = f"chmod-{user}-{os.getpid()}.txt"
+        f.storbinary(f"STOR {name}", io.BytesIO(b"c"))
+        path = os.path.join(env.home(user), name)
+        assert os.stat(path).st_mode & 0o777 == 0o600
+        if allowed:
+            assert f.sendcmd(f"SITE CHMOD 644 {name}").startswith("200")
+            assert os.stat(path).st_mode & 0o777 == 0o644
+        else:
+            with pytest.raises(ftplib.error_perm) as e:
+                f.sendcmd(f"SITE CHMOD 644 {name}")
+            assert str(e.value) == ("550 Permission denied: SITE CHMOD is not enabled for this "
+                                    "account."), e.value
+            assert os.stat(path).st_mode & 0o777 == 0o600
+            assert f.sendcmd("SITE UMASK 022").startswith("200")
+        f.quit()
+        os.unlink(path)
