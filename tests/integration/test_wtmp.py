@@ -21,7 +21,8 @@ def records(path):
     for l in out.splitlines():
         f = [x.strip() for x in re.findall(r"\[(.*?)\]", l)]
         if len(f) >= 8:
-            recs.append((f[0], f[1], f[3], f[4], f[5], f[6]))
+            # utmpdump writes the pid with at least 5 digits ("[08345]").
+            recs.append((f[0], str(int(f[1])), f[3], f[4], f[5], f[6]))
     return recs
 
 
