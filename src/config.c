@@ -967,7 +967,11 @@ static const char *facility_name(int v)
 static void print_value(FILE *out, const void *base, const struct key *k)
 {
     const void *field = (const char *)base + k->off;
-    int i = *(const int *)field; /* for the enumerated kinds only */
+    /* An enumerated kind's value: only those fields are ints (a bool's would be misread). */
+    int i = 0;
+    if (k->type == K_TLSVER || k->type == K_LOGLEVEL || k->type == K_FACILITY ||
+        k->type == K_SECCOMP || k->type == K_PROXY || k->type == K_ANONWRITE)
+        i = *(const int *)field;
     const char *name = NULL;
     switch (k->type) {
     case K_STR:
