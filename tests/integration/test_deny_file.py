@@ -225,14 +225,18 @@ def test_refusals_are_logged(denying, syslog):
     if not (syslog and syslog.available):
         pytest.skip(syslog.reason if syslog else "no syslog")
     s, _ = denying
+    # Names of this test's own: the syslog file holds the whole run's lines, and
+    # test_every_path_command_refuses_a_denied_name has logged RETR .ssh/authorized_keys and
+    # DELE server.key already, so with those names this test would pass without its own lines.
+    token = secrets.token_hex(6)
     f = s.ftps_reuse("alice")
-    transfer_reply(f, "RETR .ssh/authorized_keys")
-    command_reply(f, "DELE sub/../server.key")
+    transfer_reply(f, f"RETR .ssh/{token}")
+    command_reply(f, f"DELE sub/../{token}.key")
     f.quit()
-    want = 'RETR "/.ssh/authorized_keys" refused: ".ssh" matches deny_file ".ssh"'
+    want = f'RETR "/.ssh/{token}" refused: ".ssh" matches deny_file ".ssh"'
     text = syslog.text(wait_for=want)
     assert want in text
-    want = 'DELE "/server.key" refused: "server.key" matches deny_file "*.key"'
+    want = f'DELE "/{token}.key" refused: "{token}.key" matches deny_file "*.key"'
     assert want in syslog.text(wait_for=want)
 
 
