@@ -124,6 +124,7 @@ static const struct key keys[] = {
 };
 
 _Static_assert(ARRAY_LEN(keys) <= ARRAY_LEN(((struct config *)0)->line_of), "line_of too small");
+_Static_assert(ARRAY_LEN(keys) <= ARRAY_LEN(((struct config *)0)->given), "given too small");
 
 static const char *key_names[ARRAY_LEN(keys) + 1];
 
@@ -147,6 +148,12 @@ unsigned config_line(const struct config *c, const char *key)
 {
     int i = config_key_index(key);
     return i < 0 ? 0 : c->line_of[i];
+}
+
+bool config_given(const struct config *c, const char *key)
+{
+    int i = config_key_index(key);
+    return i >= 0 && c->given[i];
 }
 
 static const struct {
@@ -562,6 +569,7 @@ int config_parse_text(struct config *c, const char *name, const char *text,
                         errors++;
                     } else {
                         c->line_of[idx] = lineno;
+                        c->given[idx] = true;
                     }
                 }
             }
@@ -601,6 +609,7 @@ int config_override(struct config *c, const char *assignment, void (*errfn)(cons
         return -1;
     }
     c->line_of[idx] = 0;
+    c->given[idx] = true;
     return 0;
 }
 

@@ -150,6 +150,9 @@ struct config {
 
     /* Line on which each key was set (0: default), so -t can point at it. */
     unsigned line_of[80];
+    /* Whether each key was set, in the file or by -o (whose line is 0): where a setting's
+     * presence changes what the server does (config_given). */
+    bool given[80];
 };
 
 /* upload: a drop box, new files only (no replace, append, delete, rename, directories). */
@@ -178,6 +181,8 @@ enum cert_login_mode config_cert_login(const struct config *c);
 int config_key_index(const char *name);
 /* Line on which key was set in the file; 0 for a default or an -o value (no line to show). */
 unsigned config_line(const struct config *c, const char *key);
+/* Whether key was set, in the file or by -o, rather than left at its default. */
+bool config_given(const struct config *c, const char *key);
 /* The same for a session on vhost index v: the section's line where it sets key. */
 unsigned config_host_line(const struct config *c, unsigned v, const char *key);
 

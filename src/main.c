@@ -450,7 +450,7 @@ static int check_session_lock_dir(const struct config *cfg)
     for (unsigned i = 0; i < cfg->naccts; i++)
         limited |= cfg->accts[i].line_of[ACCT_MAX_SESSIONS] && cfg->accts[i].max_sessions;
     /* Rootless without the key, the monitor does not count (ftpsd.conf(5)). */
-    if (!limited || (cfg->rootless && !config_line(cfg, "session_lock_dir")))
+    if (!limited || (cfg->rootless && !config_given(cfg, "session_lock_dir")))
         return 0;
     const char *why = sesslimit_dir_problem(cfg->session_lock_dir);
     if (!why)

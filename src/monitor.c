@@ -409,7 +409,7 @@ static enum pam_outcome take_slot(struct monitor *m, const char *account, unsign
 {
     const struct config *cfg = m->si.cfg;
     /* Rootless, the default directory is root's: the limit holds where the admin named one. */
-    if (max == 0 || (cfg->rootless && !config_line(cfg, "session_lock_dir")))
+    if (max == 0 || (cfg->rootless && !config_given(cfg, "session_lock_dir")))
         return PAMAUTH_OK;
     int fd = sesslimit_take(cfg->session_lock_dir, account, max, why, whylen);
     if (fd == SESSLIMIT_FULL) {

@@ -30,11 +30,11 @@ def rootless(make_server, env):
             fh.write(f"{kind} required {PAM_MATRIX} passdb={passdb}\n")
     os.chown(d, UID, UID)
 
-    def make(**conf):
+    def make(exec_prefix=(), **conf):
         # The fixture's default is root's: rootless, sessions are counted in alice's.
         conf.setdefault("session_lock_dir", os.path.join(d, "sessions"))
         s = make_server(prefix=["setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups",
-                                "--"],
+                                "--", *exec_prefix],
                         tls_cert_file=os.path.join(d, "server.pem"),
                         tls_key_file=os.path.join(d, "server.key"),
                         pam_service="ftpsd-rootless", **conf)
@@ -60,6 +60,23 @@ def test_rootless_counts_sessions_in_its_own_directory(rootless, env):
     f1, f2 = s2.ftps("alice"), s2.ftps("alice")
     f1.quit()
     f2.quit()
+
+
+def test_rootless_counts_sessions_with_the_lock_directory_given_by_o(rootless, env):
+    """session_lock_dir given by -o (a user unit's ExecStart, say) is set as one in the file
+    is: an -o value has no line, and the sessions were not counted when "set" was judged by
+    the line."""
+    d = os.path.join(env.path("rootless"), "sessions-o")
+    s = rootless(max_sessions_per_user=1, session_lock_dir=None,
+                 exec_prefix=["sh", "-c", f'exec "$0" -o session_lock_dir={d} "$@"'])
+    f = s.ftps("alice")
+    r = s.tls_raw()
+    assert r.cmd("USER alice")[0] == 331
+    assert r.cmd(f"PASS {USERS['alice'][1]}")[1][-1] == (
+        "530 Too many sessions of this account are open; try again later.")
+    r.close()
+    f.quit()
+    assert os.listdir(d) == ["u_alice.0"]
 
 
 def test_rootless_serves_its_user(rootless, env):
