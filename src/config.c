@@ -1028,8 +1028,14 @@ static void print_value(FILE *out, const void *base, const struct key *k)
 void config_dump(const struct config *c, FILE *out)
 {
     fprintf(out, "# ftpsd -T: every key's value from %s, defaults included\n", c->path);
-    for (size_t i = 0; i < ARRAY_LEN(keys); i++)
+    for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+        /* Set at all, session_lock_dir makes a rootless server count sessions (even set to
+         * its default, root's /run/ftpsd, where every counted login would then fail): left at
+         * its default it is shown as a comment, so that the output reads back the same. */
+        if (!c->given[i] && strcmp(keys[i].name, "session_lock_dir") == 0)
+            fputc('#', out);
         print_value(out, c, &keys[i]);
+    }
     for (unsigned v = 0; v < c->nvhosts; v++) {
         fprintf(out, "\n[host %s]\n", c->vhosts[v].name);
         for (size_t i = 0; i < ARRAY_LEN(host_keys); i++)

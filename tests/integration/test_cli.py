@@ -792,6 +792,21 @@ def test_dump_prints_every_setting_and_reads_back_the_same(tmp_path, env):
     assert t.returncode == 0, t.stderr
 
 
+def test_dump_leaves_an_unset_session_lock_dir_unset(tmp_path, env):
+    """Whether session_lock_dir is set at all is a setting (a rootless server counts sessions
+    only then): -T shows its default as a comment, so that its output read back does not set
+    it (rootless, to root's /run/ftpsd: every login would fail); one set in the file or by -o
+    is printed as set."""
+    path = conf_from(tmp_path, good_settings(env))
+    r = run(["-T", "-f", path], env=wrapper_env(env))
+    assert r.returncode == 0, r.stderr
+    lines = dumped(r.stdout)
+    assert "#session_lock_dir = /run/ftpsd" in lines, lines
+    assert not [l for l in lines if l.startswith("session_lock_dir")], lines
+    r = run(["-T", "-f", path, "-o", f"session_lock_dir={tmp_path}"], env=wrapper_env(env))
+    assert r.returncode == 0 and f"session_lock_dir = {tmp_path}" in dumped(r.stdout), r
+
+
 def test_dump_of_a_bad_file_prints_only_the_error(tmp_path, env):
     path = conf_from(tmp_path, good_settings(env) | {"idle_timeout": "forever"})
     r = run(["-T", "-f", path], env=wrapper_env(env))
