@@ -334,7 +334,6 @@ void cmd_chmod(struct usess *s, const struct ureq *q, struct uresp *r)
 
 void cmd_umask(struct usess *s, const struct ureq *q, struct uresp *r)
 {
-    (void)s;
     if (!q->arg[0]) {
         mode_t cur = umask(0);
         umask(cur);
@@ -345,6 +344,14 @@ void cmd_umask(struct usess *s, const struct ureq *q, struct uresp *r)
     unsigned long m = strtoul(q->arg, &end, 8);
     if (*end || m > 0777 || q->arg[0] == '-' || q->arg[0] == '+') {
         uresp_set(r, 501, "SITE UMASK needs an octal mask such as 022.");
+        return;
+    }
+    /* Else a new upload would get the modes SITE CHMOD may not give (umask 000). */
+    if (!s->chmod_enable && (m & s->base_umask) != s->base_umask) {
+        uresp_set(r, 550,
+                  "Permission denied: without SITE CHMOD, SITE UMASK may only make modes "
+                  "stricter than %04o.",
+                  s->base_umask);
         return;
     }
     umask((mode_t)m);

@@ -337,6 +337,7 @@ void session_main(const struct session_args *a)
         _exit(1);
     }
     umask((mode_t)a->umask);
+    s.base_umask = a->umask;
     /* config_validate() checked both lists; one that fails here ends the session rather than
      * let it run without the names it keeps out. */
     if (namefilter_parse(&s.deny, a->deny_file ? a->deny_file : "", why, sizeof why) < 0 ||

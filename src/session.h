@@ -44,6 +44,7 @@ struct usess {
     bool anonymous;   /* downloads only of what everyone may read */
     bool upload_only; /* anon_write_enable = upload: new files, nothing else */
     bool chmod_enable;
+    unsigned base_umask; /* the account's umask: with chmod_enable off, SITE UMASK keeps it */
     uid_t uid;
     int chan;
     int rootfd;

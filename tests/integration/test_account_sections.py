@@ -232,7 +232,8 @@ def test_groups_asked_of_nss_once_per_login(make_server, env):
 def test_chmod_enable_in_the_main_part_and_a_section(make_server, env):
     """chmod_enable = no refuses SITE CHMOD and leaves the mode the umask gave (a lab whose
     students must not make their work readable to others); [user bob] gives it back to him.
-    SITE UMASK is not SITE CHMOD: it still works."""
+    SITE UMASK may then only make modes stricter: SITE UMASK 000 would make the next upload
+    readable by all."""
     s = make_server(write_enable="yes", chmod_enable="no", umask="077",
                     sections="[user bob]\nchmod_enable = yes\n")
     for user, allowed in (("alice", False), ("bob", True)):
@@ -244,12 +245,21 @@ def test_chmod_enable_in_the_main_part_and_a_section(make_server, env):
         if allowed:
             assert f.sendcmd(f"SITE CHMOD 644 {name}").startswith("200")
             assert os.stat(path).st_mode & 0o777 == 0o644
+            assert f.sendcmd("SITE UMASK 000").startswith("200")
         else:
             with pytest.raises(ftplib.error_perm) as e:
                 f.sendcmd(f"SITE CHMOD 644 {name}")
             assert str(e.value) == ("550 Permission denied: SITE CHMOD is not enabled for this "
                                     "account."), e.value
             assert os.stat(path).st_mode & 0o777 == 0o600
-            assert f.sendcmd("SITE UMASK 022").startswith("200")
+            for loose in ("000", "022", "070"):
+                with pytest.raises(ftplib.error_perm) as e:
+                    f.sendcmd(f"SITE UMASK {loose}")
+                assert str(e.value) == ("550 Permission denied: without SITE CHMOD, SITE UMASK "
+                                        "may only make modes stricter than 0077."), e.value
+            assert f.sendcmd("SITE UMASK 0177").startswith("200")
+            f.storbinary(f"STOR {name}.2", io.BytesIO(b"c"))
+            assert os.stat(path + ".2").st_mode & 0o777 == 0o600
+            os.unlink(path + ".2")
         f.quit()
         os.unlink(path)
