@@ -43,10 +43,8 @@ def rootless(make_server, env):
     return make
 
 
-def test_rootless_counts_sessions_in_its_own_directory(rootless, env):
-    """With session_lock_dir set to one of the running user's, the limit holds rootless too
-    (the default, /run/ftpsd, is root's: there the sessions are not counted)."""
-    s = rootless(max_sessions_per_user=1)
+def second_login_refused(s):
+    """With alice logged in once, a second login of hers gets the session limit's 530."""
     f = s.ftps("alice")
     r = s.tls_raw()
     assert r.cmd("USER alice")[0] == 331
@@ -54,6 +52,13 @@ def test_rootless_counts_sessions_in_its_own_directory(rootless, env):
         "530 Too many sessions of this account are open; try again later.")
     r.close()
     f.quit()
+
+
+def test_rootless_counts_sessions_in_its_own_directory(rootless, env):
+    """With session_lock_dir set to one of the running user's, the limit holds rootless too
+    (the default, /run/ftpsd, is root's: there the sessions are not counted)."""
+    s = rootless(max_sessions_per_user=1)
+    second_login_refused(s)
     d = os.path.join(env.path("rootless"), "sessions")
     assert os.stat(d).st_uid == UID
     s2 = rootless(max_sessions_per_user=1, session_lock_dir=None)
@@ -69,13 +74,7 @@ def test_rootless_counts_sessions_with_the_lock_directory_given_by_o(rootless, e
     d = os.path.join(env.path("rootless"), "sessions-o")
     s = rootless(max_sessions_per_user=1, session_lock_dir=None,
                  exec_prefix=["sh", "-c", f'exec "$0" -o session_lock_dir={d} "$@"'])
-    f = s.ftps("alice")
-    r = s.tls_raw()
-    assert r.cmd("USER alice")[0] == 331
-    assert r.cmd(f"PASS {USERS['alice'][1]}")[1][-1] == (
-        "530 Too many sessions of this account are open; try again later.")
-    r.close()
-    f.quit()
+    second_login_refused(s)
     assert os.listdir(d) == ["u_alice.0"]
 
 
