@@ -401,11 +401,7 @@ static void check_paths(const struct config *cfg)
                "warning: anon_root %s: %s: every anonymous login would fail", cfg->anon_root, why);
     if (cfg->xferlog_file[0]) {
         char dir[PATH_MAX];
-        snprintf(dir, sizeof dir, "%s", cfg->xferlog_file);
-        char *slash = strrchr(dir, '/'); /* there is one: the path is absolute */
-        if (slash == dir)
-            slash++; /* "/x" is in "/" */
-        *slash = '\0';
+        path_dir_of(cfg->xferlog_file, dir, sizeof dir);
         if ((why = dir_problem(dir))[0])
             report(cfg, config_line(cfg, "xferlog_file"),
                    "warning: xferlog_file %s: directory %s: %s: no transfer would be logged",

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util.h"
+
 /* Another user who could write here could hold every slot of an account, or swap a slot file
  * for a link to one of root's files. */
 static const char *unsafe_dir(const struct stat *st)
@@ -101,12 +103,7 @@ const char *sesslimit_dir_problem(const char *dir)
     if (errno != ENOENT)
         return "cannot be examined";
     char parent[4096];
-    snprintf(parent, sizeof parent, "%s", dir);
-    char *slash = strrchr(parent, '/');
-    if (slash && slash != parent)
-        *slash = '\0';
-    else if (slash)
-        slash[1] = '\0';
+    path_dir_of(dir, parent, sizeof parent);
     if (stat(parent, &st) < 0 || !S_ISDIR(st.st_mode)) {
         errno = ENOENT;
         return "is missing, and so is the directory it would be made in";

@@ -165,6 +165,14 @@ bool str_has_prefix_ci(const char *s, const char *prefix)
     return strncasecmp(s, prefix, strlen(prefix)) == 0;
 }
 
+void path_dir_of(const char *path, char *out, size_t len)
+{
+    snprintf(out, len, "%s", path);
+    char *slash = strrchr(out, '/');
+    if (slash)
+        slash[slash == out] = '\0'; /* "/x" is in "/" */
+}
+
 int write_full(int fd, const void *buf, size_t len)
 {
     const char *p = buf;

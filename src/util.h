@@ -57,6 +57,9 @@ void text_sanitize(char *s, char repl);
 
 bool str_ieq(const char *a, const char *b);
 bool str_has_prefix_ci(const char *s, const char *prefix);
+/* The directory an absolute configured path (xferlog_file, session_lock_dir) is in, into out:
+ * what comes before its last '/', "/" for a name in the root. */
+void path_dir_of(const char *path, char *out, size_t len);
 
 /* Write all of buf to a blocking descriptor, retrying on EINTR. */
 int write_full(int fd, const void *buf, size_t len);

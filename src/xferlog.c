@@ -19,11 +19,7 @@
 static void take_dir_group(int fd, const char *path)
 {
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        return;
-    slash[slash == dir] = '\0'; /* "/x" is in "/" */
+    path_dir_of(path, dir, sizeof dir);
     struct stat st;
     if (stat(dir, &st) == 0)
         (void)!fchown(fd, (uid_t)-1, st.st_gid); /* rootless: EPERM, the file stays ours */

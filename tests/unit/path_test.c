@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "unit.h"
+#include "util.h"
 
 static const char *join(const char *cwd, const char *arg)
 {
@@ -18,6 +19,14 @@ static const char *join(const char *cwd, const char *arg)
 
 int main(void)
 {
+    /* The directory of a configured file (xferlog_file, session_lock_dir). */
+    char conf_dir[64];
+    path_dir_of("/var/log/ftpsd/xferlog", conf_dir, sizeof conf_dir);
+    CHECK_STR(conf_dir, "/var/log/ftpsd");
+    path_dir_of("/xferlog", conf_dir, sizeof conf_dir);
+    CHECK_STR(conf_dir, "/");
+    path_dir_of("/run/ftpsd/", conf_dir, sizeof conf_dir);
+    CHECK_STR(conf_dir, "/run/ftpsd");
     CHECK_STR(join("/", ""), "/");
     CHECK_STR(join("/", "."), "/");
     CHECK_STR(join("/", ".."), "/");
