@@ -202,7 +202,6 @@ unsigned config_host_line(const struct config *c, unsigned v, const char *key)
     return config_line(c, key);
 }
 
-/* Returns NULL on success or a description of what is wrong with the value. */
 /* yes/true/on/1 or no/false/off/0, as every yes-or-no key (and anon_write_enable) takes them. */
 static bool parse_yes_no(const char *v, bool *out)
 {
@@ -215,6 +214,7 @@ static bool parse_yes_no(const char *v, bool *out)
     return true;
 }
 
+/* Returns NULL on success or a description of what is wrong with the value. */
 static const char *set_value(void *base, const struct key *k, const char *v, char *why,
                              size_t whylen)
 {
@@ -971,17 +971,36 @@ static const char *facility_name(int v)
     return NULL;
 }
 
+/* An enumerated kind's value (K_TLSVER ... K_ANONWRITE) as the file names it. */
+static const char *enum_name(enum ktype t, int v)
+{
+    switch (t) {
+    case K_TLSVER:
+        return v == TLS1_3_VERSION ? "1.3" : "1.2";
+    case K_LOGLEVEL:
+        return level_name(v);
+    case K_FACILITY:
+        return facility_name(v);
+    case K_SECCOMP:
+        return v == SECCOMP_TRAP  ? "trap"
+               : v == SECCOMP_LOG ? "log"
+               : v == SECCOMP_OFF ? "off"
+                                  : "on";
+    case K_PROXY:
+        return v == PROXY_V1 ? "v1" : v == PROXY_V2 ? "v2" : v == PROXY_ANY ? "any" : "off";
+    case K_ANONWRITE:
+        return v == ANON_WRITE_UPLOAD ? "upload" : v == ANON_WRITE_YES ? "yes" : "no";
+    default:
+        return NULL;
+    }
+}
+
 /* A value written as the file would give it, so that what -T prints reads back as the same
  * settings. */
 static void print_value(FILE *out, const void *base, const struct key *k)
 {
     const void *field = (const char *)base + k->off;
-    /* An enumerated kind's value: only those fields are ints (a bool's would be misread). */
-    int i = 0;
-    if (k->type == K_TLSVER || k->type == K_LOGLEVEL || k->type == K_FACILITY ||
-        k->type == K_SECCOMP || k->type == K_PROXY || k->type == K_ANONWRITE)
-        i = *(const int *)field;
-    const char *name = NULL;
+    const char *name;
     switch (k->type) {
     case K_STR:
     case K_PATH:
@@ -1000,26 +1019,8 @@ static void print_value(FILE *out, const void *base, const struct key *k)
     case K_OCTAL:
         fprintf(out, "%s = %03o\n", k->name, *(const unsigned *)field);
         return;
-    case K_TLSVER:
-        name = i == TLS1_3_VERSION ? "1.3" : "1.2";
-        break;
-    case K_LOGLEVEL:
-        name = level_name(i);
-        break;
-    case K_FACILITY:
-        name = facility_name(i);
-        break;
-    case K_SECCOMP:
-        name = i == SECCOMP_TRAP  ? "trap"
-               : i == SECCOMP_LOG ? "log"
-               : i == SECCOMP_OFF ? "off"
-                                  : "on";
-        break;
-    case K_PROXY:
-        name = i == PROXY_V1 ? "v1" : i == PROXY_V2 ? "v2" : i == PROXY_ANY ? "any" : "off";
-        break;
-    case K_ANONWRITE:
-        name = i == ANON_WRITE_UPLOAD ? "upload" : i == ANON_WRITE_YES ? "yes" : "no";
+    default: /* the enumerated kinds, whose fields are ints (a bool's is not aligned for one) */
+        name = enum_name(k->type, *(const int *)field);
         break;
     }
     fprintf(out, "%s =%s%s\n", k->name, name && !name[0] ? "" : " ", name ? name : "?");
