@@ -22,6 +22,14 @@ gid_t *acct_groups(const struct passwd *pw, int *n)
     return g;
 }
 
+const char *acct_guest_problem(const struct passwd *g, uid_t nopriv_uid)
+{
+    return !g                        ? "does not exist"
+           : g->pw_uid == 0          ? "must not be root"
+           : g->pw_uid == nopriv_uid ? "must not have nopriv_user's uid"
+                                     : NULL;
+}
+
 /* 1 if the account is in group name, 0 if not (or no such group), -1 if NSS failed to say. */
 static int in_group(const char *name, const gid_t *g, int n)
 {

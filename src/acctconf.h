@@ -24,6 +24,11 @@ struct acct_settings {
  * Freed by the caller. */
 gid_t *acct_groups(const struct passwd *pw, int *n);
 
+/* Why g (guest_user's passwd entry, NULL if none) cannot carry virtual users, or NULL: it
+ * must exist, not be root, and not share nopriv_user's uid (the front could then signal the
+ * user process). ftpsd -t and the monitor judge it alike. */
+const char *acct_guest_problem(const struct passwd *g, uid_t nopriv_uid);
+
 /*
  * Each setting from the [user] section of user (the account's name, or a virtual user's, who
  * runs as the account pw: guest_user) if it sets it; else from the first [group] section, in

@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "acctconf.h"
 #include "banner.h"
 #include "certmap.h"
 #include "config.h"
@@ -274,11 +275,7 @@ static int check_guest_user(const struct config *cfg)
     }
     struct passwd *np = getpwnam(cfg->nopriv_user);
     uid_t nopriv = np ? np->pw_uid : 0;
-    struct passwd *g = getpwnam(cfg->guest_user);
-    const char *why = !g                    ? "does not exist"
-                      : g->pw_uid == 0      ? "must not be root"
-                      : g->pw_uid == nopriv ? "must not have nopriv_user's uid"
-                                            : NULL;
+    const char *why = acct_guest_problem(getpwnam(cfg->guest_user), nopriv);
     if (why) {
         report(cfg, line, "guest_user '%s' %s", cfg->guest_user, why);
         return 1;

@@ -296,12 +296,8 @@ static struct passwd *virtual_account(const struct monitor *m, const char *user,
     }
     char r[200];
     const char *bad = user_refused(cfg, cfg->guest_user, &pw, r, sizeof r);
-    if (pw && pw->pw_uid == 0)
-        bad = "must not be root";
-    else if (!bad && !pw)
-        bad = "does not exist";
-    else if (!bad && pw->pw_uid == m->si.nopriv_uid)
-        bad = "must not have nopriv_user's uid";
+    if (!bad || (pw && pw->pw_uid == 0))
+        bad = acct_guest_problem(pw, m->si.nopriv_uid);
     if (bad) {
         snprintf(why, whylen, "guest_user '%s' %s", cfg->guest_user, bad);
         return NULL;
