@@ -186,14 +186,16 @@ static void check_key_mode(const struct config *cfg, unsigned v, const char *key
 {
     struct stat st;
     char buf[300];
-    const char *readers = stat(keyfile, &st) == 0 ? key_readers(&st, buf, sizeof buf) : NULL;
+    if (stat(keyfile, &st) < 0)
+        return;
+    const char *readers = key_readers(&st, buf, sizeof buf);
     if (readers)
         report(cfg, config_host_line(cfg, v, "tls_key_file"),
                "warning: key %s is readable by %s (mode %04o): only its owner, root's group or "
                "ssl-cert should read it",
                keyfile, readers, (unsigned)(st.st_mode & 07777));
     /* Whoever may write it may swap in a key of their own, whatever group it is. */
-    else if (stat(keyfile, &st) == 0 && (st.st_mode & (S_IWGRP | S_IWOTH)))
+    else if (st.st_mode & (S_IWGRP | S_IWOTH))
         report(cfg, config_host_line(cfg, v, "tls_key_file"),
                "warning: key %s is writable by %s (mode %04o): only its owner should write it",
                keyfile, st.st_mode & S_IWOTH ? "everyone" : "its group",
